@@ -1,0 +1,3 @@
+//! The `spalloc` command-line tool.
+
+fn main() {}
