@@ -4,3 +4,7 @@
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
+
+mod error;
+
+pub use error::{Error, Result};

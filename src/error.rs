@@ -1,0 +1,187 @@
+//! The crate's one error type.
+//!
+//! Each variant's `Display` describes its own layer only (short, lowercase, no
+//! trailing period), and `source()` exposes the layer below, so that a caller
+//! can print the whole chain as `msg: cause: cause`. Server exceptions are kept
+//! apart from transport failures because the command-line tools report them
+//! differently ("Error from server" vs "Error communicating with server").
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong in this crate.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// Connecting, reading or writing failed at the operating-system level.
+    Io(io::Error),
+    /// No reply arrived before the deadline.
+    Timeout,
+    /// The server closed the connection.
+    Disconnected,
+    /// The server sent a line longer than the configured bound.
+    LineTooLong {
+        /// The bound, in bytes, that was exceeded.
+        limit: usize,
+    },
+    /// A line from the server was not valid JSON.
+    Json(serde_json::Error),
+    /// A line from the server was JSON of the wrong shape, e.g. a reply field
+    /// of the wrong type. The message names the command and the field.
+    Protocol(String),
+    /// The server answered a command with `{"exception": …}`.
+    Server(String),
+    /// The server's version is outside the range this client supports.
+    IncompatibleVersion(String),
+    /// A configuration file (or string) has a bad value or cannot be parsed.
+    Config {
+        /// The file, or a description of where the text came from.
+        path: PathBuf,
+        /// The key at fault, when one is.
+        key: Option<String>,
+        /// What was wrong.
+        message: String,
+    },
+    /// A caller-supplied value cannot be used, e.g. an empty owner.
+    InvalidArgument(String),
+    /// The job was destroyed, by request or by the server.
+    JobDestroyed {
+        /// The job's id.
+        id: u64,
+        /// The reason the server gave, if any.
+        reason: Option<String>,
+    },
+    /// The server does not know the job (never created, or long forgotten).
+    JobUnknown {
+        /// The job's id.
+        id: u64,
+    },
+}
+
+/// `Result` with this crate's [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Whether this is a transport-level failure (connection refused or
+    /// lost, timeout, garbled reply) that reconnecting might cure, as opposed
+    /// to an answer from the server or a local mistake.
+    pub fn is_transport(&self) -> bool {
+        match self {
+            Error::Io(_)
+            | Error::Timeout
+            | Error::Disconnected
+            | Error::LineTooLong { .. }
+            | Error::Json(_)
+            | Error::Protocol(_) => true,
+            Error::Server(_)
+            | Error::IncompatibleVersion(_)
+            | Error::Config { .. }
+            | Error::InvalidArgument(_)
+            | Error::JobDestroyed { .. }
+            | Error::JobUnknown { .. } => false,
+        }
+    }
+
+    pub(crate) fn protocol(msg: impl Into<String>) -> Self {
+        Error::Protocol(msg.into())
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io(_) => f.write_str("i/o error"),
+            Error::Timeout => f.write_str("timed out waiting for the server"),
+            Error::Disconnected => f.write_str("server closed the connection"),
+            Error::LineTooLong { limit } => {
+                write!(f, "server sent a line longer than {limit} bytes")
+            }
+            Error::Json(_) => f.write_str("server sent invalid JSON"),
+            Error::Protocol(msg) => write!(f, "unexpected reply from server: {msg}"),
+            Error::Server(msg) => f.write_str(msg),
+            Error::IncompatibleVersion(v) => write!(f, "incompatible server version ({v})"),
+            Error::Config { path, key, message } => match key {
+                Some(key) => write!(f, "{}: key '{key}': {message}", path.display()),
+                None => write!(f, "{}: {message}", path.display()),
+            },
+            Error::InvalidArgument(msg) => f.write_str(msg),
+            Error::JobDestroyed { id, reason } => match reason.as_deref() {
+                Some(r) if !r.is_empty() => write!(f, "job {id} was destroyed: {r}"),
+                _ => write!(f, "job {id} was destroyed"),
+            },
+            Error::JobUnknown { id } => write!(f, "job {id} is not known to the server"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(e),
+            Error::Json(e) => Some(e),
+            Error::Timeout
+            | Error::Disconnected
+            | Error::LineTooLong { .. }
+            | Error::Protocol(_)
+            | Error::Server(_)
+            | Error::IncompatibleVersion(_)
+            | Error::Config { .. }
+            | Error::InvalidArgument(_)
+            | Error::JobDestroyed { .. }
+            | Error::JobUnknown { .. } => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        match e.kind() {
+            // Unix reports an expired socket timeout as WouldBlock, Windows as
+            // TimedOut: both mean our deadline passed.
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Error::Timeout,
+            io::ErrorKind::UnexpectedEof => Error::Disconnected,
+            _ => Error::Io(e),
+        }
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::Json(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_stays_small() {
+        // Errors travel through every Result in the crate; keep them cheap to move.
+        assert!(std::mem::size_of::<Error>() <= 56, "{}", std::mem::size_of::<Error>());
+    }
+
+    #[test]
+    fn config_error_names_file_and_key() {
+        let e = Error::Config {
+            path: PathBuf::from("/etc/xdg/spalloc"),
+            key: Some("port".into()),
+            message: "expected an integer, got 'abc'".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "/etc/xdg/spalloc: key 'port': expected an integer, got 'abc'"
+        );
+    }
+
+    #[test]
+    fn timeouts_normalise() {
+        let e: Error = io::Error::from(io::ErrorKind::WouldBlock).into();
+        assert!(matches!(e, Error::Timeout));
+        let e: Error = io::Error::from(io::ErrorKind::TimedOut).into();
+        assert!(matches!(e, Error::Timeout));
+        let e: Error = io::Error::from(io::ErrorKind::ConnectionRefused).into();
+        assert!(matches!(e, Error::Io(_)) && e.is_transport());
+    }
+}
