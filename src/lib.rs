@@ -6,5 +6,6 @@
 #![deny(missing_docs, missing_debug_implementations)]
 
 mod error;
+pub mod server;
 
 pub use error::{Error, Result};
