@@ -1,1 +1,2 @@
 //! The single integration-test binary: every module below shares one build.
+mod server;

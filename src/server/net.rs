@@ -48,6 +48,97 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// A mutex that hands itself to waiters strictly in arrival order.
+///
+/// std's mutex lets the thread that just unlocked take the lock straight
+/// back, so a client pipelining expensive requests (say `list_jobs` on a
+/// big machine) could starve everyone else. Queueing waiters and handing
+/// the lock to the oldest bounds any client's wait to one request per
+/// other client ahead of it.
+pub(crate) struct FairLock<T> {
+    data: Mutex<T>,
+    turns: Mutex<Turns>,
+}
+
+#[derive(Default)]
+struct Turns {
+    held: bool,
+    next_ticket: u64,
+    handed_to: Option<u64>,
+    waiting: VecDeque<(u64, thread::Thread)>,
+}
+
+/// Access to the data of a [`FairLock`]; passes the lock on when dropped.
+pub(crate) struct FairGuard<'a, T> {
+    data: MutexGuard<'a, T>,
+    lock: &'a FairLock<T>,
+}
+
+impl<T> FairLock<T> {
+    pub fn new(data: T) -> FairLock<T> {
+        FairLock {
+            data: Mutex::new(data),
+            turns: Mutex::new(Turns::default()),
+        }
+    }
+
+    pub fn lock(&self) -> FairGuard<'_, T> {
+        let mut turns = lock(&self.turns);
+        if turns.held || !turns.waiting.is_empty() {
+            let ticket = turns.next_ticket;
+            turns.next_ticket += 1;
+            turns.waiting.push_back((ticket, thread::current()));
+            // park() may wake spuriously: wait until the lock was handed to
+            // this ticket by unlock().
+            while turns.handed_to != Some(ticket) {
+                drop(turns);
+                thread::park();
+                turns = lock(&self.turns);
+            }
+            turns.handed_to = None;
+        }
+        turns.held = true;
+        drop(turns);
+        FairGuard {
+            data: lock(&self.data),
+            lock: self,
+        }
+    }
+
+    fn unlock(&self) {
+        let mut turns = lock(&self.turns);
+        match turns.waiting.pop_front() {
+            Some((ticket, waiter)) => {
+                // Stays held: ownership passes directly to the waiter.
+                turns.handed_to = Some(ticket);
+                waiter.unpark();
+            }
+            None => turns.held = false,
+        }
+    }
+}
+
+impl<T> std::ops::Deref for FairGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.data
+    }
+}
+
+impl<T> std::ops::DerefMut for FairGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.data
+    }
+}
+
+impl<T> Drop for FairGuard<'_, T> {
+    fn drop(&mut self) {
+        // The data guard itself is released just after this; the next owner
+        // may wait a moment for it, which is harmless.
+        self.lock.unlock();
+    }
+}
+
 impl Outbox {
     fn new(stream: TcpStream, limit: usize) -> Outbox {
         Outbox {
@@ -65,7 +156,10 @@ impl Outbox {
             return;
         }
         if s.bytes.saturating_add(line.len()) > self.limit {
-            debug!("client {:?} is not reading its replies; disconnecting it", self.stream.peer_addr());
+            debug!(
+                "client {:?} is not reading its replies; disconnecting it",
+                self.stream.peer_addr()
+            );
             s.closed = true;
             s.queue.clear();
             s.bytes = 0;
@@ -96,6 +190,10 @@ impl Outbox {
         }
         let _ = self.stream.shutdown(Shutdown::Both);
         self.ready.notify_all();
+    }
+
+    fn is_closed(&self) -> bool {
+        lock(&self.state).closed
     }
 
     fn next(&self) -> Option<Arc<str>> {
@@ -144,13 +242,20 @@ impl Core {
         if jobs.is_empty() && machines.is_empty() {
             return;
         }
-        let all_jobs: Option<Arc<str>> = (!jobs.is_empty()).then(|| commands::jobs_changed(&jobs).into());
+        let all_jobs: Option<Arc<str>> =
+            (!jobs.is_empty()).then(|| commands::jobs_changed(&jobs).into());
         let all_machines: Option<Arc<str>> =
             (!machines.is_empty()).then(|| commands::machines_changed(&machines).into());
         for c in self.connections.values() {
             for (watch_all, line) in [
-                (matches!(c.subscriptions.jobs, commands::Watch::Everything), &all_jobs),
-                (matches!(c.subscriptions.machines, commands::Watch::Everything), &all_machines),
+                (
+                    matches!(c.subscriptions.jobs, commands::Watch::Everything),
+                    &all_jobs,
+                ),
+                (
+                    matches!(c.subscriptions.machines, commands::Watch::Everything),
+                    &all_machines,
+                ),
             ] {
                 if let (true, Some(line)) = (watch_all, line) {
                     c.outbox.push(line.clone());
@@ -174,9 +279,11 @@ impl Core {
 
 /// State shared by all of a server's threads.
 pub(crate) struct Shared {
-    pub core: Mutex<Core>,
-    /// Wakes the ticker when an earlier event was scheduled or on shutdown.
-    pub wake: Condvar,
+    pub core: FairLock<Core>,
+    /// Set (and signalled) to wake the ticker early: an earlier event was
+    /// scheduled, there is state to save, or the server is stopping.
+    pub wake: Mutex<bool>,
+    pub wake_signal: Condvar,
     pub config: ServerConfig,
     pub stopping: AtomicBool,
     pub threads: Mutex<Vec<JoinHandle<()>>>,
@@ -191,8 +298,26 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
-    pub fn lock(&self) -> MutexGuard<'_, Core> {
-        lock(&self.core)
+    pub fn lock(&self) -> FairGuard<'_, Core> {
+        self.core.lock()
+    }
+
+    pub fn wake_ticker(&self) {
+        *lock(&self.wake) = true;
+        self.wake_signal.notify_one();
+    }
+
+    /// Sleeps until woken or until `timeout` has passed.
+    fn sleep(&self, timeout: Duration) {
+        let mut woken = lock(&self.wake);
+        if !*woken {
+            woken = self
+                .wake_signal
+                .wait_timeout(woken, timeout)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+        *woken = false;
     }
 }
 
@@ -223,14 +348,20 @@ fn start_connection(shared: &Arc<Shared>, stream: TcpStream) -> io::Result<()> {
     let peer = stream.peer_addr()?;
     stream.set_nodelay(true)?;
     stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
-    let outbox = Arc::new(Outbox::new(stream.try_clone()?, shared.config.max_queued_output));
+    let outbox = Arc::new(Outbox::new(
+        stream.try_clone()?,
+        shared.config.max_queued_output,
+    ));
     let id = {
         let mut core = shared.lock();
         if core.stopping {
             return Ok(());
         }
         if core.connections.len() >= shared.config.max_connections {
-            info!("refusing {peer}: already {} clients", core.connections.len());
+            info!(
+                "refusing {peer}: already {} clients",
+                core.connections.len()
+            );
             let line = "{\"exception\": \"too many connections; try again later\"}\n";
             let mut s = &stream;
             let _ = s.write_all(line.as_bytes());
@@ -277,7 +408,7 @@ fn serve(shared: &Arc<Shared>, id: u64, peer: SocketAddr, stream: TcpStream, out
     };
     match writer {
         Ok(writer) => {
-            read_loop(shared, id, peer, stream);
+            read_loop(shared, id, peer, stream, outbox);
             if let Some(c) = shared.lock().connections.remove(&id) {
                 c.outbox.close();
             }
@@ -305,13 +436,17 @@ fn write_loop(outbox: &Outbox) {
     }
 }
 
-fn read_loop(shared: &Arc<Shared>, id: u64, peer: SocketAddr, stream: TcpStream) {
+fn read_loop(shared: &Arc<Shared>, id: u64, peer: SocketAddr, stream: TcpStream, outbox: &Outbox) {
     let host = peer.ip().to_string();
     let limit = shared.config.max_line_length;
     let mut reader = BufReader::with_capacity(64 * 1024, stream);
     let mut line: Vec<u8> = Vec::new();
     let mut too_long = false;
     loop {
+        if outbox.is_closed() {
+            // Disconnected for not reading: drop whatever it still sent.
+            return;
+        }
         let buf = match reader.fill_buf() {
             Ok([]) => return,
             Ok(b) => b,
@@ -386,7 +521,7 @@ fn handle_request(shared: &Shared, id: u64, host: &str, line: &[u8]) {
     let dirty = shared.config.state_file.is_some() && !was_dirty && core.controller.is_dirty();
     drop(core);
     if earlier || dirty {
-        shared.wake.notify_one();
+        shared.wake_ticker();
     }
 }
 
@@ -394,8 +529,8 @@ fn handle_request(shared: &Shared, id: u64, host: &str, line: &[u8]) {
 pub(crate) fn tick_loop(shared: &Shared) {
     let interval = shared.config.timeout_check_interval;
     let mut next_save = Instant::now();
-    let mut core = shared.lock();
     loop {
+        let mut core = shared.lock();
         if core.stopping {
             return;
         }
@@ -410,7 +545,6 @@ pub(crate) fn tick_loop(shared: &Shared) {
                     warn!("could not save the state to {}: {e}", path.display());
                 }
                 next_save = later(now, shared.config.save_interval);
-                core = shared.lock();
                 continue;
             }
         }
@@ -421,23 +555,32 @@ pub(crate) fn tick_loop(shared: &Shared) {
         if shared.config.state_file.is_some() && core.controller.is_dirty() {
             until = until.min(next_save.max(now));
         }
-        let wait = until.saturating_duration_since(now).max(Duration::from_millis(1));
-        core = shared
-            .wake
-            .wait_timeout(core, wait)
-            .map(|(g, _)| g)
-            .unwrap_or_else(|e| e.into_inner().0);
+        drop(core);
+        shared.sleep(
+            until
+                .saturating_duration_since(now)
+                .max(Duration::from_millis(1)),
+        );
     }
 }
 
 /// Stops accepting, disconnects everyone and waits for all threads.
-pub(crate) fn stop(shared: &Shared, addr: SocketAddr, acceptor: Option<JoinHandle<()>>, ticker: Option<JoinHandle<()>>) {
+pub(crate) fn stop(
+    shared: &Shared,
+    addr: SocketAddr,
+    acceptor: Option<JoinHandle<()>>,
+    ticker: Option<JoinHandle<()>>,
+) {
     shared.stopping.store(true, Ordering::SeqCst);
     if let Some(acceptor) = acceptor {
         // accept() has no timeout: knock on our own door to wake it.
         let target = match addr.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port()),
-            IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), addr.port()),
+            IpAddr::V4(ip) if ip.is_unspecified() => {
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
+            }
+            IpAddr::V6(ip) if ip.is_unspecified() => {
+                SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), addr.port())
+            }
             _ => addr,
         };
         match TcpStream::connect_timeout(&target, Duration::from_secs(2)) {
@@ -458,7 +601,7 @@ pub(crate) fn stop(shared: &Shared, addr: SocketAddr, acceptor: Option<JoinHandl
     for t in threads {
         let _ = t.join();
     }
-    shared.wake.notify_all();
+    shared.wake_ticker();
     if let Some(ticker) = ticker {
         let _ = ticker.join();
     }
@@ -468,5 +611,78 @@ pub(crate) fn stop(shared: &Shared, addr: SocketAddr, acceptor: Option<JoinHandl
             Ok(()) => info!("state saved to {}", path.display()),
             Err(e) => warn!("could not save the state to {}: {e}", path.display()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::net::TcpListener;
+
+    fn pair() -> io::Result<(TcpStream, TcpStream)> {
+        let l = TcpListener::bind("127.0.0.1:0")?;
+        let a = TcpStream::connect(l.local_addr()?)?;
+        let (b, _) = l.accept()?;
+        a.set_read_timeout(Some(Duration::from_secs(5)))?;
+        Ok((a, b))
+    }
+
+    #[test]
+    fn outbox_overflow_disconnects_only_that_client() -> io::Result<()> {
+        let (mut peer, server_side) = pair()?;
+        let outbox = Outbox::new(server_side, 100);
+        outbox.push(Arc::from("x".repeat(60)));
+        assert!(!outbox.is_closed());
+        outbox.push(Arc::from("y".repeat(60)));
+        assert!(outbox.is_closed());
+        // Nothing more is queued, and the peer sees the connection end.
+        assert_eq!(outbox.next(), None);
+        let mut buf = Vec::new();
+        let end = peer.read_to_end(&mut buf);
+        assert!(end.is_ok() || end.is_err_and(|e| e.kind() != io::ErrorKind::WouldBlock));
+        assert!(buf.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn outbox_close_flushes_what_is_queued() -> io::Result<()> {
+        let (mut peer, server_side) = pair()?;
+        let outbox = Arc::new(Outbox::new(server_side, 1000));
+        outbox.push(Arc::from("one\n"));
+        outbox.push(Arc::from("two\n"));
+        outbox.close();
+        let o = outbox.clone();
+        let writer = thread::spawn(move || write_loop(&o));
+        let _ = writer.join();
+        let _ = outbox.stream.shutdown(Shutdown::Both);
+        let mut got = String::new();
+        peer.read_to_string(&mut got)?;
+        assert_eq!(got, "one\ntwo\n");
+        Ok(())
+    }
+
+    #[test]
+    fn fair_lock_serves_waiters_in_order() {
+        let lock = Arc::new(FairLock::new(Vec::new()));
+        let first = lock.lock();
+        let mut handles = Vec::new();
+        for i in 0..5 {
+            let l = lock.clone();
+            handles.push(thread::spawn(move || l.lock().push(i)));
+            // Let each thread queue up before the next starts.
+            while lock_queue_len(&lock) < i + 1 {
+                thread::yield_now();
+            }
+        }
+        drop(first);
+        for h in handles {
+            let _ = h.join();
+        }
+        assert_eq!(*lock.lock(), vec![0, 1, 2, 3, 4]);
+    }
+
+    fn lock_queue_len<T>(l: &FairLock<T>) -> usize {
+        lock(&l.turns).waiting.len()
     }
 }

@@ -1,0 +1,378 @@
+//! Malformed input, argument checking, misbehaving clients and many clients.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use spalloc::server::{Machine, ServerConfig, VirtualServer};
+
+use super::{Client, READ_TIMEOUT, TestResult, fail, start};
+
+/// The connection must still answer properly.
+fn still_usable(c: &mut Client) -> TestResult {
+    assert_eq!(c.call("version", json!([]), json!({}))?, "1.1.0");
+    Ok(())
+}
+
+#[test]
+fn malformed_lines_get_exceptions_and_the_connection_survives() -> TestResult {
+    let server = start(vec![Machine::new("m", 1, 1)])?;
+    let mut c = Client::connect(server.local_addr())?;
+    let cases: Vec<(&[u8], &str)> = vec![
+        (b"\xff\xfe{}\n", "UTF-8"),
+        (b"this is not json\n", "not valid JSON"),
+        (b"{\"command\": \"version\"\n", "not valid JSON"),
+        (b"{\"command\": \"version\"} trailing\n", "not valid JSON"),
+        (b"42\n", "JSON object"),
+        (b"[1, 2]\n", "JSON object"),
+        (b"null\n", "JSON object"),
+        (b"{}\n", "no \"command\""),
+        (b"{\"command\": null}\n", "no \"command\""),
+        (b"{\"command\": 5}\n", "must be a string"),
+        (b"{\"command\": \"launch_missiles\"}\n", "unknown command: launch_missiles"),
+        (b"{\"command\": \"version\", \"args\": {}}\n", "\"args\" must be a list"),
+        (b"{\"command\": \"version\", \"args\": null}\n", "\"args\" must be a list"),
+        (b"{\"command\": \"version\", \"kwargs\": []}\n", "\"kwargs\" must be an object"),
+        (b"\n", "empty request"),
+        (b"   \t \n", "empty request"),
+        (b"\r\n", "empty request"),
+        (b"{\"command\": \"version\", \"args\": [1]}\n", "takes 0 positional arguments"),
+        (b"{\"command\": \"get_job_state\"}\n", "missing required argument 'job_id'"),
+        (b"{\"command\": \"get_job_state\", \"args\": [\"1\"]}\n", "job_id must be an integer"),
+        (b"{\"command\": \"get_job_state\", \"args\": [1.5]}\n", "whole number"),
+        (b"{\"command\": \"get_job_state\", \"args\": [1], \"kwargs\": {\"job_id\": 1}}\n", "multiple values"),
+        (b"{\"command\": \"job_keepalive\", \"kwargs\": {\"id\": 1}}\n", "unexpected keyword argument 'id'"),
+        (b"{\"command\": \"destroy_job\", \"args\": [1, 5]}\n", "reason must be a string"),
+        (b"{\"command\": \"notify_machine\", \"args\": [5]}\n", "machine_name must be a string"),
+        (b"{\"command\": \"get_board_position\", \"args\": [\"m\", 0, 0]}\n", "missing required argument 'z'"),
+        (b"{\"command\": \"where_is\", \"args\": [1]}\n", "keyword arguments only"),
+        (b"{\"command\": \"where_is\", \"kwargs\": {\"machine\": \"m\", \"x\": 0}}\n", "Invalid arguments: machine, x"),
+        (b"{\"command\": \"where_is\", \"kwargs\": {\"machine\": \"m\", \"chip_x\": 0, \"chip_y\": \"0\"}}\n", "chip_y must be an integer"),
+        (b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\n", "not valid JSON"),
+    ];
+    for (line, want) in cases {
+        let e = c.raw_err(line)?;
+        assert!(
+            e.contains(want),
+            "{:?}: got {e:?}, wanted {want:?}",
+            String::from_utf8_lossy(line)
+        );
+        still_usable(&mut c)?;
+    }
+    // \r\n line endings are accepted, and a request may arrive in pieces.
+    c.send_raw(b"{\"command\": \"vers")?;
+    thread::sleep(Duration::from_millis(50));
+    c.send_raw(b"ion\"}\r\n")?;
+    assert_eq!(c.reply()?, super::Reply::Return(json!("1.1.0")));
+    // Several requests in one write are answered in order.
+    c.send_raw(
+        b"{\"command\": \"version\"}\n{\"command\": \"list_machines\"}\n{\"command\": \"nope\"}\n",
+    )?;
+    assert_eq!(c.reply()?, super::Reply::Return(json!("1.1.0")));
+    assert!(matches!(c.reply()?, super::Reply::Return(Value::Array(_))));
+    assert!(matches!(c.reply()?, super::Reply::Exception(_)));
+    Ok(())
+}
+
+#[test]
+fn create_job_is_checked_before_a_job_exists() -> TestResult {
+    let server = start(vec![Machine::new("m", 2, 2)])?;
+    let mut c = Client::connect(server.local_addr())?;
+    let cases = [
+        (json!([]), json!({}), "owner must be specified for all jobs"),
+        (
+            json!([]),
+            json!({"owner": null}),
+            "owner must be specified for all jobs",
+        ),
+        (json!([]), json!({"owner": 5}), "owner must be a string"),
+        (
+            json!([]),
+            json!({"owner": "o", "colour": "red"}),
+            "unexpected keyword argument 'colour'",
+        ),
+        (
+            json!([]),
+            json!({"owner": "o", "machine": "m", "tags": ["default"]}),
+            "Only one of machine and tags may be specified for a job.",
+        ),
+        (
+            json!([]),
+            json!({"owner": "o", "require_torus": true}),
+            "require_torus must be False when allocating boards.",
+        ),
+        (
+            json!([1, 1, 1]),
+            json!({"owner": "o", "require_torus": true}),
+            "require_torus must be False when allocating boards.",
+        ),
+        (
+            json!([4]),
+            json!({"owner": "o", "min_ratio": -0.5}),
+            "min_ratio must not be negative",
+        ),
+        (
+            json!([1, 1, 1, 0]),
+            json!({"owner": "o"}),
+            "at most 3 positional arguments",
+        ),
+        (json!(["2"]), json!({"owner": "o"}), "must be an integer"),
+        (
+            json!([]),
+            json!({"owner": "o", "keepalive": "60"}),
+            "keepalive must be a number",
+        ),
+        (
+            json!([]),
+            json!({"owner": "o", "tags": "default"}),
+            "tags must be a list",
+        ),
+        (
+            json!([]),
+            json!({"owner": "o", "tags": [1]}),
+            "each tag must be a string",
+        ),
+        (
+            json!([]),
+            json!({"owner": "o", "machine": 1}),
+            "machine must be a string",
+        ),
+        (
+            json!([2]),
+            json!({"owner": "o", "min_ratio": "x"}),
+            "min_ratio must be a number",
+        ),
+        (
+            json!([2]),
+            json!({"owner": "o", "max_dead_boards": 0.5}),
+            "whole number",
+        ),
+        (
+            json!([2, 1]),
+            json!({"owner": "o", "require_torus": 1}),
+            "require_torus must be a boolean",
+        ),
+    ];
+    for (args, kwargs, want) in cases {
+        let e = c.call_err("create_job", args.clone(), kwargs.clone())?;
+        assert!(e.contains(want), "{args} {kwargs}: got {e:?}");
+    }
+    // No job was created and no id used up.
+    assert_eq!(c.call("list_jobs", json!([]), json!({}))?, json!([]));
+    assert_eq!(c.create(json!([]), json!({}))?, 1);
+    // null optional arguments mean their defaults; trailing null positional
+    // arguments are ignored.
+    let id = c.create(
+        json!([2, null]),
+        json!({"min_ratio": null, "max_dead_boards": null, "max_dead_links": null,
+               "require_torus": null, "machine": null, "tags": null}),
+    )?;
+    assert_eq!(c.state_num(id)?, 3);
+    Ok(())
+}
+
+#[test]
+fn over_long_lines_are_discarded() -> TestResult {
+    let server = VirtualServer::start(
+        ServerConfig::for_tests()
+            .machines(vec![Machine::new("m", 1, 1)])
+            .max_line_length(100),
+    )?;
+    let mut c = Client::connect(server.local_addr())?;
+    let mut long = vec![b'x'; 10_000];
+    long.push(b'\n');
+    let e = c.raw_err(&long)?;
+    assert!(e.contains("line too long"), "{e}");
+    still_usable(&mut c)?;
+    // Exactly at the limit is fine (it is then just bad JSON).
+    let mut edge = vec![b' '; 99];
+    edge.push(b'1');
+    edge.push(b'\n');
+    let e = c.raw_err(&edge)?;
+    assert!(e.contains("JSON object"), "{e}");
+    // A long line sent in pieces is discarded as a whole.
+    c.send_raw(&[b'{'; 80])?;
+    c.send_raw(&[b'{'; 80])?;
+    let e = c.raw_err(b"}\n")?;
+    assert!(e.contains("line too long"), "{e}");
+    still_usable(&mut c)?;
+    Ok(())
+}
+
+#[test]
+fn a_client_that_never_reads_does_not_block_others() -> TestResult {
+    let server = VirtualServer::start(
+        ServerConfig::for_tests()
+            .machines(vec![Machine::new("m", 4, 4)])
+            .max_queued_output(64 * 1024),
+    )?;
+    let addr = server.local_addr();
+    let mut c = Client::connect(addr)?;
+    for _ in 0..40 {
+        c.create(json!([]), json!({}))?;
+    }
+    // The slow client floods requests for big replies and never reads.
+    let slow = TcpStream::connect(addr)?;
+    slow.set_write_timeout(Some(Duration::from_millis(100)))?;
+    let flood = thread::spawn(move || -> Result<(), String> {
+        let line = b"{\"command\": \"list_jobs\"}\n".repeat(100);
+        let mut s = &slow;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            match s.write(&line) {
+                Ok(_) => {}
+                // Its requests back up while the server is busy with the
+                // earlier ones: still connected.
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    thread::sleep(Duration::from_millis(20));
+                }
+                // Cut off by the server.
+                Err(_) => return Ok(()),
+            }
+        }
+        Err("the slow client was never disconnected".to_owned())
+    });
+    // Meanwhile everyone else is served promptly.
+    let mut other = Client::connect(addr)?;
+    for _ in 0..50 {
+        let t = Instant::now();
+        still_usable(&mut other)?;
+        c.call("list_jobs", json!([]), json!({}))?;
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "took {:?}",
+            t.elapsed()
+        );
+    }
+    match flood.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return fail(e),
+        Err(_) => return fail("flood thread panicked"),
+    }
+    still_usable(&mut other)?;
+    Ok(())
+}
+
+#[test]
+fn many_clients_at_once() -> TestResult {
+    let server = start(vec![Machine::new("m", 4, 4)])?;
+    let addr = server.local_addr();
+    let workers: Vec<_> = (0..20)
+        .map(|i| {
+            thread::spawn(move || -> Result<Vec<u64>, String> {
+                let mut c = Client::connect(addr).map_err(|e| e.to_string())?;
+                let mut ids = Vec::new();
+                for _ in 0..5 {
+                    let id = c
+                        .create(json!([]), json!({"owner": format!("w{i}")}))
+                        .map_err(|e| e.to_string())?;
+                    ids.push(id);
+                }
+                Ok(ids)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for w in workers {
+        match w.join() {
+            Ok(Ok(ids)) => all.extend(ids),
+            Ok(Err(e)) => return fail(e),
+            Err(_) => return fail("worker panicked"),
+        }
+    }
+    all.sort_unstable();
+    assert_eq!(all, (1..=100).collect::<Vec<u64>>());
+    let mut c = Client::connect(addr)?;
+    let jobs = c.call("list_jobs", json!([]), json!({}))?;
+    let mut used: Vec<Value> = jobs
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|j| j["state"] == 3)
+                .map(|j| j["boards"].clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    // 48 boards: 48 jobs got one each, all different; the rest wait.
+    assert_eq!(used.len(), 48);
+    used.sort_by_key(|v| v.to_string());
+    used.dedup();
+    assert_eq!(used.len(), 48);
+    Ok(())
+}
+
+#[test]
+fn too_many_connections_are_turned_away() -> TestResult {
+    let server = VirtualServer::start(
+        ServerConfig::for_tests()
+            .machines(vec![Machine::new("m", 1, 1)])
+            .max_connections(2),
+    )?;
+    let mut a = Client::connect(server.local_addr())?;
+    let mut b = Client::connect(server.local_addr())?;
+    still_usable(&mut a)?;
+    still_usable(&mut b)?;
+    let mut third = Client::connect(server.local_addr())?;
+    let v = third.read_value()?;
+    assert!(
+        v["exception"]
+            .as_str()
+            .is_some_and(|e| e.contains("too many")),
+        "{v}"
+    );
+    drop(a);
+    // Once a slot is free, new clients get in.
+    super::wait_for(Duration::from_secs(3), || {
+        let mut d = Client::connect(server.local_addr())?;
+        Ok(match d.request("version", json!([]), json!({})) {
+            Ok(super::Reply::Return(_)) => Some(()),
+            _ => None,
+        })
+    })?;
+    Ok(())
+}
+
+#[test]
+fn report_problem_is_accepted() -> TestResult {
+    let server = start(vec![Machine::new("m", 1, 1)])?;
+    let mut c = Client::connect(server.local_addr())?;
+    assert_eq!(
+        c.call("report_problem", json!(["192.168.0.1"]), json!({}))?,
+        Value::Null
+    );
+    assert_eq!(
+        c.call(
+            "report_problem",
+            json!(["192.168.0.1"]),
+            json!({"x": 1, "y": 2, "p": 3, "description": "smoke"})
+        )?,
+        Value::Null
+    );
+    let e = c.call_err("report_problem", json!([]), json!({}))?;
+    assert!(e.contains("missing required argument 'ip'"), "{e}");
+    Ok(())
+}
+
+#[test]
+fn server_replies_use_python_json_style() -> TestResult {
+    let server = start(vec![Machine::new("m", 1, 1)])?;
+    let mut stream = TcpStream::connect(server.local_addr())?;
+    stream.set_read_timeout(Some(READ_TIMEOUT))?;
+    stream.write_all(b"{\"command\": \"get_job_state\", \"args\": [7]}\n")?;
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\n") {
+        let n = stream.read(&mut byte)?;
+        if n == 0 {
+            return fail("closed");
+        }
+        buf.extend_from_slice(&byte);
+    }
+    let text = String::from_utf8(buf)?;
+    assert!(text.starts_with("{\"return\": {"), "{text}");
+    assert!(text.contains("\"state\": 0"), "{text}");
+    assert!(text.contains(", \""), "{text}");
+    Ok(())
+}
