@@ -381,10 +381,10 @@ fn candidate(
     if count == 0 {
         return None;
     }
-    if let Some(max) = p.max_dead_boards {
-        if p.expected - count > max {
-            return None;
-        }
+    if let Some(max) = p.max_dead_boards
+        && p.expected - count > max
+    {
+        return None;
     }
 
     let mut torus = Wrap::default();

@@ -100,12 +100,18 @@ pub(crate) fn line_too_long(limit: usize) -> String {
     )))
 }
 
-fn encode_reply(reply: Result<Value, String>) -> String {
-    let obj = match reply {
-        Ok(v) => json!({ "return": v }),
-        Err(e) => json!({ "exception": e }),
-    };
-    encode_line(&obj)
+/// A command's result: a value, or JSON text already encoded.
+enum Answer {
+    Value(Value),
+    Encoded(String),
+}
+
+fn encode_reply(reply: Result<Answer, String>) -> String {
+    match reply {
+        Ok(Answer::Value(v)) => encode_line(&json!({ "return": v })),
+        Ok(Answer::Encoded(text)) => format!("{{\"return\": {text}}}\n"),
+        Err(e) => encode_line(&json!({ "exception": e })),
+    }
 }
 
 /// `{"jobs_changed": [...]}` with its newline.
@@ -118,16 +124,23 @@ pub(crate) fn machines_changed(names: &[String]) -> String {
     encode_line(&json!({ "machines_changed": names }))
 }
 
+/// A JSON line the way Python's `json.dumps` writes it.
+fn encode_line(v: &Value) -> String {
+    let mut text = encode(v);
+    text.push('\n');
+    text
+}
+
 /// JSON the way Python's `json.dumps` writes it: a space after `:` and `,`,
 /// and non-ASCII characters escaped as `\uXXXX`.
-fn encode_line(v: &Value) -> String {
+fn encode<T: Serialize + ?Sized>(v: &T) -> String {
     let mut out = Vec::with_capacity(128);
     let mut ser = serde_json::Serializer::with_formatter(&mut out, PythonStyle);
     if v.serialize(&mut ser).is_err() {
-        // Serialising a Value into memory cannot fail; keep a valid reply.
-        return "{\"exception\": \"internal error: could not encode reply\"}\n".to_owned();
+        // Serialising plain data into memory cannot fail; stay valid JSON.
+        return "null".to_owned();
     }
-    out.push(b'\n');
+    // The formatter only ever writes ASCII.
     String::from_utf8(out).unwrap_or_default()
 }
 
@@ -187,7 +200,7 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-fn run(ctx: &mut Context<'_>, line: &[u8]) -> Result<Value, String> {
+fn run(ctx: &mut Context<'_>, line: &[u8]) -> Result<Answer, String> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let text = std::str::from_utf8(line).map_err(|_| "request is not valid UTF-8".to_owned())?;
     if text.trim().is_empty() {
@@ -349,7 +362,15 @@ fn number(name: &str, v: &Value) -> Result<f64, String> {
         .ok_or_else(|| format!("{name} must be a number, not {}", type_name(v)))
 }
 
-fn dispatch(ctx: &mut Context<'_>, call: &Call<'_>) -> Result<Value, String> {
+fn dispatch(ctx: &mut Context<'_>, call: &Call<'_>) -> Result<Answer, String> {
+    if call.name == "list_jobs" {
+        call.no_args()?;
+        return Ok(Answer::Encoded(encode(&ctx.controller.list_jobs())));
+    }
+    command(ctx, call).map(Answer::Value)
+}
+
+fn command(ctx: &mut Context<'_>, call: &Call<'_>) -> Result<Value, String> {
     let (host, now) = (ctx.host, ctx.now);
     let ctl = &mut *ctx.controller;
     match call.name {
@@ -415,10 +436,6 @@ fn dispatch(ctx: &mut Context<'_>, call: &Call<'_>) -> Result<Value, String> {
                 ctx.subscriptions.machines.remove(name);
             }
             Ok(Value::Null)
-        }
-        "list_jobs" => {
-            call.no_args()?;
-            Ok(ctl.list_jobs())
         }
         "list_machines" => {
             call.no_args()?;

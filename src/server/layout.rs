@@ -75,7 +75,9 @@ pub(crate) fn spinner_layout(w: i32, h: i32) -> Option<BTreeMap<(i32, i32, i32),
     }
     let (cpc, rpf) = (wc / nc, hc / nf);
 
-    let mut frames: BTreeMap<(i64, i64), Vec<(i64, (i32, i32, i32))>> = BTreeMap::new();
+    // Boards of each (cabinet, frame), with their provisional slot numbers.
+    type Slots = Vec<(i64, (i32, i32, i32))>;
+    let mut frames: BTreeMap<(i64, i64), Slots> = BTreeMap::new();
     for ((&b, &x), &y) in boards.iter().zip(&xs).zip(&ys) {
         let (c, f) = (x / cpc, y / rpf);
         let num = y % rpf + rpf * (x % cpc);

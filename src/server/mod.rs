@@ -150,17 +150,17 @@ impl VirtualServer {
             max_retired_jobs: config.max_retired_jobs,
         };
         let mut controller = Controller::new(settings, defs);
-        if let Some(path) = &config.state_file {
-            if let Some(saved) = persist::load(path)? {
-                info!(
-                    "restoring {} job(s) from {}",
-                    saved.jobs.len(),
-                    path.display()
-                );
-                controller.restore(saved, Instant::now());
-                // Nobody is connected yet to be told about these.
-                controller.take_changes();
-            }
+        if let Some(path) = &config.state_file
+            && let Some(saved) = persist::load(path)?
+        {
+            info!(
+                "restoring {} job(s) from {}",
+                saved.jobs.len(),
+                path.display()
+            );
+            controller.restore(saved, Instant::now());
+            // Nobody is connected yet to be told about these.
+            controller.take_changes();
         }
         let listener = TcpListener::bind(config.listen)?;
         let addr = listener.local_addr()?;

@@ -537,16 +537,17 @@ pub(crate) fn tick_loop(shared: &Shared) {
         let now = Instant::now();
         core.controller.tick(now);
         core.notify();
-        if let Some(path) = &shared.config.state_file {
-            if now >= next_save && core.controller.take_dirty() {
-                let saved = core.controller.save();
-                drop(core);
-                if let Err(e) = persist::save(path, &saved) {
-                    warn!("could not save the state to {}: {e}", path.display());
-                }
-                next_save = later(now, shared.config.save_interval);
-                continue;
+        if let Some(path) = &shared.config.state_file
+            && now >= next_save
+            && core.controller.take_dirty()
+        {
+            let saved = core.controller.save();
+            drop(core);
+            if let Err(e) = persist::save(path, &saved) {
+                warn!("could not save the state to {}: {e}", path.display());
             }
+            next_save = later(now, shared.config.save_interval);
+            continue;
         }
         let mut until = later(now, interval);
         if let Some(t) = core.controller.next_event() {

@@ -376,3 +376,70 @@ fn server_replies_use_python_json_style() -> TestResult {
     assert!(text.contains(", \""), "{text}");
     Ok(())
 }
+
+#[test]
+fn a_big_loaded_machine_stays_responsive() -> TestResult {
+    // 1200 boards, 1000 live jobs, 100 clients at once.
+    let server = start(vec![Machine::new("big", 20, 20)])?;
+    let addr = server.local_addr();
+    let mut c = Client::connect(addr)?;
+    let mut pipelined = Vec::new();
+    for _ in 0..1000 {
+        pipelined.extend_from_slice(
+            b"{\"command\": \"create_job\", \"kwargs\": {\"owner\": \"o\", \"keepalive\": null}}\n",
+        );
+    }
+    c.send_raw(&pipelined)?;
+    for _ in 0..1000 {
+        if !matches!(c.reply()?, super::Reply::Return(_)) {
+            return fail("create_job failed");
+        }
+    }
+    let workers: Vec<_> = (0..100u64)
+        .map(|i| {
+            thread::spawn(move || -> Result<Duration, String> {
+                let run = || -> TestResult<Duration> {
+                    let mut c = Client::connect(addr)?;
+                    let mut worst = Duration::ZERO;
+                    for k in 0..5 {
+                        let t = Instant::now();
+                        let id = 1 + (i * 5 + k) % 1000;
+                        let s = c.state(id)?;
+                        if s["state"] != 3 {
+                            return fail(format!("job {id}: {s}"));
+                        }
+                        c.call(
+                            "where_is",
+                            json!([]),
+                            json!({"job_id": id, "chip_x": 0, "chip_y": 0}),
+                        )?;
+                        worst = worst.max(t.elapsed());
+                    }
+                    if i % 10 == 0 {
+                        let jobs = c.call("list_jobs", json!([]), json!({}))?;
+                        if jobs.as_array().map(Vec::len) != Some(1000) {
+                            return fail("list_jobs lost jobs");
+                        }
+                    }
+                    Ok(worst)
+                };
+                run().map_err(|e| e.to_string())
+            })
+        })
+        .collect();
+    let mut worst = Duration::ZERO;
+    for w in workers {
+        match w.join() {
+            Ok(Ok(d)) => worst = worst.max(d),
+            Ok(Err(e)) => return fail(e),
+            Err(_) => return fail("worker panicked"),
+        }
+    }
+    // Generous for an unoptimised build on two cores; a stalled server
+    // would take the 5 s read timeout.
+    assert!(
+        worst < Duration::from_secs(3),
+        "slowest request took {worst:?}"
+    );
+    Ok(())
+}
