@@ -149,12 +149,12 @@ fn keepalive_expiry_of_allocated_and_queued_jobs() -> TestResult {
     // The queued job runs out first, so it is still queued when it does.
     let a = c.create(json!([1, 1]), json!({"keepalive": 0.5}))?;
     let q = c.create(json!([1, 1]), json!({"keepalive": 0.2}))?;
-    let kept = c.create(json!([1, 1]), json!({"keepalive": 0.3}))?;
+    let kept = c.create(json!([1, 1]), json!({"keepalive": 1.0}))?;
     let forever = c.create(json!([1, 1]), json!({"keepalive": null}))?;
     // Keep one queued job alive from a second connection while the others
     // run out; list_jobs and where_is must not count as keepalives.
     let mut other = Client::connect(server.local_addr())?;
-    let until = Instant::now() + Duration::from_millis(900);
+    let until = Instant::now() + Duration::from_millis(1200);
     while Instant::now() < until {
         other.call("job_keepalive", json!([kept]), json!({}))?;
         c.call("list_jobs", json!([]), json!({}))?;
@@ -165,7 +165,7 @@ fn keepalive_expiry_of_allocated_and_queued_jobs() -> TestResult {
         )?;
         sleep(Duration::from_millis(50));
     }
-    assert!(started.elapsed() >= Duration::from_millis(900));
+    assert!(started.elapsed() >= Duration::from_millis(1200));
     let sa = c.state(a)?;
     assert_eq!(sa["state"], 4);
     assert_eq!(sa["reason"], "Job timed out.");
@@ -201,7 +201,7 @@ fn keepalive_refresh_records_the_caller() -> TestResult {
 
 #[test]
 fn power_transitions_take_the_power_delay() -> TestResult {
-    let delay = Duration::from_millis(300);
+    let delay = Duration::from_millis(600);
     let server = VirtualServer::start(
         ServerConfig::for_tests()
             .machines(vec![Machine::new("m", 1, 1)])
@@ -222,7 +222,7 @@ fn power_transitions_take_the_power_delay() -> TestResult {
 
     // Two overlapping power requests: ready only when both are done.
     c.call("power_off_job_boards", json!([id]), json!({}))?;
-    sleep(Duration::from_millis(150));
+    sleep(Duration::from_millis(300));
     let t1 = Instant::now();
     c.call("power_on_job_boards", json!([id]), json!({}))?;
     let s = c.state(id)?;
@@ -230,7 +230,8 @@ fn power_transitions_take_the_power_delay() -> TestResult {
         (s["state"].clone(), s["power"].clone()),
         (json!(2), json!(true))
     );
-    sleep(Duration::from_millis(200));
+    // By now the first request has finished but not the second.
+    sleep(Duration::from_millis(400));
     assert_eq!(c.state_num(id)?, 2, "still waiting for the second request");
     wait_for(Duration::from_secs(3), || {
         Ok((c.state_num(id)? == 3).then_some(()))
@@ -258,7 +259,7 @@ fn power_transitions_take_the_power_delay() -> TestResult {
 
 #[test]
 fn seconds_before_free_delays_reuse() -> TestResult {
-    let hold = Duration::from_millis(400);
+    let hold = Duration::from_millis(600);
     let server = VirtualServer::start(
         ServerConfig::for_tests()
             .machines(vec![Machine::new("m", 1, 1)])
@@ -277,7 +278,7 @@ fn seconds_before_free_delays_reuse() -> TestResult {
     )?;
     assert_eq!(w["job_id"], Value::Null);
     assert_eq!(c.state_num(b)?, 1);
-    sleep(hold / 2);
+    sleep(hold / 3);
     assert_eq!(c.state_num(b)?, 1);
     wait_for(Duration::from_secs(3), || {
         Ok((c.state_num(b)? == 3).then_some(()))

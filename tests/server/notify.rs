@@ -129,7 +129,7 @@ fn notifications_for_timed_events() -> TestResult {
     let mut c = Client::connect(server.local_addr())?;
     c.call("notify_job", json!([]), json!({}))?;
     c.call("notify_machine", json!([]), json!({}))?;
-    let a = c.create(json!([]), json!({"keepalive": 0.4}))?;
+    let a = c.create(json!([]), json!({"keepalive": 1.0}))?;
     // Creation and the start of power-on, then its completion, then expiry.
     assert_eq!(
         c.notification(Duration::from_secs(2))?,

@@ -29,8 +29,10 @@ fn jobs_survive_a_restart_on_the_same_port() -> TestResult {
     assert_eq!(c.boards(b)?, json!([[0, 1, 0]]));
     let before = c.call("list_jobs", json!([]), json!({}))?;
     let info_a = c.info(a)?;
-    // The client is still connected while the server stops: the server
-    // closes first, and the port can be bound again at once.
+    // The client is still connected while the server stops, so the server
+    // closes first and its side of the connection lingers (FIN_WAIT/
+    // TIME_WAIT) on the port. Binding the same port again at once only works
+    // with SO_REUSEADDR, which std's TcpListener sets on Unix.
     server.shutdown();
     assert!(path.exists());
 
