@@ -159,7 +159,11 @@ mod tests {
     #[test]
     fn error_stays_small() {
         // Errors travel through every Result in the crate; keep them cheap to move.
-        assert!(std::mem::size_of::<Error>() <= 72, "{}", std::mem::size_of::<Error>());
+        assert!(
+            std::mem::size_of::<Error>() <= 72,
+            "{}",
+            std::mem::size_of::<Error>()
+        );
     }
 
     #[test]
