@@ -1,1 +1,7 @@
-//! The single integration-test binary: every module below shares one build.
+//! The single integration-test binary: every module below shares one build,
+//! as ripgrep's tests do.
+
+mod support;
+
+mod client;
+mod job;
