@@ -206,11 +206,11 @@ fn every_command(dialect: Dialect) -> Result<(), Error> {
 
     let expected = [
         r#"{"command":"version","args":[],"kwargs":{}}"#,
-        r#"{"command":"create_job","args":[],"kwargs":{"keepalive":60.0,"machine":null,"max_dead_boards":0,"max_dead_links":null,"min_ratio":0.333,"owner":"me","require_torus":false,"tags":null}}"#,
-        r#"{"command":"create_job","args":[3],"kwargs":{"keepalive":60.0,"machine":null,"max_dead_boards":0,"max_dead_links":null,"min_ratio":0.333,"owner":"me","require_torus":false,"tags":null}}"#,
-        r#"{"command":"create_job","args":[2,3],"kwargs":{"keepalive":60.0,"machine":null,"max_dead_boards":0,"max_dead_links":null,"min_ratio":0.333,"owner":"me","require_torus":false,"tags":null}}"#,
-        r#"{"command":"create_job","args":[1,0,2],"kwargs":{"keepalive":5,"machine":"big","max_dead_boards":null,"max_dead_links":2,"min_ratio":0.333,"owner":"me","require_torus":false,"tags":null}}"#,
-        r#"{"command":"create_job","args":[12],"kwargs":{"keepalive":null,"machine":null,"max_dead_boards":0,"max_dead_links":null,"min_ratio":1.0,"owner":"me","require_torus":true,"tags":["a","b"]}}"#,
+        r#"{"command":"create_job","args":[],"kwargs":{"owner":"me","keepalive":60.0,"machine":null,"tags":null,"min_ratio":0.333,"max_dead_boards":0,"max_dead_links":null,"require_torus":false}}"#,
+        r#"{"command":"create_job","args":[3],"kwargs":{"owner":"me","keepalive":60.0,"machine":null,"tags":null,"min_ratio":0.333,"max_dead_boards":0,"max_dead_links":null,"require_torus":false}}"#,
+        r#"{"command":"create_job","args":[2,3],"kwargs":{"owner":"me","keepalive":60.0,"machine":null,"tags":null,"min_ratio":0.333,"max_dead_boards":0,"max_dead_links":null,"require_torus":false}}"#,
+        r#"{"command":"create_job","args":[1,0,2],"kwargs":{"owner":"me","keepalive":5,"machine":"big","tags":null,"min_ratio":0.333,"max_dead_boards":null,"max_dead_links":2,"require_torus":false}}"#,
+        r#"{"command":"create_job","args":[12],"kwargs":{"owner":"me","keepalive":null,"machine":null,"tags":["a","b"],"min_ratio":1.0,"max_dead_boards":0,"max_dead_links":null,"require_torus":true}}"#,
         r#"{"command":"job_keepalive","args":[7],"kwargs":{}}"#,
         r#"{"command":"get_job_state","args":[7],"kwargs":{}}"#,
         r#"{"command":"get_job_machine_info","args":[7],"kwargs":{}}"#,
@@ -231,10 +231,10 @@ fn every_command(dialect: Dialect) -> Result<(), Error> {
         r#"{"command":"get_board_position","args":[],"kwargs":{"machine_name":"m","x":1,"y":1,"z":2}}"#,
         r#"{"command":"get_board_at_position","args":[],"kwargs":{"machine_name":"m","x":0,"y":0,"z":7}}"#,
         r#"{"command":"where_is","args":[],"kwargs":{"machine":"m","x":1,"y":1,"z":1}}"#,
-        r#"{"command":"where_is","args":[],"kwargs":{"board":3,"cabinet":0,"frame":0,"machine":"m"}}"#,
-        r#"{"command":"where_is","args":[],"kwargs":{"chip_x":-1,"chip_y":0,"machine":"m"}}"#,
-        r#"{"command":"where_is","args":[],"kwargs":{"chip_x":15,"chip_y":11,"job_id":4}}"#,
-        r#"{"command":"report_problem","args":["10.0.0.1"],"kwargs":{"description":"broken","p":3,"x":1,"y":2}}"#,
+        r#"{"command":"where_is","args":[],"kwargs":{"machine":"m","cabinet":0,"frame":0,"board":3}}"#,
+        r#"{"command":"where_is","args":[],"kwargs":{"machine":"m","chip_x":-1,"chip_y":0}}"#,
+        r#"{"command":"where_is","args":[],"kwargs":{"job_id":4,"chip_x":15,"chip_y":11}}"#,
+        r#"{"command":"report_problem","args":["10.0.0.1"],"kwargs":{"x":1,"y":2,"p":3,"description":"broken"}}"#,
     ];
     let raw: Vec<String> = server.calls().into_iter().map(|c| c.raw).collect();
     assert_eq!(raw, expected);
