@@ -9,6 +9,7 @@
 
 use std::net::{Shutdown, TcpStream};
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -29,6 +30,9 @@ const FALLBACK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Keepalive period when the job was created without a keepalive: the Java
 /// service then applies its 60 s default, so keep it alive anyway.
 const NO_KEEPALIVE_PERIOD: Duration = Duration::from_secs(30);
+/// Waits listen for notifications in slices this long, so that an
+/// interruption is noticed promptly without any extra traffic.
+const SLICE: Duration = Duration::from_millis(100);
 /// Never send keepalives faster than this, whatever the configuration says.
 const MIN_PERIOD: Duration = Duration::from_millis(50);
 /// How long stopping waits for the keepalive thread before leaving it to
@@ -311,8 +315,50 @@ pub struct Job {
     keepalive: Option<Keepalive>,
     period: Duration,
     machine_info: Option<JobMachineInfo>,
+    interrupt: InterruptHandle,
     /// Set once destroyed or closed, so `Drop` does nothing more.
     released: bool,
+}
+
+/// Cuts short a [`Job`]'s blocking waits from another thread, for example
+/// one that handles Ctrl-C.
+///
+/// After [`interrupt`](Self::interrupt), the wait in progress (or the next
+/// one) returns [`Error::Interrupted`] within about a tenth of a second; the
+/// request is then used up.
+///
+/// # Example
+/// ```no_run
+/// # use spalloc::{Job, JobOptions, JobRequest};
+/// let mut job = Job::create(JobRequest::AnyBoard, &JobOptions::load()?)?;
+/// let handle = job.interrupt_handle();
+/// std::thread::spawn(move || {
+///     std::thread::sleep(std::time::Duration::from_secs(60));
+///     handle.interrupt(); // give up waiting after a minute
+/// });
+/// match job.wait_until_ready(None) {
+///     Err(spalloc::Error::Interrupted) => println!("gave up"),
+///     other => other?,
+/// }
+/// # Ok::<(), spalloc::Error>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct InterruptHandle(Arc<AtomicBool>);
+
+impl InterruptHandle {
+    /// Makes the job's current or next wait return [`Error::Interrupted`].
+    pub fn interrupt(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Takes a pending interruption, if there is one.
+    fn take(&self) -> Result<()> {
+        if self.0.swap(false, Ordering::SeqCst) {
+            Err(Error::Interrupted)
+        } else {
+            Ok(())
+        }
+    }
 }
 
 impl Job {
@@ -379,8 +425,14 @@ impl Job {
             keepalive: None,
             period,
             machine_info: None,
+            interrupt: InterruptHandle::default(),
             released: false,
         }
+    }
+
+    /// A handle with which another thread can cut short this job's waits.
+    pub fn interrupt_handle(&self) -> InterruptHandle {
+        self.interrupt.clone()
     }
 
     fn start_keepalive(&mut self, first: Duration) -> Result<()> {
@@ -543,32 +595,21 @@ impl Job {
     ///
     /// # Errors
     /// [`Error::Timeout`] if nothing changed within `timeout` (`None` waits
-    /// forever); [`Error::IncompatibleVersion`] if a reconnection finds
-    /// another server.
-    pub fn wait_for_state_change(
-        &mut self,
-        old: JobState,
-        timeout: Option<Duration>,
-    ) -> Result<JobStateInfo> {
+    /// forever); [`Error::Interrupted`] if cut short through an
+    /// [`InterruptHandle`]; [`Error::IncompatibleVersion`] if a
+    /// reconnection finds another server.
+    pub fn wait_for_state_change(&mut self, old: JobState, timeout: Option<Duration>) -> Result<JobStateInfo> {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
+            self.interrupt.take()?;
             match self.poll_for_change(old, deadline) {
                 Ok(Some(info)) => return Ok(info),
                 Ok(None) => {}
-                Err(e) if e.is_transport() && !matches!(e, Error::Timeout) => {
+                Err(e) if e.is_transport() => {
                     debug!("job {}: connection failed while waiting: {e}", self.id);
                     self.disconnect();
-                    let left = time_left(deadline);
-                    if left.is_some_and(|l| l.is_zero()) {
-                        return Err(Error::Timeout);
-                    }
-                    thread::sleep(left.map_or(self.server.reconnect_delay, |l| {
-                        l.min(self.server.reconnect_delay)
-                    }));
-                }
-                Err(Error::Timeout) if time_left(deadline).is_none_or(|l| !l.is_zero()) => {
-                    // A call timed out but our own deadline has not passed.
-                    self.disconnect();
+                    let delay = self.server.reconnect_delay;
+                    self.pause(time_left(deadline).map_or(delay, |l| l.min(delay)))?;
                 }
                 Err(e) => return Err(e),
             }
@@ -578,13 +619,23 @@ impl Job {
         }
     }
 
-    /// One round: subscribe, look, then wait for a hint. `Ok(None)` means
-    /// "nothing yet, go round again".
-    fn poll_for_change(
-        &mut self,
-        old: JobState,
-        deadline: Option<Instant>,
-    ) -> Result<Option<JobStateInfo>> {
+    /// Sleeps, in slices, unless interrupted.
+    fn pause(&self, how_long: Duration) -> Result<()> {
+        let end = Instant::now() + how_long;
+        loop {
+            self.interrupt.take()?;
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            thread::sleep(left.min(SLICE));
+        }
+    }
+
+    /// One round: subscribe, look, then wait for a hint (or the keepalive
+    /// period, as a fallback for servers whose hints go astray). `Ok(None)`
+    /// means "nothing yet, go round again".
+    fn poll_for_change(&mut self, old: JobState, deadline: Option<Instant>) -> Result<Option<JobStateInfo>> {
         let id = self.id;
         let period = self.period;
         // Subscribe before looking, so a change between the two still
@@ -600,12 +651,18 @@ impl Job {
         if info.state != old {
             return Ok(Some(info));
         }
-        let wait = time_left(deadline).map_or(period, |l| l.min(period));
-        if wait.is_zero() {
-            return Err(Error::Timeout);
+        let until = Instant::now() + time_left(deadline).map_or(period, |l| l.min(period));
+        loop {
+            self.interrupt.take()?;
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            let client = self.connected()?;
+            if client.wait_for_notification(Some(left.min(SLICE)))?.is_some() {
+                return Ok(None);
+            }
         }
-        client.wait_for_notification(Some(wait))?;
-        Ok(None)
     }
 
     /// Waits until the job is ready (state 3).

@@ -46,7 +46,7 @@ mod version;
 pub use client::{DEFAULT_MAX_LINE_LENGTH, DEFAULT_PORT, ProtocolClient};
 pub use config::{Config, ConfigEntry, ConfigFile, ConfigValue, FileStatus, KEYS as CONFIG_KEYS};
 pub use error::{Error, Result};
-pub use job::{Job, JobOptions};
+pub use job::{InterruptHandle, Job, JobOptions};
 pub use types::{
     Board, BoardPosition, Chip, Connection, CreateJobOptions, DeadLink, JobDescription,
     JobMachineInfo, JobRequest, JobState, JobStateInfo, MachineDescription, Notification, Number,
