@@ -40,6 +40,7 @@ mod config;
 mod error;
 mod job;
 pub mod protocol;
+pub mod server;
 mod types;
 mod version;
 

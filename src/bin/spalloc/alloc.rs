@@ -17,7 +17,7 @@ use std::thread;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-// SERVER: use spalloc::server::{ServerConfig, VirtualServer};
+use spalloc::server::{ServerConfig, VirtualServer};
 use spalloc::{Board, Config, Error, Job, JobMachineInfo, JobOptions, JobRequest, JobState, JobStateInfo, Number};
 
 use crate::Ctx;

@@ -1,0 +1,218 @@
+//! A virtual spalloc server: the spalloc v1 protocol with no hardware behind it.
+//!
+//! [`VirtualServer`] listens on TCP and answers every command of the
+//! protocol the way the Python `spalloc_server` does: the same allocation
+//! algorithm (so the same boards for the same sequence of requests), the same
+//! queueing, job states, keepalive expiry, destroy reasons, `where_is`
+//! answers and change notifications. Powering boards on and off is simulated
+//! by a configurable delay. It is meant for testing clients and for demos.
+//!
+//! Deliberate differences from the Python server, all in the direction of
+//! telling a client clearly what went wrong:
+//! * `create_job` checks its arguments before creating anything. Unknown
+//!   keyword arguments, `machine` together with `tags`, `require_torus` for a
+//!   single board, a negative `min_ratio`, more than three positional
+//!   arguments and arguments of the wrong type give `{"exception": ...}`
+//!   without creating a job or using up a job id.
+//! * Malformed requests (invalid UTF-8 or JSON, blank lines, a missing or
+//!   unknown command, wrongly typed arguments, lines over
+//!   [`ServerConfig::max_line_length`]) get `{"exception": ...}` and the
+//!   connection stays open; the Python server disconnects.
+//! * `report_problem` (from the Java server) is accepted and logged.
+//! * Lists in replies (boards, connections, changed ids) are sorted.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::io::{BufRead, BufReader, Write};
+//! use std::net::TcpStream;
+//! use spalloc::server::{Machine, ServerConfig, VirtualServer};
+//!
+//! let server = VirtualServer::start(
+//!     ServerConfig::for_tests().machines(vec![Machine::new("m", 2, 2)]),
+//! )?;
+//! let mut stream = TcpStream::connect(server.local_addr())?;
+//! stream.write_all(b"{\"command\": \"create_job\", \"args\": [1, 1], \"kwargs\": {\"owner\": \"me\"}}\n")?;
+//! let mut reply = String::new();
+//! BufReader::new(&stream).read_line(&mut reply)?;
+//! assert_eq!(reply, "{\"return\": 1}\n");
+//! server.shutdown();
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # Configuration file
+//!
+//! [`ServerConfig::from_file`] reads TOML. Every key is optional except each
+//! machine's `name` (and its `width` and `height`, unless it is a
+//! single-board machine or lists its boards explicitly):
+//!
+//! ```toml
+//! [server]
+//! ip = "127.0.0.1"              # "" = every interface
+//! port = 22244                  # 0 = any free port
+//! timeout_check_interval = 5.0  # seconds
+//! max_retired_jobs = 1200
+//! seconds_before_free = 30.0
+//! power_delay = 2.0             # how long a power on/off takes
+//! version = "1.1.0"
+//! state_file = "spalloc-state.json"
+//! save_interval = 1.0
+//! max_line_length = 1048576
+//! max_queued_output = 16777216
+//! max_connections = 1000
+//!
+//! [[machine]]                   # one table per machine, highest priority first
+//! name = "m"
+//! tags = ["default"]
+//! width = 2                     # triads
+//! height = 2
+//! dead_boards = [[0, 0, 1]]
+//! dead_links = [[1, 1, 1, "north"], [1, 1, 0, 3]]   # a link name or number
+//! layout = "spinner"            # or "linear", or "explicit" (only `boards`)
+//! base_ip = "192.168.0.0"       # the standard-address parameters
+//! cabinet_stride = "0.0.5.0"
+//! frame_stride = "0.0.1.0"
+//! board_stride = "0.0.0.8"
+//! bmp_offset = "0.0.0.0"
+//! spinnaker_offset = "0.0.0.1"
+//! boards = [{ x = 0, y = 0, z = 0, cabinet = 0, frame = 0, board = 0, ip = "10.0.0.1" }]
+//! bmps = [{ cabinet = 0, frame = 0, ip = "10.0.0.0" }]  # informational
+//!
+//! [[machine]]
+//! name = "one"
+//! tags = ["small"]
+//! base_ip = "10.1.0.0"
+//! single_board = { spinnaker_ip = "10.1.0.1" }
+//! ```
+//!
+//! Link names are `east`, `north_east`, `north`, `west`, `south_west` and
+//! `south` (numbers 0 to 5 in that order).
+
+mod allocator;
+mod commands;
+mod config;
+mod freezset;
+mod geometry;
+mod layout;
+mod machine;
+mod net;
+mod pack_tree;
+mod persist;
+mod state;
+
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::Instant;
+
+use log::info;
+
+pub use config::{ConfigError, ServerConfig};
+pub use geometry::Link;
+pub use machine::{BoardLocation, Layout, MAX_TRIADS, Machine};
+
+use net::{Core, Shared};
+use state::{Controller, Settings};
+
+/// A running virtual spalloc server.
+///
+/// It serves on background threads from [`start`](Self::start) until
+/// [`shutdown`](Self::shutdown) or drop, which stop accepting, disconnect
+/// every client, wait for all threads and, with a
+/// [`state_file`](ServerConfig::state_file), save the state.
+#[derive(Debug)]
+#[must_use = "dropping a VirtualServer shuts it down"]
+pub struct VirtualServer {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    acceptor: Option<JoinHandle<()>>,
+    ticker: Option<JoinHandle<()>>,
+}
+
+impl VirtualServer {
+    /// Validates `config`, restores the state file if there is one, binds
+    /// [`config.listen`](ServerConfig::listen) and starts serving.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for an invalid configuration (the message names the
+    /// setting), `InvalidData` for a state file that exists but cannot be
+    /// used, and the error of `bind` if the address cannot be listened on.
+    pub fn start(config: ServerConfig) -> io::Result<VirtualServer> {
+        let defs = config
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let settings = Settings {
+            power_delay: config.power_delay,
+            seconds_before_free: config.seconds_before_free,
+            max_retired_jobs: config.max_retired_jobs,
+        };
+        let mut controller = Controller::new(settings, defs);
+        if let Some(path) = &config.state_file {
+            if let Some(saved) = persist::load(path)? {
+                info!("restoring {} job(s) from {}", saved.jobs.len(), path.display());
+                controller.restore(saved, Instant::now());
+                // Nobody is connected yet to be told about these.
+                controller.take_changes();
+            }
+        }
+        let listener = TcpListener::bind(config.listen)?;
+        let addr = listener.local_addr()?;
+        info!("virtual spalloc server listening on {addr}");
+        let shared = Arc::new(Shared {
+            core: Mutex::new(Core::new(controller)),
+            wake: Condvar::new(),
+            config,
+            stopping: AtomicBool::new(false),
+            threads: Mutex::new(Vec::new()),
+        });
+        let s = shared.clone();
+        let ticker = thread::Builder::new()
+            .name("spalloc-server-tick".into())
+            .spawn(move || net::tick_loop(&s))?;
+        let s = shared.clone();
+        let acceptor = thread::Builder::new()
+            .name("spalloc-server-accept".into())
+            .spawn(move || net::accept_loop(&s, &listener));
+        let acceptor = match acceptor {
+            Ok(a) => a,
+            Err(e) => {
+                net::stop(&shared, addr, None, Some(ticker));
+                return Err(e);
+            }
+        };
+        Ok(VirtualServer {
+            shared,
+            addr,
+            acceptor: Some(acceptor),
+            ticker: Some(ticker),
+        })
+    }
+
+    /// The address the server listens on (with the real port when
+    /// [`listen`](ServerConfig::listen) asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops the server; see the type's documentation.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if self.acceptor.is_none() && self.ticker.is_none() {
+            return;
+        }
+        net::stop(&self.shared, self.addr, self.acceptor.take(), self.ticker.take());
+        info!("virtual spalloc server on {} stopped", self.addr);
+    }
+}
+
+impl Drop for VirtualServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

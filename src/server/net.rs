@@ -1,0 +1,472 @@
+//! Sockets and threads: accepting clients, reading requests, writing replies,
+//! and the ticker that runs timed events.
+//!
+//! Each client gets a reader thread and a writer thread. Replies and
+//! notifications go through a per-client outbox with a byte limit, so a
+//! client that stops reading only ever fills its own outbox (and is then
+//! disconnected); it can never block the shared state or other clients. The
+//! shared state sits behind one mutex that is held only while a single
+//! request is handled or a tick runs.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use log::{debug, info, warn};
+
+use super::commands::{self, Context, Subscriptions};
+use super::config::ServerConfig;
+use super::persist;
+use super::state::{Controller, later};
+
+/// How long a write to a client may block before the client is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The queue of lines waiting to be written to one client.
+#[derive(Debug)]
+pub(crate) struct Outbox {
+    state: Mutex<OutState>,
+    ready: Condvar,
+    stream: TcpStream,
+    limit: usize,
+}
+
+#[derive(Debug, Default)]
+struct OutState {
+    queue: VecDeque<Arc<str>>,
+    bytes: usize,
+    closed: bool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while holding these locks; if something ever did, the
+    // data is still consistent enough to keep serving other clients.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Outbox {
+    fn new(stream: TcpStream, limit: usize) -> Outbox {
+        Outbox {
+            state: Mutex::new(OutState::default()),
+            ready: Condvar::new(),
+            stream,
+            limit,
+        }
+    }
+
+    /// Queues a line; a client whose queue would overflow is disconnected.
+    fn push(&self, line: Arc<str>) {
+        let mut s = lock(&self.state);
+        if s.closed {
+            return;
+        }
+        if s.bytes.saturating_add(line.len()) > self.limit {
+            debug!("client {:?} is not reading its replies; disconnecting it", self.stream.peer_addr());
+            s.closed = true;
+            s.queue.clear();
+            s.bytes = 0;
+            drop(s);
+            let _ = self.stream.shutdown(Shutdown::Both);
+            self.ready.notify_all();
+            return;
+        }
+        s.bytes += line.len();
+        s.queue.push_back(line);
+        drop(s);
+        self.ready.notify_one();
+    }
+
+    /// Lets the writer finish what is queued, then stop.
+    fn close(&self) {
+        lock(&self.state).closed = true;
+        self.ready.notify_all();
+    }
+
+    /// Drops everything and cuts the connection at once.
+    fn abort(&self) {
+        {
+            let mut s = lock(&self.state);
+            s.closed = true;
+            s.queue.clear();
+            s.bytes = 0;
+        }
+        let _ = self.stream.shutdown(Shutdown::Both);
+        self.ready.notify_all();
+    }
+
+    fn next(&self) -> Option<Arc<str>> {
+        let mut s = lock(&self.state);
+        loop {
+            if let Some(line) = s.queue.pop_front() {
+                s.bytes -= line.len();
+                return Some(line);
+            }
+            if s.closed {
+                return None;
+            }
+            s = self.ready.wait(s).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Connection {
+    subscriptions: Subscriptions,
+    outbox: Arc<Outbox>,
+}
+
+/// Everything behind the one lock.
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub controller: Controller,
+    connections: HashMap<u64, Connection>,
+    next_connection: u64,
+    stopping: bool,
+}
+
+impl Core {
+    pub fn new(controller: Controller) -> Core {
+        Core {
+            controller,
+            connections: HashMap::new(),
+            next_connection: 0,
+            stopping: false,
+        }
+    }
+
+    /// Sends this tick's coalesced changes to every subscriber.
+    fn notify(&mut self) {
+        let (jobs, machines) = self.controller.take_changes();
+        if jobs.is_empty() && machines.is_empty() {
+            return;
+        }
+        let all_jobs: Option<Arc<str>> = (!jobs.is_empty()).then(|| commands::jobs_changed(&jobs).into());
+        let all_machines: Option<Arc<str>> =
+            (!machines.is_empty()).then(|| commands::machines_changed(&machines).into());
+        for c in self.connections.values() {
+            for (watch_all, line) in [
+                (matches!(c.subscriptions.jobs, commands::Watch::Everything), &all_jobs),
+                (matches!(c.subscriptions.machines, commands::Watch::Everything), &all_machines),
+            ] {
+                if let (true, Some(line)) = (watch_all, line) {
+                    c.outbox.push(line.clone());
+                }
+            }
+            if let commands::Watch::Only(_) = c.subscriptions.jobs {
+                let mine = c.subscriptions.jobs.filter(&jobs);
+                if !mine.is_empty() {
+                    c.outbox.push(commands::jobs_changed(&mine).into());
+                }
+            }
+            if let commands::Watch::Only(_) = c.subscriptions.machines {
+                let mine = c.subscriptions.machines.filter(&machines);
+                if !mine.is_empty() {
+                    c.outbox.push(commands::machines_changed(&mine).into());
+                }
+            }
+        }
+    }
+}
+
+/// State shared by all of a server's threads.
+pub(crate) struct Shared {
+    pub core: Mutex<Core>,
+    /// Wakes the ticker when an earlier event was scheduled or on shutdown.
+    pub wake: Condvar,
+    pub config: ServerConfig,
+    pub stopping: AtomicBool,
+    pub threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("listen", &self.config.listen)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    pub fn lock(&self) -> MutexGuard<'_, Core> {
+        lock(&self.core)
+    }
+}
+
+/// Accepts clients until the server stops.
+pub(crate) fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
+    for stream in listener.incoming() {
+        if shared.stopping.load(Ordering::SeqCst) {
+            break;
+        }
+        let stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                debug!("accept failed: {e}");
+                // Typically out of file descriptors: give clients a moment
+                // to go away instead of spinning.
+                thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+        };
+        if let Err(e) = start_connection(shared, stream) {
+            debug!("could not set up a connection: {e}");
+        }
+        lock(&shared.threads).retain(|t| !t.is_finished());
+    }
+}
+
+fn start_connection(shared: &Arc<Shared>, stream: TcpStream) -> io::Result<()> {
+    let peer = stream.peer_addr()?;
+    stream.set_nodelay(true)?;
+    stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
+    let outbox = Arc::new(Outbox::new(stream.try_clone()?, shared.config.max_queued_output));
+    let id = {
+        let mut core = shared.lock();
+        if core.stopping {
+            return Ok(());
+        }
+        if core.connections.len() >= shared.config.max_connections {
+            info!("refusing {peer}: already {} clients", core.connections.len());
+            let line = "{\"exception\": \"too many connections; try again later\"}\n";
+            let mut s = &stream;
+            let _ = s.write_all(line.as_bytes());
+            let _ = stream.shutdown(Shutdown::Both);
+            return Ok(());
+        }
+        core.next_connection += 1;
+        let id = core.next_connection;
+        core.connections.insert(
+            id,
+            Connection {
+                subscriptions: Subscriptions::default(),
+                outbox: outbox.clone(),
+            },
+        );
+        id
+    };
+    debug!("client {peer} connected");
+    let shared2 = shared.clone();
+    let spawned = thread::Builder::new()
+        .name(format!("spalloc-server-conn-{id}"))
+        .spawn(move || serve(&shared2, id, peer, stream, &outbox));
+    match spawned {
+        Ok(handle) => {
+            lock(&shared.threads).push(handle);
+            Ok(())
+        }
+        Err(e) => {
+            if let Some(c) = shared.lock().connections.remove(&id) {
+                c.outbox.abort();
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Reads and answers one client's requests until it goes away.
+fn serve(shared: &Arc<Shared>, id: u64, peer: SocketAddr, stream: TcpStream, outbox: &Arc<Outbox>) {
+    let writer = {
+        let outbox = outbox.clone();
+        thread::Builder::new()
+            .name(format!("spalloc-server-write-{id}"))
+            .spawn(move || write_loop(&outbox))
+    };
+    match writer {
+        Ok(writer) => {
+            read_loop(shared, id, peer, stream);
+            if let Some(c) = shared.lock().connections.remove(&id) {
+                c.outbox.close();
+            }
+            let _ = writer.join();
+        }
+        Err(e) => {
+            debug!("could not start a writer for {peer}: {e}");
+            if let Some(c) = shared.lock().connections.remove(&id) {
+                c.outbox.abort();
+            }
+        }
+    }
+    let _ = outbox.stream.shutdown(Shutdown::Both);
+    debug!("client {peer} disconnected");
+}
+
+fn write_loop(outbox: &Outbox) {
+    let mut stream = &outbox.stream;
+    while let Some(line) = outbox.next() {
+        if let Err(e) = stream.write_all(line.as_bytes()) {
+            debug!("write to {:?} failed: {e}", outbox.stream.peer_addr());
+            outbox.abort();
+            return;
+        }
+    }
+}
+
+fn read_loop(shared: &Arc<Shared>, id: u64, peer: SocketAddr, stream: TcpStream) {
+    let host = peer.ip().to_string();
+    let limit = shared.config.max_line_length;
+    let mut reader = BufReader::with_capacity(64 * 1024, stream);
+    let mut line: Vec<u8> = Vec::new();
+    let mut too_long = false;
+    loop {
+        let buf = match reader.fill_buf() {
+            Ok([]) => return,
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                debug!("read from {peer} failed: {e}");
+                return;
+            }
+        };
+        let (chunk, complete) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (&buf[..i], true),
+            None => (buf, false),
+        };
+        if !too_long {
+            if line.len() + chunk.len() > limit {
+                too_long = true;
+                line = Vec::new();
+            } else {
+                line.extend_from_slice(chunk);
+            }
+        }
+        let used = chunk.len() + usize::from(complete);
+        reader.consume(used);
+        if complete {
+            if too_long {
+                let reply = commands::line_too_long(limit);
+                let core = shared.lock();
+                if let Some(c) = core.connections.get(&id) {
+                    c.outbox.push(reply.into());
+                }
+            } else {
+                handle_request(shared, id, &host, &line);
+            }
+            line.clear();
+            too_long = false;
+        }
+    }
+}
+
+fn handle_request(shared: &Shared, id: u64, host: &str, line: &[u8]) {
+    let now = Instant::now();
+    let mut core = shared.lock();
+    let before = core.controller.next_event();
+    let was_dirty = core.controller.is_dirty();
+    let Core {
+        controller,
+        connections,
+        ..
+    } = &mut *core;
+    let Some(conn) = connections.get_mut(&id) else {
+        return;
+    };
+    let mut ctx = Context {
+        controller,
+        subscriptions: &mut conn.subscriptions,
+        version: &shared.config.version,
+        host,
+        now,
+    };
+    let reply = commands::handle_line(&mut ctx, line);
+    conn.outbox.push(reply.into());
+    core.controller.tick(now);
+    core.notify();
+    let after = core.controller.next_event();
+    let earlier = match (before, after) {
+        (_, None) => false,
+        (None, Some(_)) => true,
+        (Some(b), Some(a)) => a < b,
+    };
+    // The ticker also saves the state: wake it when there is newly
+    // something to save.
+    let dirty = shared.config.state_file.is_some() && !was_dirty && core.controller.is_dirty();
+    drop(core);
+    if earlier || dirty {
+        shared.wake.notify_one();
+    }
+}
+
+/// Runs timed events, keepalive checks and state saving until the server stops.
+pub(crate) fn tick_loop(shared: &Shared) {
+    let interval = shared.config.timeout_check_interval;
+    let mut next_save = Instant::now();
+    let mut core = shared.lock();
+    loop {
+        if core.stopping {
+            return;
+        }
+        let now = Instant::now();
+        core.controller.tick(now);
+        core.notify();
+        if let Some(path) = &shared.config.state_file {
+            if now >= next_save && core.controller.take_dirty() {
+                let saved = core.controller.save();
+                drop(core);
+                if let Err(e) = persist::save(path, &saved) {
+                    warn!("could not save the state to {}: {e}", path.display());
+                }
+                next_save = later(now, shared.config.save_interval);
+                core = shared.lock();
+                continue;
+            }
+        }
+        let mut until = later(now, interval);
+        if let Some(t) = core.controller.next_event() {
+            until = until.min(t);
+        }
+        if shared.config.state_file.is_some() && core.controller.is_dirty() {
+            until = until.min(next_save.max(now));
+        }
+        let wait = until.saturating_duration_since(now).max(Duration::from_millis(1));
+        core = shared
+            .wake
+            .wait_timeout(core, wait)
+            .map(|(g, _)| g)
+            .unwrap_or_else(|e| e.into_inner().0);
+    }
+}
+
+/// Stops accepting, disconnects everyone and waits for all threads.
+pub(crate) fn stop(shared: &Shared, addr: SocketAddr, acceptor: Option<JoinHandle<()>>, ticker: Option<JoinHandle<()>>) {
+    shared.stopping.store(true, Ordering::SeqCst);
+    if let Some(acceptor) = acceptor {
+        // accept() has no timeout: knock on our own door to wake it.
+        let target = match addr.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port()),
+            IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), addr.port()),
+            _ => addr,
+        };
+        match TcpStream::connect_timeout(&target, Duration::from_secs(2)) {
+            Ok(_) => {
+                let _ = acceptor.join();
+            }
+            Err(e) => warn!("could not wake the accept thread ({e}); leaving it behind"),
+        }
+    }
+    {
+        let mut core = shared.lock();
+        core.stopping = true;
+        for c in core.connections.values() {
+            c.outbox.abort();
+        }
+    }
+    let threads = std::mem::take(&mut *lock(&shared.threads));
+    for t in threads {
+        let _ = t.join();
+    }
+    shared.wake.notify_all();
+    if let Some(ticker) = ticker {
+        let _ = ticker.join();
+    }
+    if let Some(path) = &shared.config.state_file {
+        let saved = shared.lock().controller.save();
+        match persist::save(path, &saved) {
+            Ok(()) => info!("state saved to {}", path.display()),
+            Err(e) => warn!("could not save the state to {}: {e}", path.display()),
+        }
+    }
+}
