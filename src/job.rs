@@ -8,8 +8,8 @@
 //! demand, so a server restart does not end the job.
 
 use std::net::{Shutdown, TcpStream};
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -598,7 +598,11 @@ impl Job {
     /// forever); [`Error::Interrupted`] if cut short through an
     /// [`InterruptHandle`]; [`Error::IncompatibleVersion`] if a
     /// reconnection finds another server.
-    pub fn wait_for_state_change(&mut self, old: JobState, timeout: Option<Duration>) -> Result<JobStateInfo> {
+    pub fn wait_for_state_change(
+        &mut self,
+        old: JobState,
+        timeout: Option<Duration>,
+    ) -> Result<JobStateInfo> {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
             self.interrupt.take()?;
@@ -635,7 +639,11 @@ impl Job {
     /// One round: subscribe, look, then wait for a hint (or the keepalive
     /// period, as a fallback for servers whose hints go astray). `Ok(None)`
     /// means "nothing yet, go round again".
-    fn poll_for_change(&mut self, old: JobState, deadline: Option<Instant>) -> Result<Option<JobStateInfo>> {
+    fn poll_for_change(
+        &mut self,
+        old: JobState,
+        deadline: Option<Instant>,
+    ) -> Result<Option<JobStateInfo>> {
         let id = self.id;
         let period = self.period;
         // Subscribe before looking, so a change between the two still
@@ -659,7 +667,10 @@ impl Job {
                 return Ok(None);
             }
             let client = self.connected()?;
-            if client.wait_for_notification(Some(left.min(SLICE)))?.is_some() {
+            if client
+                .wait_for_notification(Some(left.min(SLICE)))?
+                .is_some()
+            {
                 return Ok(None);
             }
         }

@@ -92,10 +92,14 @@ impl Allocator {
 
     /// Checks a loaded allocator against its machine.
     pub fn is_consistent(&self, m: &MachineDef) -> bool {
-        let in_machine = |&(x, y): &(i32, i32)| (0..m.width).contains(&x) && (0..m.height).contains(&y);
+        let in_machine =
+            |&(x, y): &(i32, i32)| (0..m.width).contains(&x) && (0..m.height).contains(&y);
         let mut seen = HashSet::new();
         self.tree.is_consistent(m.width, m.height)
-            && self.shared.iter().all(|(t, s)| in_machine(t) && s.is_consistent() && seen.insert(*t))
+            && self
+                .shared
+                .iter()
+                .all(|(t, s)| in_machine(t) && s.is_consistent() && seen.insert(*t))
             && self.full.iter().all(|t| in_machine(t) && seen.insert(*t))
     }
 
@@ -311,7 +315,11 @@ impl Allocator {
 }
 
 fn board_i32(x: i64, y: i64, z: i64) -> Option<Board> {
-    Some((i32::try_from(x).ok()?, i32::try_from(y).ok()?, i32::try_from(z).ok()?))
+    Some((
+        i32::try_from(x).ok()?,
+        i32::try_from(y).ok()?,
+        i32::try_from(z).ok()?,
+    ))
 }
 
 /// Triads needed for `n` boards (`ceil(n / 3)`, as Python's `-(-n // 3)`).
@@ -320,7 +328,9 @@ fn triads_for(n: i64) -> i64 {
 }
 
 fn live_zs(m: &MachineDef, x: i32, y: i32) -> Vec<u8> {
-    (0..3u8).filter(|&z| !m.is_dead((x, y, i32::from(z)))).collect()
+    (0..3u8)
+        .filter(|&z| !m.is_dead((x, y, i32::from(z))))
+        .collect()
 }
 
 fn corners_accept(m: &MachineDef, tw: i64, th: i64, params: &FilterParams) -> bool {
@@ -336,7 +346,14 @@ fn corners_accept(m: &MachineDef, tw: i64, th: i64, params: &FilterParams) -> bo
 /// The candidate filter: the boards of rectangle `(x, y, w, h)` reachable
 /// from its origin board, and its wrap-around, or `None` if the rectangle
 /// breaks the request's limits.
-fn candidate(m: &MachineDef, x: i32, y: i32, w: i32, h: i32, p: &FilterParams) -> Option<(Vec<Board>, Wrap)> {
+fn candidate(
+    m: &MachineDef,
+    x: i32,
+    y: i32,
+    w: i32,
+    h: i32,
+    p: &FilterParams,
+) -> Option<(Vec<Board>, Wrap)> {
     let (mw, mh) = (m.width, m.height);
     let inside = |(bx, by, _): Board| x <= bx && bx < x + w && y <= by && by < y + h;
 
@@ -450,7 +467,12 @@ mod tests {
         let mut a = Allocator::new(&m);
         let now = Instant::now();
         let mut got = Vec::new();
-        for shape in [Shape::Board(1, 1, 2), Shape::AnyBoard, Shape::AnyBoard, Shape::AnyBoard] {
+        for shape in [
+            Shape::Board(1, 1, 2),
+            Shape::AnyBoard,
+            Shape::AnyBoard,
+            Shape::AnyBoard,
+        ] {
             got.push(a.allocate(&m, &req(shape), now).map(|x| x.boards));
         }
         assert_eq!(
@@ -481,7 +503,8 @@ mod tests {
 
     #[test]
     fn dead_links_count_against_the_limit() {
-        let m = def(Machine::new("m", 2, 2).dead_links([(0, 0, 0, Link::NorthEast), (0, 0, 1, Link::SouthWest)]));
+        let m = def(Machine::new("m", 2, 2)
+            .dead_links([(0, 0, 0, Link::NorthEast), (0, 0, 1, Link::SouthWest)]));
         let mut a = Allocator::new(&m);
         let mut r = req(Shape::Triads(1, 1));
         r.max_dead_links = Some(0);

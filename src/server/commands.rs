@@ -58,7 +58,11 @@ impl<T: Ord + Clone> Watch<T> {
         match self {
             Watch::Nothing => Vec::new(),
             Watch::Everything => changed.to_vec(),
-            Watch::Only(set) => changed.iter().filter(|c| set.contains(c)).cloned().collect(),
+            Watch::Only(set) => changed
+                .iter()
+                .filter(|c| set.contains(c))
+                .cloned()
+                .collect(),
         }
     }
 }
@@ -130,11 +134,19 @@ fn encode_line(v: &Value) -> String {
 struct PythonStyle;
 
 impl Formatter for PythonStyle {
-    fn begin_array_value<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+    fn begin_array_value<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
         if first { Ok(()) } else { w.write_all(b", ") }
     }
 
-    fn begin_object_key<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+    fn begin_object_key<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
         if first { Ok(()) } else { w.write_all(b", ") }
     }
 
@@ -142,7 +154,11 @@ impl Formatter for PythonStyle {
         w.write_all(b": ")
     }
 
-    fn write_string_fragment<W: ?Sized + io::Write>(&mut self, w: &mut W, fragment: &str) -> io::Result<()> {
+    fn write_string_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
         if fragment.is_ascii() {
             return w.write_all(fragment.as_bytes());
         }
@@ -175,9 +191,12 @@ fn run(ctx: &mut Context<'_>, line: &[u8]) -> Result<Value, String> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let text = std::str::from_utf8(line).map_err(|_| "request is not valid UTF-8".to_owned())?;
     if text.trim().is_empty() {
-        return Err("empty request: expected a JSON object such as {\"command\": \"version\"}".to_owned());
+        return Err(
+            "empty request: expected a JSON object such as {\"command\": \"version\"}".to_owned(),
+        );
     }
-    let value: Value = serde_json::from_str(text).map_err(|e| format!("request is not valid JSON: {e}"))?;
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| format!("request is not valid JSON: {e}"))?;
     let Value::Object(mut obj) = value else {
         return Err(format!(
             "request must be a JSON object with a \"command\" key, not {}",
@@ -187,17 +206,32 @@ fn run(ctx: &mut Context<'_>, line: &[u8]) -> Result<Value, String> {
     let command = match obj.remove("command") {
         None | Some(Value::Null) => return Err("request has no \"command\"".to_owned()),
         Some(Value::String(s)) => s,
-        Some(other) => return Err(format!("\"command\" must be a string, not {}", type_name(&other))),
+        Some(other) => {
+            return Err(format!(
+                "\"command\" must be a string, not {}",
+                type_name(&other)
+            ));
+        }
     };
     let args = match obj.remove("args") {
         None => Vec::new(),
         Some(Value::Array(a)) => a,
-        Some(other) => return Err(format!("\"args\" must be a list, not {}", type_name(&other))),
+        Some(other) => {
+            return Err(format!(
+                "\"args\" must be a list, not {}",
+                type_name(&other)
+            ));
+        }
     };
     let mut kwargs = match obj.remove("kwargs") {
         None => Map::new(),
         Some(Value::Object(k)) => k,
-        Some(other) => return Err(format!("\"kwargs\" must be an object, not {}", type_name(&other))),
+        Some(other) => {
+            return Err(format!(
+                "\"kwargs\" must be an object, not {}",
+                type_name(&other)
+            ));
+        }
     };
     // The Python server reserves this name and drops it silently.
     kwargs.remove("client");
@@ -219,7 +253,11 @@ struct Call<'a> {
 impl Call<'_> {
     /// Binds positional and keyword arguments to `params`; the first
     /// `required` parameters must be given.
-    fn bind<const N: usize>(&self, params: [&str; N], required: usize) -> Result<[Option<&Value>; N], String> {
+    fn bind<const N: usize>(
+        &self,
+        params: [&str; N],
+        required: usize,
+    ) -> Result<[Option<&Value>; N], String> {
         let name = self.name;
         if self.args.len() > N {
             return Err(format!(
@@ -407,7 +445,9 @@ fn dispatch(ctx: &mut Context<'_>, call: &Call<'_>) -> Result<Value, String> {
             let (x, y, p) = (opt_int("x", x)?, opt_int("y", y)?, opt_int("p", p)?);
             let description = opt_string("description", description)?
                 .unwrap_or("It doesn't work and I don't know why.");
-            info!("problem reported by {host} for board {ip} (chip {x:?},{y:?} core {p:?}): {description}");
+            info!(
+                "problem reported by {host} for board {ip} (chip {x:?},{y:?} core {p:?}): {description}"
+            );
             Ok(Value::Null)
         }
         other => Err(format!("unknown command: {other}")),
@@ -435,7 +475,9 @@ fn parse_create_job(call: &Call<'_>) -> Result<NewJob, String> {
     }
     let kw = call.kwargs;
     if let Some(k) = kw.keys().find(|k| !CREATE_JOB_KWARGS.contains(&k.as_str())) {
-        return Err(format!("create_job() got an unexpected keyword argument '{k}'"));
+        return Err(format!(
+            "create_job() got an unexpected keyword argument '{k}'"
+        ));
     }
     let names = ["x", "y", "z"];
     let mut pos = Vec::new();
@@ -471,7 +513,12 @@ fn parse_create_job(call: &Call<'_>) -> Result<NewJob, String> {
                 .map(|t| string("each tag", t).map(str::to_owned))
                 .collect::<Result<Vec<_>, _>>()?,
         ),
-        Some(v) => return Err(format!("tags must be a list of strings, not {}", type_name(v))),
+        Some(v) => {
+            return Err(format!(
+                "tags must be a list of strings, not {}",
+                type_name(v)
+            ));
+        }
     };
     if machine.is_some() && tags.is_some() {
         return Err("Only one of machine and tags may be specified for a job.".to_owned());
@@ -485,7 +532,12 @@ fn parse_create_job(call: &Call<'_>) -> Result<NewJob, String> {
     let require_torus = match kw.get("require_torus") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
-        Some(v) => return Err(format!("require_torus must be a boolean, not {}", type_name(v))),
+        Some(v) => {
+            return Err(format!(
+                "require_torus must be a boolean, not {}",
+                type_name(v)
+            ));
+        }
     };
     if require_torus && matches!(shape, Shape::AnyBoard | Shape::Board(..)) {
         return Err("require_torus must be False when allocating boards.".to_owned());
@@ -519,7 +571,11 @@ fn parse_where_is(call: &Call<'_>) -> Result<WhereIs, String> {
         return Err(format!(
             "where_is() takes keyword arguments only but {} positional argument{} given",
             call.args.len(),
-            if call.args.len() == 1 { " was" } else { "s were" }
+            if call.args.len() == 1 {
+                " was"
+            } else {
+                "s were"
+            }
         ));
     }
     let kw = call.kwargs;
@@ -566,7 +622,10 @@ mod tests {
             encode_line(&v),
             "{\"return\": {\"a\": [1, 2.5, null], \"b\": \"x\\u00e9\\ud83d\\ude00\"}}\n"
         );
-        assert_eq!(encode_line(&json!({"return": 60.0})), "{\"return\": 60.0}\n");
+        assert_eq!(
+            encode_line(&json!({"return": 60.0})),
+            "{\"return\": 60.0}\n"
+        );
     }
 
     #[test]

@@ -226,16 +226,29 @@ impl ServerConfig {
             message,
         };
         if self.max_line_length == 0 {
-            return Err(err("server.max_line_length".into(), "must be at least 1".into()));
+            return Err(err(
+                "server.max_line_length".into(),
+                "must be at least 1".into(),
+            ));
         }
         if self.max_connections == 0 {
-            return Err(err("server.max_connections".into(), "must be at least 1".into()));
+            return Err(err(
+                "server.max_connections".into(),
+                "must be at least 1".into(),
+            ));
         }
         if self.timeout_check_interval.is_zero() {
-            return Err(err("server.timeout_check_interval".into(), "must be more than 0".into()));
+            return Err(err(
+                "server.timeout_check_interval".into(),
+                "must be more than 0".into(),
+            ));
         }
         let default = [ServerConfig::default_machine()];
-        let machines: &[Machine] = if self.machines.is_empty() { &default } else { &self.machines };
+        let machines: &[Machine] = if self.machines.is_empty() {
+            &default
+        } else {
+            &self.machines
+        };
         let mut defs: Vec<super::machine::MachineDef> = Vec::new();
         let mut ips = std::collections::HashMap::new();
         let mut bmp_ips = std::collections::HashMap::new();
@@ -245,7 +258,10 @@ impl ServerConfig {
                 err(format!("machine[{i}]{field}"), message)
             })?;
             if defs.iter().any(|d| d.name == def.name) {
-                return Err(err(format!("machine[{i}].name"), format!("machine name {:?} is used twice", def.name)));
+                return Err(err(
+                    format!("machine[{i}].name"),
+                    format!("machine name {:?} is used twice", def.name),
+                ));
             }
             for (b, ip) in &def.ips {
                 if let Some(other) = ips.insert(ip.clone(), def.name.clone()) {
@@ -463,15 +479,35 @@ impl RawFile {
                 s.timeout_check_interval,
                 d.timeout_check_interval,
             )?,
-            max_retired_jobs: size("server.max_retired_jobs", s.max_retired_jobs, d.max_retired_jobs)?,
-            seconds_before_free: seconds("server.seconds_before_free", s.seconds_before_free, d.seconds_before_free)?,
+            max_retired_jobs: size(
+                "server.max_retired_jobs",
+                s.max_retired_jobs,
+                d.max_retired_jobs,
+            )?,
+            seconds_before_free: seconds(
+                "server.seconds_before_free",
+                s.seconds_before_free,
+                d.seconds_before_free,
+            )?,
             power_delay: seconds("server.power_delay", s.power_delay, d.power_delay)?,
             version: s.version.unwrap_or(d.version),
             state_file: s.state_file,
             save_interval: seconds("server.save_interval", s.save_interval, d.save_interval)?,
-            max_line_length: size("server.max_line_length", s.max_line_length, d.max_line_length)?,
-            max_queued_output: size("server.max_queued_output", s.max_queued_output, d.max_queued_output)?,
-            max_connections: size("server.max_connections", s.max_connections, d.max_connections)?,
+            max_line_length: size(
+                "server.max_line_length",
+                s.max_line_length,
+                d.max_line_length,
+            )?,
+            max_queued_output: size(
+                "server.max_queued_output",
+                s.max_queued_output,
+                d.max_queued_output,
+            )?,
+            max_connections: size(
+                "server.max_connections",
+                s.max_connections,
+                d.max_connections,
+            )?,
         };
         config.validate()?;
         Ok(config)
@@ -511,10 +547,16 @@ impl RawMachine {
 
         let mut m = if let Some(single) = &self.single_board {
             if self.width.is_some_and(|w| w != 1) || self.height.is_some_and(|h| h != 1) {
-                return Err(err("single_board", "a single-board machine is 1 x 1".into()));
+                return Err(err(
+                    "single_board",
+                    "a single-board machine is 1 x 1".into(),
+                ));
             }
             if !self.boards.is_empty() || self.layout.is_some() {
-                return Err(err("single_board", "cannot be combined with boards or layout".into()));
+                return Err(err(
+                    "single_board",
+                    "cannot be combined with boards or layout".into(),
+                ));
             }
             Machine::single_board(self.name.clone(), single.spinnaker_ip.clone())
         } else {
@@ -541,11 +583,19 @@ impl RawMachine {
             };
             let width = self
                 .width
-                .or_else(|| (layout == Layout::Explicit).then(|| infer(|b| b.x, |d| d.0)).flatten())
+                .or_else(|| {
+                    (layout == Layout::Explicit)
+                        .then(|| infer(|b| b.x, |d| d.0))
+                        .flatten()
+                })
                 .ok_or_else(|| err("width", "missing (the width in triads)".into()))?;
             let height = self
                 .height
-                .or_else(|| (layout == Layout::Explicit).then(|| infer(|b| b.y, |d| d.1)).flatten())
+                .or_else(|| {
+                    (layout == Layout::Explicit)
+                        .then(|| infer(|b| b.y, |d| d.1))
+                        .flatten()
+                })
                 .ok_or_else(|| err("height", "missing (the height in triads)".into()))?;
             let boards = self.boards.iter().map(|b| {
                 let loc = BoardLocation::new(b.x, b.y, b.z, b.cabinet, b.frame, b.board);
@@ -554,7 +604,9 @@ impl RawMachine {
                     None => loc,
                 }
             });
-            Machine::new(self.name.clone(), width, height).layout(layout).boards(boards)
+            Machine::new(self.name.clone(), width, height)
+                .layout(layout)
+                .boards(boards)
         };
         if let Some(tags) = &self.tags {
             m = m.tags(tags.iter().cloned());

@@ -87,7 +87,11 @@ impl FreeZSet {
         // well before it fills up), so a probe sequence that visits every
         // slot ends; the bound only guards a corrupted table.
         for _ in 0..=self.slots.len() * 2 {
-            let run = if i + LINEAR_PROBES <= mask { LINEAR_PROBES } else { 0 };
+            let run = if i + LINEAR_PROBES <= mask {
+                LINEAR_PROBES
+            } else {
+                0
+            };
             for j in i..=i + run {
                 match self.slots[j] {
                     Slot::Empty => {

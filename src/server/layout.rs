@@ -85,7 +85,14 @@ pub(crate) fn spinner_layout(w: i32, h: i32) -> Option<BTreeMap<(i32, i32, i32),
     for ((c, f), mut members) in frames {
         members.sort_unstable();
         for (i, (_, b)) in members.into_iter().enumerate() {
-            out.insert(b, (i32::try_from(c).ok()?, i32::try_from(f).ok()?, i32::try_from(i).ok()?));
+            out.insert(
+                b,
+                (
+                    i32::try_from(c).ok()?,
+                    i32::try_from(f).ok()?,
+                    i32::try_from(i).ok()?,
+                ),
+            );
         }
     }
     Some(out)
@@ -250,11 +257,26 @@ mod tests {
     #[test]
     fn standard_ips() {
         let s = IpScheme::default();
-        assert_eq!(s.spinnaker_ip((0, 0, 0)), Some(Ipv4Addr::new(192, 168, 0, 1)));
-        assert_eq!(s.spinnaker_ip((0, 0, 1)), Some(Ipv4Addr::new(192, 168, 0, 9)));
-        assert_eq!(s.spinnaker_ip((0, 0, 5)), Some(Ipv4Addr::new(192, 168, 0, 41)));
-        assert_eq!(s.spinnaker_ip((0, 1, 0)), Some(Ipv4Addr::new(192, 168, 1, 1)));
-        assert_eq!(s.spinnaker_ip((1, 0, 0)), Some(Ipv4Addr::new(192, 168, 5, 1)));
+        assert_eq!(
+            s.spinnaker_ip((0, 0, 0)),
+            Some(Ipv4Addr::new(192, 168, 0, 1))
+        );
+        assert_eq!(
+            s.spinnaker_ip((0, 0, 1)),
+            Some(Ipv4Addr::new(192, 168, 0, 9))
+        );
+        assert_eq!(
+            s.spinnaker_ip((0, 0, 5)),
+            Some(Ipv4Addr::new(192, 168, 0, 41))
+        );
+        assert_eq!(
+            s.spinnaker_ip((0, 1, 0)),
+            Some(Ipv4Addr::new(192, 168, 1, 1))
+        );
+        assert_eq!(
+            s.spinnaker_ip((1, 0, 0)),
+            Some(Ipv4Addr::new(192, 168, 5, 1))
+        );
         assert_eq!(s.bmp_ip(0, 0), Some(Ipv4Addr::new(192, 168, 0, 0)));
         assert_eq!(s.bmp_ip(1, 2), Some(Ipv4Addr::new(192, 168, 7, 0)));
         let top = IpScheme {

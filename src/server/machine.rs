@@ -218,7 +218,9 @@ impl Machine {
         }
         for (what, v) in [("width", self.width), ("height", self.height)] {
             if v == 0 || v > MAX_TRIADS {
-                return Err(format!("{what}: must be between 1 and {MAX_TRIADS} triads, not {v}"));
+                return Err(format!(
+                    "{what}: must be between 1 and {MAX_TRIADS} triads, not {v}"
+                ));
             }
         }
         // Both are at most MAX_TRIADS, so they fit.
@@ -226,27 +228,37 @@ impl Machine {
         let h = i32::try_from(self.height).unwrap_or(1);
         let board = |x: u32, y: u32, z: u32| -> Option<Board> {
             (x < self.width && y < self.height && z < 3)
-                .then(|| (i32::try_from(x).ok(), i32::try_from(y).ok(), i32::try_from(z).ok()))
+                .then(|| {
+                    (
+                        i32::try_from(x).ok(),
+                        i32::try_from(y).ok(),
+                        i32::try_from(z).ok(),
+                    )
+                })
                 .and_then(|(x, y, z)| Some((x?, y?, z?)))
         };
 
         let mut dead_boards = BTreeSet::new();
         for (i, &(x, y, z)) in self.dead_boards.iter().enumerate() {
-            let b = board(x, y, z)
-                .ok_or_else(|| format!("dead_boards[{i}]: board ({x}, {y}, {z}) is not on a {w}x{h} machine"))?;
+            let b = board(x, y, z).ok_or_else(|| {
+                format!("dead_boards[{i}]: board ({x}, {y}, {z}) is not on a {w}x{h} machine")
+            })?;
             dead_boards.insert(b);
         }
         let mut dead_links = BTreeSet::new();
         for (i, &(x, y, z, link)) in self.dead_links.iter().enumerate() {
-            let b = board(x, y, z)
-                .ok_or_else(|| format!("dead_links[{i}]: board ({x}, {y}, {z}) is not on a {w}x{h} machine"))?;
+            let b = board(x, y, z).ok_or_else(|| {
+                format!("dead_links[{i}]: board ({x}, {y}, {z}) is not on a {w}x{h} machine")
+            })?;
             dead_links.insert((b, link));
         }
 
         let mut locations: BTreeMap<Board, Physical> = BTreeMap::new();
         let mut ips: BTreeMap<Board, String> = BTreeMap::new();
         match self.layout {
-            Layout::Spinner => locations = spinner_layout(w, h).unwrap_or_else(|| linear_layout(w, h)),
+            Layout::Spinner => {
+                locations = spinner_layout(w, h).unwrap_or_else(|| linear_layout(w, h))
+            }
             Layout::Linear => locations = linear_layout(w, h),
             Layout::Explicit => {}
         }
@@ -260,7 +272,11 @@ impl Machine {
             let to_i32 = |v: u32, what: &str| {
                 i32::try_from(v).map_err(|_| format!("boards[{i}]: {what} {v} is too large"))
             };
-            let p = (to_i32(loc.cabinet, "cabinet")?, to_i32(loc.frame, "frame")?, to_i32(loc.board, "board")?);
+            let p = (
+                to_i32(loc.cabinet, "cabinet")?,
+                to_i32(loc.frame, "frame")?,
+                to_i32(loc.board, "board")?,
+            );
             locations.insert(b, p);
             if let Some(ip) = &loc.ip {
                 if ip.trim().is_empty() {
@@ -291,7 +307,9 @@ impl Machine {
         let mut seen_ips = HashSet::new();
         for (b, ip) in &ips {
             if !seen_ips.insert(ip.as_str()) {
-                return Err(format!("boards: address {ip} is used twice (again for board {b:?})"));
+                return Err(format!(
+                    "boards: address {ip} is used twice (again for board {b:?})"
+                ));
             }
         }
         for x in 0..w {
@@ -369,7 +387,10 @@ impl MachineDef {
             self.width,
             self.height,
             self.dead_boards.iter().copied().collect(),
-            self.dead_links.iter().map(|&(b, l)| (b, l.index())).collect(),
+            self.dead_links
+                .iter()
+                .map(|&(b, l)| (b, l.index()))
+                .collect(),
         )
     }
 
@@ -390,8 +411,14 @@ mod tests {
         };
         assert_eq!(m.locations.get(&(1, 1, 2)), Some(&(0, 0, 7)));
         assert_eq!(m.board_at.get(&(0, 0, 7)), Some(&(1, 1, 2)));
-        assert_eq!(m.ips.get(&(0, 0, 1)).map(String::as_str), Some("192.168.0.65"));
-        assert_eq!(m.ips.get(&(1, 0, 0)).map(String::as_str), Some("192.168.0.81"));
+        assert_eq!(
+            m.ips.get(&(0, 0, 1)).map(String::as_str),
+            Some("192.168.0.65")
+        );
+        assert_eq!(
+            m.ips.get(&(1, 0, 0)).map(String::as_str),
+            Some("192.168.0.81")
+        );
         assert_eq!(m.bmps.get(&(0, 0)).map(String::as_str), Some("192.168.0.0"));
     }
 
@@ -413,11 +440,14 @@ mod tests {
         assert!(e(Machine::new("m", 2, 999)).starts_with("height:"));
         assert!(e(Machine::new("", 2, 2)).starts_with("name:"));
         assert!(e(Machine::new("m", 2, 2).dead_boards([(2, 0, 0)])).starts_with("dead_boards[0]:"));
-        assert!(e(Machine::new("m", 2, 2).dead_links([(0, 0, 0, Link::North), (0, 0, 3, Link::East)]))
-            .starts_with("dead_links[1]:"));
-        assert!(e(Machine::new("m", 1, 1).layout(Layout::Explicit)).contains("no physical location"));
-        let clash = Machine::new("m", 1, 1)
-            .boards([BoardLocation::new(0, 0, 1, 0, 0, 0)]);
+        assert!(
+            e(Machine::new("m", 2, 2).dead_links([(0, 0, 0, Link::North), (0, 0, 3, Link::East)]))
+                .starts_with("dead_links[1]:")
+        );
+        assert!(
+            e(Machine::new("m", 1, 1).layout(Layout::Explicit)).contains("no physical location")
+        );
+        let clash = Machine::new("m", 1, 1).boards([BoardLocation::new(0, 0, 1, 0, 0, 0)]);
         assert!(e(clash).contains("both at"));
         let same_ip = Machine::new("m", 1, 1)
             .boards([BoardLocation::new(0, 0, 1, 0, 0, 1).ip("192.168.0.1")]);

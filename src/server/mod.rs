@@ -152,7 +152,11 @@ impl VirtualServer {
         let mut controller = Controller::new(settings, defs);
         if let Some(path) = &config.state_file {
             if let Some(saved) = persist::load(path)? {
-                info!("restoring {} job(s) from {}", saved.jobs.len(), path.display());
+                info!(
+                    "restoring {} job(s) from {}",
+                    saved.jobs.len(),
+                    path.display()
+                );
                 controller.restore(saved, Instant::now());
                 // Nobody is connected yet to be told about these.
                 controller.take_changes();
@@ -206,7 +210,12 @@ impl VirtualServer {
         if self.acceptor.is_none() && self.ticker.is_none() {
             return;
         }
-        net::stop(&self.shared, self.addr, self.acceptor.take(), self.ticker.take());
+        net::stop(
+            &self.shared,
+            self.addr,
+            self.acceptor.take(),
+            self.ticker.take(),
+        );
         info!("virtual spalloc server on {} stopped", self.addr);
     }
 }

@@ -65,7 +65,10 @@ impl Outbox {
             return;
         }
         if s.bytes.saturating_add(line.len()) > self.limit {
-            debug!("client {:?} is not reading its replies; disconnecting it", self.stream.peer_addr());
+            debug!(
+                "client {:?} is not reading its replies; disconnecting it",
+                self.stream.peer_addr()
+            );
             s.closed = true;
             s.queue.clear();
             s.bytes = 0;
@@ -144,13 +147,20 @@ impl Core {
         if jobs.is_empty() && machines.is_empty() {
             return;
         }
-        let all_jobs: Option<Arc<str>> = (!jobs.is_empty()).then(|| commands::jobs_changed(&jobs).into());
+        let all_jobs: Option<Arc<str>> =
+            (!jobs.is_empty()).then(|| commands::jobs_changed(&jobs).into());
         let all_machines: Option<Arc<str>> =
             (!machines.is_empty()).then(|| commands::machines_changed(&machines).into());
         for c in self.connections.values() {
             for (watch_all, line) in [
-                (matches!(c.subscriptions.jobs, commands::Watch::Everything), &all_jobs),
-                (matches!(c.subscriptions.machines, commands::Watch::Everything), &all_machines),
+                (
+                    matches!(c.subscriptions.jobs, commands::Watch::Everything),
+                    &all_jobs,
+                ),
+                (
+                    matches!(c.subscriptions.machines, commands::Watch::Everything),
+                    &all_machines,
+                ),
             ] {
                 if let (true, Some(line)) = (watch_all, line) {
                     c.outbox.push(line.clone());
@@ -223,14 +233,20 @@ fn start_connection(shared: &Arc<Shared>, stream: TcpStream) -> io::Result<()> {
     let peer = stream.peer_addr()?;
     stream.set_nodelay(true)?;
     stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
-    let outbox = Arc::new(Outbox::new(stream.try_clone()?, shared.config.max_queued_output));
+    let outbox = Arc::new(Outbox::new(
+        stream.try_clone()?,
+        shared.config.max_queued_output,
+    ));
     let id = {
         let mut core = shared.lock();
         if core.stopping {
             return Ok(());
         }
         if core.connections.len() >= shared.config.max_connections {
-            info!("refusing {peer}: already {} clients", core.connections.len());
+            info!(
+                "refusing {peer}: already {} clients",
+                core.connections.len()
+            );
             let line = "{\"exception\": \"too many connections; try again later\"}\n";
             let mut s = &stream;
             let _ = s.write_all(line.as_bytes());
@@ -421,7 +437,9 @@ pub(crate) fn tick_loop(shared: &Shared) {
         if shared.config.state_file.is_some() && core.controller.is_dirty() {
             until = until.min(next_save.max(now));
         }
-        let wait = until.saturating_duration_since(now).max(Duration::from_millis(1));
+        let wait = until
+            .saturating_duration_since(now)
+            .max(Duration::from_millis(1));
         core = shared
             .wake
             .wait_timeout(core, wait)
@@ -431,13 +449,22 @@ pub(crate) fn tick_loop(shared: &Shared) {
 }
 
 /// Stops accepting, disconnects everyone and waits for all threads.
-pub(crate) fn stop(shared: &Shared, addr: SocketAddr, acceptor: Option<JoinHandle<()>>, ticker: Option<JoinHandle<()>>) {
+pub(crate) fn stop(
+    shared: &Shared,
+    addr: SocketAddr,
+    acceptor: Option<JoinHandle<()>>,
+    ticker: Option<JoinHandle<()>>,
+) {
     shared.stopping.store(true, Ordering::SeqCst);
     if let Some(acceptor) = acceptor {
         // accept() has no timeout: knock on our own door to wake it.
         let target = match addr.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port()),
-            IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), addr.port()),
+            IpAddr::V4(ip) if ip.is_unspecified() => {
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
+            }
+            IpAddr::V6(ip) if ip.is_unspecified() => {
+                SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), addr.port())
+            }
             _ => addr,
         };
         match TcpStream::connect_timeout(&target, Duration::from_secs(2)) {

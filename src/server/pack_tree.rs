@@ -20,7 +20,11 @@ pub(crate) fn area_to_rect(area: i64, bw: i64, bh: i64, min_ratio: f64) -> Optio
     if area <= 0 || area > bw.saturating_mul(bh) {
         return None;
     }
-    let min_ratio = if min_ratio > 1.0 { 1.0 / min_ratio } else { min_ratio };
+    let min_ratio = if min_ratio > 1.0 {
+        1.0 / min_ratio
+    } else {
+        min_ratio
+    };
 
     // The squarest factorisation, with h the smaller side.
     let mut h = isqrt(area);
@@ -71,7 +75,11 @@ fn div_ceil(a: i64, b: i64) -> i64 {
 
 #[allow(clippy::cast_possible_truncation)] // the values are small positive reals
 fn ceil_i64(v: f64) -> i64 {
-    if v.is_finite() { v.ceil() as i64 } else { i64::MAX }
+    if v.is_finite() {
+        v.ceil() as i64
+    } else {
+        i64::MAX
+    }
 }
 
 /// One rectangle of the tree: a leaf (free or allocated) or a split node.
@@ -136,10 +144,20 @@ impl PackTree {
                 let (Some(ca), Some(cb)) = (self.nodes.get(a), self.nodes.get(b)) else {
                     return false;
                 };
-                let vertical = ca.y == node.y && cb.y == node.y && ca.h == node.h && cb.h == node.h
-                    && ca.x == node.x && cb.x == ca.x + ca.w && ca.w + cb.w == node.w;
-                let horizontal = ca.x == node.x && cb.x == node.x && ca.w == node.w && cb.w == node.w
-                    && ca.y == node.y && cb.y == ca.y + ca.h && ca.h + cb.h == node.h;
+                let vertical = ca.y == node.y
+                    && cb.y == node.y
+                    && ca.h == node.h
+                    && cb.h == node.h
+                    && ca.x == node.x
+                    && cb.x == ca.x + ca.w
+                    && ca.w + cb.w == node.w;
+                let horizontal = ca.x == node.x
+                    && cb.x == node.x
+                    && ca.w == node.w
+                    && cb.w == node.w
+                    && ca.y == node.y
+                    && cb.y == ca.y + ca.h
+                    && ca.h + cb.h == node.h;
                 if node.allocated || !(vertical || horizontal) {
                     return false;
                 }
@@ -147,7 +165,9 @@ impl PackTree {
                 stack.push(b);
             }
         }
-        self.spare.iter().all(|&s| s < self.nodes.len() && !visited[s])
+        self.spare
+            .iter()
+            .all(|&s| s < self.nodes.len() && !visited[s])
     }
 
     fn add(&mut self, x: i32, y: i32, w: i32, h: i32) -> usize {
@@ -201,13 +221,21 @@ impl PackTree {
         self.alloc_at(ROOT, w, h, filter)
     }
 
-    fn alloc_at(&mut self, n: usize, w: i32, h: i32, filter: &mut Filter<'_>) -> Option<(i32, i32)> {
+    fn alloc_at(
+        &mut self,
+        n: usize,
+        w: i32,
+        h: i32,
+        filter: &mut Filter<'_>,
+    ) -> Option<(i32, i32)> {
         let node = self.nodes[n].clone();
         if node.allocated || w > node.w || h > node.h {
             return None;
         }
         if let Some(order) = self.ordered_children(n) {
-            return order.into_iter().find_map(|c| self.alloc_at(c, w, h, filter));
+            return order
+                .into_iter()
+                .find_map(|c| self.alloc_at(c, w, h, filter));
         }
 
         let (x0, y0) = (node.x, node.y);
@@ -440,7 +468,9 @@ mod tests {
     #[test]
     fn four_board_columns_then_rows_on_a_4x2_machine() {
         let mut t = PackTree::new(4, 2);
-        let got: Vec<_> = (0..5).map(|_| t.alloc_area(2, 0.0, &mut accept_all())).collect();
+        let got: Vec<_> = (0..5)
+            .map(|_| t.alloc_area(2, 0.0, &mut accept_all()))
+            .collect();
         assert_eq!(
             got,
             vec![

@@ -93,10 +93,28 @@ struct MachineState {
 /// The four forms of `where_is`, already reduced to numbers.
 #[derive(Debug, Clone)]
 pub(crate) enum WhereIs {
-    Logical { machine: String, x: i64, y: i64, z: i64 },
-    Physical { machine: String, cabinet: i64, frame: i64, board: i64 },
-    Chip { machine: String, x: i64, y: i64 },
-    JobChip { job_id: Option<u64>, x: i64, y: i64 },
+    Logical {
+        machine: String,
+        x: i64,
+        y: i64,
+        z: i64,
+    },
+    Physical {
+        machine: String,
+        cabinet: i64,
+        frame: i64,
+        board: i64,
+    },
+    Chip {
+        machine: String,
+        x: i64,
+        y: i64,
+    },
+    JobChip {
+        job_id: Option<u64>,
+        x: i64,
+        y: i64,
+    },
 }
 
 /// All jobs and machines of one server.
@@ -170,7 +188,9 @@ impl Controller {
     pub fn take_changes(&mut self) -> (Vec<u64>, Vec<String>) {
         (
             std::mem::take(&mut self.changed_jobs).into_iter().collect(),
-            std::mem::take(&mut self.changed_machines).into_iter().collect(),
+            std::mem::take(&mut self.changed_machines)
+                .into_iter()
+                .collect(),
         )
     }
 
@@ -211,7 +231,10 @@ impl Controller {
     pub fn create_job(&mut self, spec: NewJob, host: &str, now: Instant) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
-        debug!("job {id}: created by {} from {host}: {:?}", spec.owner, spec.request);
+        debug!(
+            "job {id}: created by {} from {host}: {:?}",
+            spec.owner, spec.request
+        );
         let job = Job {
             keepalive_until: keepalive_deadline(now, spec.keepalive),
             spec,
@@ -389,7 +412,10 @@ impl Controller {
             Some(_) => reason,
             None => Some(format!("Cancelled: {}", reason.unwrap_or_default())),
         };
-        info!("job {id}: destroyed ({})", reason.as_deref().unwrap_or("no reason"));
+        info!(
+            "job {id}: destroyed ({})",
+            reason.as_deref().unwrap_or("no reason")
+        );
         for m in &mut self.machines {
             m.queue.retain(|&q| q != id);
         }
@@ -402,7 +428,10 @@ impl Controller {
             if self.settings.power_delay.is_zero() {
                 self.powered_off(a.machine, a.kind, now);
             } else {
-                self.schedule(later(now, self.settings.power_delay), Event::PoweredOff(a.machine, a.kind));
+                self.schedule(
+                    later(now, self.settings.power_delay),
+                    Event::PoweredOff(a.machine, a.kind),
+                );
             }
         }
         self.retire(id, reason);
@@ -458,7 +487,11 @@ impl Controller {
     /// When the next power operation or release falls due, if any.
     pub fn next_event(&self) -> Option<Instant> {
         let power = self.events.peek().map(|Reverse((t, _, _))| *t);
-        let release = self.machines.iter().filter_map(|m| m.alloc.next_release()).min();
+        let release = self
+            .machines
+            .iter()
+            .filter_map(|m| m.alloc.next_release())
+            .min();
         match (power, release) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -610,7 +643,11 @@ impl Controller {
 
     pub fn get_board_position(&self, machine: &str, x: i64, y: i64, z: i64) -> Value {
         let found = self.machine_index(machine).and_then(|mi| {
-            let b = (i32::try_from(x).ok()?, i32::try_from(y).ok()?, i32::try_from(z).ok()?);
+            let b = (
+                i32::try_from(x).ok()?,
+                i32::try_from(y).ok()?,
+                i32::try_from(z).ok()?,
+            );
             self.machines[mi].def.locations.get(&b).copied()
         });
         match found {
@@ -621,7 +658,11 @@ impl Controller {
 
     pub fn get_board_at_position(&self, machine: &str, c: i64, f: i64, b: i64) -> Value {
         let found = self.machine_index(machine).and_then(|mi| {
-            let p = (i32::try_from(c).ok()?, i32::try_from(f).ok()?, i32::try_from(b).ok()?);
+            let p = (
+                i32::try_from(c).ok()?,
+                i32::try_from(f).ok()?,
+                i32::try_from(b).ok()?,
+            );
             self.machines[mi].def.board_at.get(&p).copied()
         });
         match found {
@@ -646,7 +687,12 @@ impl Controller {
                 );
                 (mi, cx, cy, None)
             }
-            WhereIs::Physical { machine, cabinet, frame, board } => {
+            WhereIs::Physical {
+                machine,
+                cabinet,
+                frame,
+                board,
+            } => {
                 let mi = self.machine_index(machine)?;
                 let p = (
                     i32::try_from(*cabinet).ok()?,
@@ -684,8 +730,12 @@ impl Controller {
             .and_then(|a| {
                 let (jx, jy, jz) = component_min(&a.boards)?;
                 let (x, y, z) = board;
-                let (bx, by) = board_to_chip(i64::from(x - jx), i64::from(y - jy), i64::from(z - jz));
-                Some(json!([(bx + lx).rem_euclid(a.width), (by + ly).rem_euclid(a.height)]))
+                let (bx, by) =
+                    board_to_chip(i64::from(x - jx), i64::from(y - jy), i64::from(z - jz));
+                Some(json!([
+                    (bx + lx).rem_euclid(a.width),
+                    (by + ly).rem_euclid(a.height)
+                ]))
             })
             .unwrap_or(Value::Null);
         let (x, y, z) = board;
@@ -785,7 +835,10 @@ impl Controller {
                 }
                 unchanged.insert(mi);
             } else {
-                info!("machine {}: changed since the state was saved; starting it empty", sm.name);
+                info!(
+                    "machine {}: changed since the state was saved; starting it empty",
+                    sm.name
+                );
             }
         }
         for (id, reason) in saved.retired {
@@ -822,11 +875,16 @@ impl Controller {
                     pending.push(sj.id);
                 }
                 Some(sa) => {
-                    let mi = self.machine_index(&sa.machine).filter(|mi| unchanged.contains(mi));
+                    let mi = self
+                        .machine_index(&sa.machine)
+                        .filter(|mi| unchanged.contains(mi));
                     let owned = mi.is_some_and(|mi| {
                         let m = &self.machines[mi];
                         !sa.boards.is_empty()
-                            && sa.boards.iter().all(|b| m.def.in_range(*b) && !m.owners.contains_key(b))
+                            && sa
+                                .boards
+                                .iter()
+                                .all(|b| m.def.in_range(*b) && !m.owners.contains_key(b))
                     });
                     match mi {
                         Some(mi) if owned => {
@@ -860,7 +918,6 @@ impl Controller {
         self.advance_queues(now);
         self.dirty = true;
     }
-
 }
 
 fn boards_json(boards: &[Board]) -> Value {

@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
+pub mod cli;
+
 /// How long any test waits for anything before declaring failure.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 

@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 use spalloc::server::{ServerConfig, VirtualServer};
-use spalloc::{Board, Config, Error, Job, JobMachineInfo, JobOptions, JobRequest, JobState, JobStateInfo, Number};
+use spalloc::{
+    Board, Config, Error, Job, JobMachineInfo, JobOptions, JobRequest, JobState, Number,
+};
 
 use crate::Ctx;
 use crate::args::AllocArgs;
@@ -71,9 +73,11 @@ fn keepalive(raw: Option<&str>, config: &Config) -> Result<Option<Number>, CliEr
     if let Ok(i) = raw.parse::<i64>() {
         return Ok((i >= 0).then_some(Number::Int(i)));
     }
-    let f: f64 = raw
-        .parse()
-        .map_err(|_| CliError::Usage(format!("argument --keepalive: invalid float value: '{raw}'")))?;
+    let f: f64 = raw.parse().map_err(|_| {
+        CliError::Usage(format!(
+            "argument --keepalive: invalid float value: '{raw}'"
+        ))
+    })?;
     Ok((f >= 0.0).then_some(Number::Float(f)))
 }
 
@@ -86,26 +90,44 @@ fn count_limit(flag: Option<i64>, config: Option<u32>) -> Option<u32> {
 }
 
 impl Plan {
-    fn new(args: &AllocArgs, config: &Config, command: Option<Vec<String>>, server: Option<(&str, u16)>) -> Result<Plan, CliError> {
+    fn new(
+        args: &AllocArgs,
+        config: &Config,
+        command: Option<Vec<String>>,
+        server: Option<(&str, u16)>,
+    ) -> Result<Plan, CliError> {
         if let Some(cmd) = &command {
             if cmd.iter().all(|a| a.trim().is_empty()) {
-                return Err(CliError::Usage("argument -c/--command: expected a command to run".into()));
+                return Err(CliError::Usage(
+                    "argument -c/--command: expected a command to run".into(),
+                ));
             }
         }
         let hostname = match server {
             Some((host, _)) => Some(host.to_owned()),
             None => args.hostname.clone().or_else(|| config.hostname.clone()),
         };
-        let owner = args.owner.clone().or_else(|| config.owner.clone()).or_else(|| {
-            // The demo server needs no configuration at all.
-            server.map(|_| std::env::var("USER").unwrap_or_else(|_| "virtual-user".into()))
-        });
+        let owner = args
+            .owner
+            .clone()
+            .or_else(|| config.owner.clone())
+            .or_else(|| {
+                // The demo server needs no configuration at all.
+                server.map(|_| std::env::var("USER").unwrap_or_else(|_| "virtual-user".into()))
+            });
         if owner.as_deref().is_none_or(str::is_empty) && args.resume.is_none() {
-            return Err(CliError::Usage("--owner must be specified (typically your email address)".into()));
+            return Err(CliError::Usage(
+                "--owner must be specified (typically your email address)".into(),
+            ));
         }
-        let hostname =
-            hostname.ok_or_else(|| CliError::Usage("--hostname of spalloc server must be specified".into()))?;
-        let request = if args.resume.is_some() { None } else { Some(parse_what(&args.what)?) };
+        let hostname = hostname.ok_or_else(|| {
+            CliError::Usage("--hostname of spalloc server must be specified".into())
+        })?;
+        let request = if args.resume.is_some() {
+            None
+        } else {
+            Some(parse_what(&args.what)?)
+        };
         let machine = match args.machine.as_deref() {
             // A bare `-m` means "any machine", overriding the configuration.
             Some("") => None,
@@ -117,7 +139,12 @@ impl Plan {
         } else if !args.tags.is_empty() {
             Some(args.tags.clone())
         } else {
-            Some(config.tags.clone().unwrap_or_else(|| vec!["default".into()]))
+            Some(
+                config
+                    .tags
+                    .clone()
+                    .unwrap_or_else(|| vec!["default".into()]),
+            )
         };
         let mut options = JobOptions::from_config(config)
             .hostname(hostname)
@@ -126,7 +153,9 @@ impl Plan {
                 Some(t) => limit(Some(t)),
                 None => limit(config.timeout),
             })
-            .reconnect_delay(delay(args.reconnect_delay.unwrap_or(config.reconnect_delay)))
+            .reconnect_delay(delay(
+                args.reconnect_delay.unwrap_or(config.reconnect_delay),
+            ))
             .ignore_version(match (args.ignore_version, args.ignore_version_as) {
                 (true, _) => true,
                 (false, Some(v)) => v,
@@ -199,7 +228,10 @@ struct TempCsv {
 impl TempCsv {
     fn create() -> io::Result<TempCsv> {
         let dir = std::env::temp_dir();
-        let seed = std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), std::process::id());
+        let seed = std::hash::BuildHasher::hash_one(
+            &std::collections::hash_map::RandomState::new(),
+            std::process::id(),
+        );
         for attempt in 0..100u64 {
             let mut n = seed.wrapping_add(attempt.wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let mut name = String::from("spinnaker_ips_");
@@ -220,7 +252,10 @@ impl TempCsv {
                 Err(e) => return Err(e),
             }
         }
-        Err(io::Error::new(io::ErrorKind::AlreadyExists, "no free temporary file name"))
+        Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "no free temporary file name",
+        ))
     }
 
     fn write(&self, info: &JobMachineInfo) -> io::Result<()> {
@@ -257,7 +292,11 @@ impl Outcome {
 pub fn run(args: AllocArgs, ctx: &Ctx, command: Option<Vec<String>>) -> CliResult {
     let config = load_config()?;
     // Declared first so that it outlives the job, which is destroyed on it.
-    let virtual_server = if args.virtual_server { Some(start_virtual(args.quiet)?) } else { None };
+    let virtual_server = if args.virtual_server {
+        Some(start_virtual(args.quiet)?)
+    } else {
+        None
+    };
     let local = virtual_server.as_ref().map(|v| v.local_addr());
     let local_host = local.map(|a| a.ip().to_string());
     let plan = Plan::new(
@@ -266,10 +305,15 @@ pub fn run(args: AllocArgs, ctx: &Ctx, command: Option<Vec<String>>) -> CliResul
         command,
         local_host.as_deref().zip(local.map(|a| a.port())),
     )?;
-    let csv = TempCsv::create()
-        .map_err(|e| CliError::exit(code::FAILED, format!("spalloc: cannot create a temporary file: {e}")))?;
-    let signals = Signals::catch()
-        .map_err(|e| CliError::exit(code::FAILED, format!("spalloc: cannot handle signals: {e}")))?;
+    let csv = TempCsv::create().map_err(|e| {
+        CliError::exit(
+            code::FAILED,
+            format!("spalloc: cannot create a temporary file: {e}"),
+        )
+    })?;
+    let signals = Signals::catch().map_err(|e| {
+        CliError::exit(code::FAILED, format!("spalloc: cannot handle signals: {e}"))
+    })?;
     let mut status = Status {
         quiet: plan.quiet,
         colour: ctx.term.err_colour,
@@ -298,7 +342,10 @@ pub fn run(args: AllocArgs, ctx: &Ctx, command: Option<Vec<String>>) -> CliResul
     if let Err(e) = released {
         status.error(&format!("Job {id}: could not be destroyed: {}", reason(&e)));
     } else if virtual_server.is_some() && !plan.no_destroy {
-        status.update(&format!("Job {id}: Destroyed; the boards are free again."), Style::GREEN);
+        status.update(
+            &format!("Job {id}: Destroyed; the boards are free again."),
+            Style::GREEN,
+        );
     }
     drop(csv);
     Ok(ExitCode::from(outcome.code))
@@ -306,8 +353,12 @@ pub fn run(args: AllocArgs, ctx: &Ctx, command: Option<Vec<String>>) -> CliResul
 
 fn start_virtual(quiet: bool) -> Result<VirtualServer, CliError> {
     let config = ServerConfig::default();
-    let server = VirtualServer::start(config)
-        .map_err(|e| CliError::exit(code::NO_SERVER_OR_MACHINE, format!("spalloc: cannot start the virtual server: {e}")))?;
+    let server = VirtualServer::start(config).map_err(|e| {
+        CliError::exit(
+            code::NO_SERVER_OR_MACHINE,
+            format!("spalloc: cannot start the virtual server: {e}"),
+        )
+    })?;
     if !quiet {
         eprintln!(
             "Virtual spalloc server on {} (one 24-board machine, no hardware)",
@@ -324,20 +375,43 @@ fn create_failed(e: Error, options: &JobOptions, status: &mut Status) -> CliErro
         options.port
     );
     let (code, line) = match e {
-        Error::IncompatibleVersion(v) => (code::USAGE, format!("Incompatible server version ({v})")),
-        Error::Server(m) => (code::NO_SERVER_OR_MACHINE, format!("Error from server: {m}")),
+        Error::IncompatibleVersion(v) => {
+            (code::USAGE, format!("Incompatible server version ({v})"))
+        }
+        Error::Server(m) => (
+            code::NO_SERVER_OR_MACHINE,
+            format!("Error from server: {m}"),
+        ),
         Error::JobUnknown { id } => (code::FAILED, format!("Job {id} does not exist: unknown")),
-        Error::JobDestroyed { id, reason: Some(r) } => (code::FAILED, format!("Job {id} does not exist: destroyed: {r}")),
-        Error::JobDestroyed { id, reason: None } => (code::FAILED, format!("Job {id} does not exist: destroyed")),
+        Error::JobDestroyed {
+            id,
+            reason: Some(r),
+        } => (
+            code::FAILED,
+            format!("Job {id} does not exist: destroyed: {r}"),
+        ),
+        Error::JobDestroyed { id, reason: None } => {
+            (code::FAILED, format!("Job {id} does not exist: destroyed"))
+        }
         Error::InvalidArgument(m) => return CliError::Usage(m),
-        other => (code::NO_SERVER_OR_MACHINE, format!("Could not connect to server: {server}: {}", reason(&other))),
+        other => (
+            code::NO_SERVER_OR_MACHINE,
+            format!("Could not connect to server: {server}: {}", reason(&other)),
+        ),
     };
     status.error(&line);
     CliError::silent(code)
 }
 
 /// Holds the job through every stage; returns how to end.
-fn hold(job: &mut Job, plan: &Plan, signals: &Signals, status: &mut Status, csv: &TempCsv, ctx: &Ctx) -> Outcome {
+fn hold(
+    job: &mut Job,
+    plan: &Plan,
+    signals: &Signals,
+    status: &mut Status,
+    csv: &TempCsv,
+    ctx: &Ctx,
+) -> Outcome {
     let id = job.id();
     // A signal during create: the job exists now, so release it.
     if let Some(sig) = signals.pending() {
@@ -351,7 +425,10 @@ fn hold(job: &mut Job, plan: &Plan, signals: &Signals, status: &mut Status, csv:
         Err(outcome) => return outcome,
     };
     if let Err(e) = csv.write(&info) {
-        status.error(&format!("Job {id}: cannot write {}: {e}", csv.path().display()));
+        status.error(&format!(
+            "Job {id}: cannot write {}: {e}",
+            csv.path().display()
+        ));
         return Outcome::done(code::FAILED);
     }
     status.update(&format!("Job {id}: Ready!"), Style::GREEN);
@@ -378,7 +455,11 @@ fn hold(job: &mut Job, plan: &Plan, signals: &Signals, status: &mut Status, csv:
 fn interrupted(id: u64, sig: Caught, status: &mut Status) -> Outcome {
     status.error(&format!("Job {id}: {}", sig.status()));
     Outcome {
-        code: if sig.is_interrupt() { code::INTERRUPTED_OR_NOTHING } else { code::signalled(sig.signal) },
+        code: if sig.is_interrupt() {
+            code::INTERRUPTED_OR_NOTHING
+        } else {
+            code::signalled(sig.signal)
+        },
         reason: Some(sig.reason().to_owned()),
     }
 }
@@ -393,7 +474,12 @@ fn caught(signals: &Signals) -> Caught {
 }
 
 /// Waits for the ready state, reporting each new state; `Err` ends the run.
-fn wait_ready(job: &mut Job, plan: &Plan, signals: &Signals, status: &mut Status) -> Result<(), Outcome> {
+fn wait_ready(
+    job: &mut Job,
+    plan: &Plan,
+    signals: &Signals,
+    status: &mut Status,
+) -> Result<(), Outcome> {
     let id = job.id();
     let mut shown = None;
     let mut info = retry(job, plan, signals, status, Job::state_info)?;
@@ -402,15 +488,22 @@ fn wait_ready(job: &mut Job, plan: &Plan, signals: &Signals, status: &mut Status
         if shown != Some(state) {
             shown = Some(state);
             match state {
-                JobState::Queued => status.update(&format!("Job {id}: Waiting in queue..."), Style::YELLOW),
-                JobState::Power => status.update(&format!("Job {id}: Waiting for power on..."), Style::YELLOW),
+                JobState::Queued => {
+                    status.update(&format!("Job {id}: Waiting in queue..."), Style::YELLOW)
+                }
+                JobState::Power => {
+                    status.update(&format!("Job {id}: Waiting for power on..."), Style::YELLOW)
+                }
                 JobState::Ready => return Ok(()),
                 JobState::Destroyed => {
                     match &info.reason {
                         Some(r) => status.error(&format!("Job {id}: Destroyed: {r}")),
                         None => status.error(&format!("Job {id}: Destroyed.")),
                     }
-                    return Err(Outcome { code: code::FAILED, reason: info.reason.clone() });
+                    return Err(Outcome {
+                        code: code::FAILED,
+                        reason: info.reason.clone(),
+                    });
                 }
                 JobState::Unknown => {
                     status.error(&format!("Job {id}: Job not recognised by server."));
@@ -469,13 +562,27 @@ fn retry<T>(
 }
 
 fn machine_info(job: &mut Job, plan: &Plan, signals: &Signals) -> Result<JobMachineInfo, Outcome> {
-    let mut status = Status { quiet: true, colour: false, cursor: false, last_was_status: false };
+    let mut status = Status {
+        quiet: true,
+        colour: false,
+        cursor: false,
+        last_was_status: false,
+    };
     let id = job.id();
-    let info = retry(job, plan, signals, &mut status, |j: &mut Job| j.machine_info().map(|i| i.cloned()))?;
+    let info = retry(job, plan, signals, &mut status, |j: &mut Job| {
+        j.machine_info().map(|i| i.cloned())
+    })?;
     info.ok_or_else(|| {
         // Ready but without boards: the server changed its mind.
-        let mut loud = Status { quiet: false, colour: false, cursor: false, last_was_status: false };
-        loud.error(&format!("Job {id}: the server reports no boards for a ready job"));
+        let mut loud = Status {
+            quiet: false,
+            colour: false,
+            cursor: false,
+            last_was_status: false,
+        };
+        loud.error(&format!(
+            "Job {id}: the server reports no boards for a ready job"
+        ));
         Outcome::done(code::FAILED)
     })
 }
@@ -515,7 +622,11 @@ fn info_block(info: &JobMachineInfo, csv: &Path, colour: bool) -> String {
 
 /// Waits for Enter, end of input or a signal.
 fn prompt(to_stderr: bool, ctx: &Ctx, signals: &Signals) -> Outcome {
-    let colour = if to_stderr { ctx.term.err_colour } else { ctx.term.out_colour };
+    let colour = if to_stderr {
+        ctx.term.err_colour
+    } else {
+        ctx.term.out_colour
+    };
     let text = paint("<Press enter when done>", Style::DIM, colour);
     let newline = |to_stderr: bool| {
         let _ = if to_stderr {
@@ -535,18 +646,26 @@ fn prompt(to_stderr: bool, ctx: &Ctx, signals: &Signals) -> Outcome {
     let (tx, rx) = mpsc::channel();
     // The reader may stay blocked on stdin after we finish; it holds
     // nothing, and the process exits.
-    let _ = thread::Builder::new().name("spalloc-stdin".into()).spawn(move || {
-        let mut line = String::new();
-        let got = io::stdin().lock().read_line(&mut line);
-        let _ = tx.send(matches!(got, Ok(n) if n > 0));
-    });
+    let _ = thread::Builder::new()
+        .name("spalloc-stdin".into())
+        .spawn(move || {
+            let mut line = String::new();
+            let got = io::stdin().lock().read_line(&mut line);
+            let _ = tx.send(matches!(got, Ok(n) if n > 0));
+        });
     loop {
         if let Some(sig) = signals.wait(TICK) {
             if sig.is_interrupt() {
                 newline(to_stderr);
-                return Outcome { code: code::OK, reason: Some(sig.reason().to_owned()) };
+                return Outcome {
+                    code: code::OK,
+                    reason: Some(sig.reason().to_owned()),
+                };
             }
-            return Outcome { code: code::signalled(sig.signal), reason: Some(sig.reason().to_owned()) };
+            return Outcome {
+                code: code::signalled(sig.signal),
+                reason: Some(sig.reason().to_owned()),
+            };
         }
         match rx.try_recv() {
             Ok(true) => return Outcome::done(code::OK),
@@ -636,14 +755,23 @@ fn substitute(template: &str, values: &Values, quote: bool) -> String {
 }
 
 /// Runs the `-c` command, forwarding signals to it, and returns how to end.
-fn run_command(command: &[String], id: u64, info: &JobMachineInfo, csv: &Path, signals: &Signals) -> Outcome {
+fn run_command(
+    command: &[String],
+    id: u64,
+    info: &JobMachineInfo,
+    csv: &Path,
+    signals: &Signals,
+) -> Outcome {
     let values = Values::new(id, info, csv);
     let mut cmd = if let [single] = command {
         let mut c = Command::new("sh");
         c.arg("-c").arg(substitute(single, &values, true));
         c
     } else {
-        let argv: Vec<String> = command.iter().map(|a| substitute(a, &values, false)).collect();
+        let argv: Vec<String> = command
+            .iter()
+            .map(|a| substitute(a, &values, false))
+            .collect();
         let mut c = Command::new(&argv[0]);
         c.args(&argv[1..]);
         c
@@ -659,7 +787,11 @@ fn run_command(command: &[String], id: u64, info: &JobMachineInfo, csv: &Path, s
         Err(e) => {
             let program = command.first().map(String::as_str).unwrap_or_default();
             let _ = writeln!(io::stderr(), "spalloc: cannot run '{program}': {e}");
-            let code = if e.kind() == io::ErrorKind::NotFound { code::NOT_FOUND } else { code::NOT_EXECUTABLE };
+            let code = if e.kind() == io::ErrorKind::NotFound {
+                code::NOT_FOUND
+            } else {
+                code::NOT_EXECUTABLE
+            };
             return Outcome::done(code);
         }
     };
@@ -688,7 +820,10 @@ fn run_command(command: &[String], id: u64, info: &JobMachineInfo, csv: &Path, s
         None => code::FAILED,
     };
     match terminating {
-        Some(sig) => Outcome { code: code::signalled(sig.signal), reason: Some(sig.reason().to_owned()) },
+        Some(sig) => Outcome {
+            code: code::signalled(sig.signal),
+            reason: Some(sig.reason().to_owned()),
+        },
         None => Outcome::done(child_code),
     }
 }
@@ -714,7 +849,10 @@ mod tests {
     #[test]
     fn shell_quoting() {
         assert_eq!(shell_quote("10.0.0.1"), "10.0.0.1");
-        assert_eq!(shell_quote("/tmp/spinnaker_ips_ab.csv"), "/tmp/spinnaker_ips_ab.csv");
+        assert_eq!(
+            shell_quote("/tmp/spinnaker_ips_ab.csv"),
+            "/tmp/spinnaker_ips_ab.csv"
+        );
         assert_eq!(shell_quote(""), "''");
         assert_eq!(shell_quote("a b"), "'a b'");
         assert_eq!(shell_quote("it's"), "'it'\\''s'");
@@ -725,26 +863,57 @@ mod tests {
         let s = |v: &[&str]| parse_what(&v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>());
         assert!(matches!(s(&[]), Ok(JobRequest::AnyBoard)));
         assert!(matches!(s(&["3"]), Ok(JobRequest::Boards(3))));
-        assert!(matches!(s(&["2", "1"]), Ok(JobRequest::Triads { width: 2, height: 1 })));
+        assert!(matches!(
+            s(&["2", "1"]),
+            Ok(JobRequest::Triads {
+                width: 2,
+                height: 1
+            })
+        ));
         assert!(matches!(s(&["1", "0", "2"]), Ok(JobRequest::Board(_))));
-        assert!(matches!(s(&["1", "2", "3", "4"]), Err(CliError::Usage(m)) if m.starts_with("expected either")));
-        assert!(matches!(s(&["x"]), Err(CliError::Usage(m)) if m == "argument WHAT: invalid int value: 'x'"));
+        assert!(
+            matches!(s(&["1", "2", "3", "4"]), Err(CliError::Usage(m)) if m.starts_with("expected either"))
+        );
+        assert!(
+            matches!(s(&["x"]), Err(CliError::Usage(m)) if m == "argument WHAT: invalid int value: 'x'")
+        );
     }
 
     fn values() -> Values {
-        Values { id: 7, hostname: "10.0.0.1".into(), width: 16, height: 8, csv: "/tmp/a b.csv".into() }
+        Values {
+            id: 7,
+            hostname: "10.0.0.1".into(),
+            width: 16,
+            height: 8,
+            csv: "/tmp/a b.csv".into(),
+        }
     }
 
     #[test]
     fn placeholders() {
         let v = values();
-        assert_eq!(substitute("{} {hostname} {w}x{h} {width}x{height} {id}", &v, false), "10.0.0.1 10.0.0.1 16x8 16x8 7");
-        assert_eq!(substitute("rig-boot {} && run {}", &v, true), "rig-boot 10.0.0.1 && run 10.0.0.1");
-        assert_eq!(substitute("cat {ethernet_ips}", &v, true), "cat '/tmp/a b.csv'");
-        assert_eq!(substitute("cat {ethernet_ips}", &v, false), "cat /tmp/a b.csv");
+        assert_eq!(
+            substitute("{} {hostname} {w}x{h} {width}x{height} {id}", &v, false),
+            "10.0.0.1 10.0.0.1 16x8 16x8 7"
+        );
+        assert_eq!(
+            substitute("rig-boot {} && run {}", &v, true),
+            "rig-boot 10.0.0.1 && run 10.0.0.1"
+        );
+        assert_eq!(
+            substitute("cat {ethernet_ips}", &v, true),
+            "cat '/tmp/a b.csv'"
+        );
+        assert_eq!(
+            substitute("cat {ethernet_ips}", &v, false),
+            "cat /tmp/a b.csv"
+        );
         // Braces that are not placeholders pass through; doubled ones halve.
         assert_eq!(substitute("awk '{print $1}'", &v, true), "awk '{print $1}'");
-        assert_eq!(substitute("awk '{{print $1}}'", &v, true), "awk '{print $1}'");
+        assert_eq!(
+            substitute("awk '{{print $1}}'", &v, true),
+            "awk '{print $1}'"
+        );
         assert_eq!(substitute("{0} {w:03} {", &v, true), "{0} {w:03} {");
         assert_eq!(substitute("}{}{", &v, false), "}10.0.0.1{");
         assert_eq!(substitute("héllo {id}", &v, false), "héllo 7");
@@ -754,7 +923,10 @@ mod tests {
     fn keepalive_keeps_its_spelling() {
         let c = Config::default();
         assert_eq!(keepalive(Some("5"), &c).ok(), Some(Some(Number::Int(5))));
-        assert_eq!(keepalive(Some("5.0"), &c).ok(), Some(Some(Number::Float(5.0))));
+        assert_eq!(
+            keepalive(Some("5.0"), &c).ok(),
+            Some(Some(Number::Float(5.0)))
+        );
         assert_eq!(keepalive(Some("-1"), &c).ok(), Some(None));
         assert_eq!(keepalive(None, &c).ok(), Some(Some(Number::Float(60.0))));
         assert!(keepalive(Some("soon"), &c).is_err());

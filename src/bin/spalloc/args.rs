@@ -302,7 +302,9 @@ enum Kind {
     Value,
     /// A value only if the next token does not look like an option; the
     /// bare form becomes this replacement (an option and value, or none).
-    OptionalValue { bare: Option<&'static str> },
+    OptionalValue {
+        bare: Option<&'static str>,
+    },
     /// Every later token is the command (alloc `-c`).
     Rest,
     /// Several values, up to the next option or integer (alloc `-t`).
@@ -318,7 +320,11 @@ struct Spec {
 }
 
 const fn spec(names: &'static [&'static str], canonical: &'static str, kind: Kind) -> Spec {
-    Spec { names, canonical, kind }
+    Spec {
+        names,
+        canonical,
+        kind,
+    }
 }
 
 const COMMON: &[Spec] = &[
@@ -326,7 +332,11 @@ const COMMON: &[Spec] = &[
     spec(&["-P", "--port"], "--port", Kind::Value),
     spec(&["--timeout"], "--timeout", Kind::Value),
     spec(&["--ignore-version"], "--ignore-version", Kind::Switch),
-    spec(&["--ignore_version"], "--ignore-version-as", Kind::LegacyBool),
+    spec(
+        &["--ignore_version"],
+        "--ignore-version-as",
+        Kind::LegacyBool,
+    ),
     spec(&["--color", "--colour"], "--color", Kind::Value),
     spec(&["--debug"], "--debug", Kind::Switch),
     spec(&["-V", "--version"], "--version", Kind::Switch),
@@ -336,13 +346,21 @@ const COMMON: &[Spec] = &[
 
 const ALLOC: &[Spec] = &[
     spec(&["-r", "--resume"], "--resume", Kind::Value),
-    spec(&["-m", "--machine"], "--machine", Kind::OptionalValue { bare: Some("") }),
+    spec(
+        &["-m", "--machine"],
+        "--machine",
+        Kind::OptionalValue { bare: Some("") },
+    ),
     spec(&["-t", "--tags"], "--tags", Kind::Many),
     spec(&["--min-ratio"], "--min-ratio", Kind::Value),
     spec(&["--max-dead-boards"], "--max-dead-boards", Kind::Value),
     spec(&["--max-dead-links"], "--max-dead-links", Kind::Value),
     spec(&["-w", "--require-torus"], "--require-torus", Kind::Switch),
-    spec(&["-W", "--no-require-torus"], "--no-require-torus", Kind::Switch),
+    spec(
+        &["-W", "--no-require-torus"],
+        "--no-require-torus",
+        Kind::Switch,
+    ),
     spec(&["-c", "--command"], "--command", Kind::Rest),
     spec(&["--owner"], "--owner", Kind::Value),
     spec(&["--keepalive"], "--keepalive", Kind::Value),
@@ -356,10 +374,18 @@ const JOB: &[Spec] = &[
     spec(&["-o", "--owner"], "--owner", Kind::Value),
     spec(&["-i", "--info"], "--info", Kind::Switch),
     spec(&["-w", "--watch"], "--watch", Kind::Switch),
-    spec(&["-p", "-r", "--power-on", "--reset"], "--power-on", Kind::Switch),
+    spec(
+        &["-p", "-r", "--power-on", "--reset"],
+        "--power-on",
+        Kind::Switch,
+    ),
     spec(&["--power-off"], "--power-off", Kind::Switch),
     spec(&["-e", "--ethernet-ips"], "--ethernet-ips", Kind::Switch),
-    spec(&["-D", "--destroy"], "--destroy", Kind::OptionalValue { bare: None }),
+    spec(
+        &["-D", "--destroy"],
+        "--destroy",
+        Kind::OptionalValue { bare: None },
+    ),
 ];
 
 const PS: &[Spec] = &[
@@ -374,7 +400,11 @@ const MACHINE: &[Spec] = &[
 ];
 
 const WHERE_IS: &[Spec] = &[
-    spec(&["-b", "-l", "--board", "--logical"], "--board", Kind::Switch),
+    spec(
+        &["-b", "-l", "--board", "--logical"],
+        "--board",
+        Kind::Switch,
+    ),
     spec(&["-p", "--physical"], "--physical", Kind::Switch),
     spec(&["-c", "--chip"], "--chip", Kind::Switch),
     spec(&["-j", "--job-chip"], "--job-chip", Kind::Switch),
@@ -393,8 +423,16 @@ const SERVE: &[Spec] = &[
     spec(&["-P", "--port"], "--port", Kind::Value),
     spec(&["--state-file"], "--state-file", Kind::Value),
     spec(&["--power-delay"], "--power-delay", Kind::Value),
-    spec(&["--seconds-before-free"], "--seconds-before-free", Kind::Value),
-    spec(&["--timeout-check-interval"], "--timeout-check-interval", Kind::Value),
+    spec(
+        &["--seconds-before-free"],
+        "--seconds-before-free",
+        Kind::Value,
+    ),
+    spec(
+        &["--timeout-check-interval"],
+        "--timeout-check-interval",
+        Kind::Value,
+    ),
     spec(&["--debug"], "--debug", Kind::Switch),
     spec(&["--color", "--colour"], "--color", Kind::Value),
     spec(&["-V", "--version"], "--version", Kind::Switch),
@@ -444,19 +482,6 @@ impl Sub {
             "spalloc-where-is" => Sub::WhereIs,
             _ => return None,
         })
-    }
-
-    /// The name as typed after `spalloc`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Sub::Alloc => "alloc",
-            Sub::Job => "job",
-            Sub::Ps => "ps",
-            Sub::Machine => "machine",
-            Sub::WhereIs => "where-is",
-            Sub::Config => "config",
-            Sub::Serve => "serve",
-        }
     }
 
     fn specs(self) -> Vec<&'static Spec> {
@@ -534,7 +559,12 @@ pub fn normalise(sub: Sub, args: &[String]) -> Normalised {
             let (n, v) = tok.split_at(tok.char_indices().nth(2).map_or(tok.len(), |(i, _)| i));
             match find(n) {
                 // A cluster of short switches, as argparse allows: `-qD`.
-                Some(s) if s.kind == Kind::Switch && v.chars().all(|c| find(&format!("-{c}")).is_some_and(|s| s.kind == Kind::Switch)) => {
+                Some(s)
+                    if s.kind == Kind::Switch
+                        && v.chars().all(|c| {
+                            find(&format!("-{c}")).is_some_and(|s| s.kind == Kind::Switch)
+                        }) =>
+                {
                     for c in tok.chars().skip(1) {
                         if let Some(s) = find(&format!("-{c}")) {
                             opts.push(s.canonical.to_owned());
@@ -649,7 +679,10 @@ pub fn normalise(sub: Sub, args: &[String]) -> Normalised {
         opts.push("--".into());
         opts.extend(positionals);
     }
-    Normalised { argv: opts, command }
+    Normalised {
+        argv: opts,
+        command,
+    }
 }
 
 #[cfg(test)]
@@ -669,7 +702,10 @@ mod tests {
     fn alloc_command_takes_the_rest() {
         let n = norm(Sub::Alloc, "3 -q -c echo {} -q --owner x");
         assert_eq!(n.argv.join(" "), "--quiet -- 3");
-        assert_eq!(n.command.map(|c| c.join(" ")), Some("echo {} -q --owner x".into()));
+        assert_eq!(
+            n.command.map(|c| c.join(" ")),
+            Some("echo {} -q --owner x".into())
+        );
         let n = norm(Sub::Alloc, "--command");
         assert_eq!(n.command, Some(vec![]));
     }
@@ -691,8 +727,14 @@ mod tests {
 
     #[test]
     fn short_clusters_and_attached_values() {
-        assert_eq!(argv(Sub::Alloc, "-qD -Hhost -P22244"), "--quiet --no-destroy --hostname host --port 22244");
-        assert_eq!(argv(Sub::Alloc, "--owner=me --keepalive -1"), "--owner me --keepalive -1");
+        assert_eq!(
+            argv(Sub::Alloc, "-qD -Hhost -P22244"),
+            "--quiet --no-destroy --hostname host --port 22244"
+        );
+        assert_eq!(
+            argv(Sub::Alloc, "--owner=me --keepalive -1"),
+            "--owner me --keepalive -1"
+        );
     }
 
     #[test]
@@ -703,17 +745,32 @@ mod tests {
 
     #[test]
     fn legacy_ignore_version() {
-        assert_eq!(argv(Sub::Machine, "--ignore_version big"), "--ignore-version-as true -- big");
-        assert_eq!(argv(Sub::Machine, "--ignore_version False big"), "--ignore-version-as false -- big");
-        assert_eq!(argv(Sub::Ps, "--ignore_version=yes"), "--ignore-version-as true");
+        assert_eq!(
+            argv(Sub::Machine, "--ignore_version big"),
+            "--ignore-version-as true -- big"
+        );
+        assert_eq!(
+            argv(Sub::Machine, "--ignore_version False big"),
+            "--ignore-version-as false -- big"
+        );
+        assert_eq!(
+            argv(Sub::Ps, "--ignore_version=yes"),
+            "--ignore-version-as true"
+        );
         assert_eq!(argv(Sub::Ps, "--ignore-version"), "--ignore-version");
     }
 
     #[test]
     fn job_destroy_reason_and_aliases() {
         assert_eq!(argv(Sub::Job, "15 --destroy"), "--destroy -- 15");
-        assert_eq!(argv(Sub::Job, "--destroy 15"), "--destroy --destroy-reason 15");
-        assert_eq!(argv(Sub::Job, "-D done -o me"), "--destroy --destroy-reason done --owner me");
+        assert_eq!(
+            argv(Sub::Job, "--destroy 15"),
+            "--destroy --destroy-reason 15"
+        );
+        assert_eq!(
+            argv(Sub::Job, "-D done -o me"),
+            "--destroy --destroy-reason done --owner me"
+        );
         assert_eq!(argv(Sub::Job, "-r 3"), "--power-on -- 3");
         assert_eq!(argv(Sub::Job, "--reset"), "--power-on");
     }
@@ -722,7 +779,10 @@ mod tests {
     fn negative_positionals_survive() {
         assert_eq!(argv(Sub::WhereIs, "--chip m -1 -1"), "--chip -- m -1 -1");
         assert_eq!(argv(Sub::WhereIs, "-l m 0 0 0"), "--board -- m 0 0 0");
-        assert_eq!(argv(Sub::WhereIs, "-j 15 9 5 --json"), "--job-chip --json -- 15 9 5");
+        assert_eq!(
+            argv(Sub::WhereIs, "-j 15 9 5 --json"),
+            "--job-chip --json -- 15 9 5"
+        );
     }
 
     #[test]

@@ -83,7 +83,9 @@ impl Server {
             .hostname()
             .map(str::to_owned)
             .or_else(|| config.hostname.clone())
-            .ok_or_else(|| CliError::Usage("--hostname of spalloc server must be specified".into()))?;
+            .ok_or_else(|| {
+                CliError::Usage("--hostname of spalloc server must be specified".into())
+            })?;
         Ok(Server {
             hostname,
             port: flags.port().unwrap_or(config.port),
@@ -130,7 +132,11 @@ impl Server {
             }
             other => CliError::exit(
                 code::FAILED,
-                format!("Error communicating with server: {}: {}", self.describe(), reason(&other)),
+                format!(
+                    "Error communicating with server: {}: {}",
+                    self.describe(),
+                    reason(&other)
+                ),
             ),
         }
     }
@@ -163,7 +169,11 @@ pub const POLL: Duration = Duration::from_millis(100);
 
 /// Waits until a notification arrives or `limit` passes (`Ok(true)`: look
 /// again), SIGINT arrives (`Ok(false)`), or the connection fails.
-pub fn wait_notification(client: &mut ProtocolClient, interrupt: &Interrupt, limit: Option<Duration>) -> Result<bool, Error> {
+pub fn wait_notification(
+    client: &mut ProtocolClient,
+    interrupt: &Interrupt,
+    limit: Option<Duration>,
+) -> Result<bool, Error> {
     let end = limit.map(|l| Instant::now() + l);
     loop {
         if interrupt.raised() {
@@ -190,7 +200,11 @@ pub trait View {
     }
     /// Fetches what is needed and renders a frame into `frame`. A
     /// `CliError` ends the watch (e.g. an unknown machine).
-    fn draw(&mut self, client: &mut ProtocolClient, frame: &mut Vec<u8>) -> Result<Result<(), CliError>, Error>;
+    fn draw(
+        &mut self,
+        client: &mut ProtocolClient,
+        frame: &mut Vec<u8>,
+    ) -> Result<Result<(), CliError>, Error>;
 }
 
 /// Runs a `--watch` loop: draw, wait for a change, repeat; reconnects after
@@ -261,7 +275,11 @@ pub fn watch(server: &Server, term: Term, json: bool, view: &mut dyn View) -> Cl
 
 /// Reconnects every `reconnect_delay` until it works (`Some`) or SIGINT
 /// arrives (`None`).
-fn reconnect(server: &Server, interrupt: &Interrupt, view: &mut dyn View) -> Result<Option<ProtocolClient>, CliError> {
+fn reconnect(
+    server: &Server,
+    interrupt: &Interrupt,
+    view: &mut dyn View,
+) -> Result<Option<ProtocolClient>, CliError> {
     loop {
         let until = Instant::now() + server.reconnect_delay;
         while Instant::now() < until {

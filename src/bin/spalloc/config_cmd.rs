@@ -38,10 +38,15 @@ pub fn run(args: ConfigArgs, ctx: &Ctx) -> CliResult {
                     .source
                     .as_ref()
                     .map_or_else(|| "default".to_owned(), |p| p.display().to_string());
-                (e.key.to_owned(), serde_json::json!({"value": typed(&e.value), "source": source}))
+                (
+                    e.key.to_owned(),
+                    serde_json::json!({"value": typed(&e.value), "source": source}),
+                )
             })
             .collect();
-        print(&json::line(&serde_json::json!({"search_path": files, "values": values})))?;
+        print(&json::line(
+            &serde_json::json!({"search_path": files, "values": values}),
+        ))?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut out = String::from("Config files (lowest priority first):\n");
@@ -71,7 +76,11 @@ pub fn run(args: ConfigArgs, ctx: &Ctx) -> CliResult {
             ]
         })
         .collect();
-    out.push_str(&render_table(&["Key", "Value", "Source"], &rows, ctx.term.out_colour));
+    out.push_str(&render_table(
+        &["Key", "Value", "Source"],
+        &rows,
+        ctx.term.out_colour,
+    ));
     print(&out)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -96,7 +105,9 @@ fn typed(v: &ConfigValue) -> Value {
     match v {
         ConfigValue::Str(s) => s.clone().into(),
         ConfigValue::Int(i) => (*i).into(),
-        ConfigValue::Float(f) => f.and_then(serde_json::Number::from_f64).map_or(Value::Null, Value::Number),
+        ConfigValue::Float(f) => f
+            .and_then(serde_json::Number::from_f64)
+            .map_or(Value::Null, Value::Number),
         ConfigValue::Bool(b) => (*b).into(),
         ConfigValue::List(l) => l.clone().into(),
     }

@@ -69,7 +69,10 @@ impl CliError {
 
     /// Exits with `code`, printing nothing.
     pub fn silent(code: u8) -> CliError {
-        CliError::Exit { code, message: None }
+        CliError::Exit {
+            code,
+            message: None,
+        }
     }
 
     /// A configuration error: `spalloc: config error: …`, exit 2.
@@ -86,11 +89,6 @@ impl From<io::Error> for CliError {
 
 /// The result of a subcommand.
 pub type CliResult = Result<ExitCode, CliError>;
-
-/// `Ok` with a numeric exit code.
-pub fn exit_with(c: u8) -> CliResult {
-    Ok(ExitCode::from(c))
-}
 
 /// The part of an error worth showing after a prefix: the error and its
 /// causes, `msg: cause: cause`, without repeating the generic "i/o error".
@@ -126,7 +124,11 @@ mod tests {
         assert_eq!(reason(&Error::Timeout), "timed out waiting for the server");
         let json = serde_json::from_str::<serde_json::Value>("{").map_err(Error::from);
         let Err(json) = json else { panic!("parsed") };
-        assert!(reason(&json).starts_with("server sent invalid JSON: EOF"), "{}", reason(&json));
+        assert!(
+            reason(&json).starts_with("server sent invalid JSON: EOF"),
+            "{}",
+            reason(&json)
+        );
     }
 
     #[test]

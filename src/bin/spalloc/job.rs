@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use spalloc::{Board, Error, JobDescription, JobMachineInfo, JobState, JobStateInfo, ProtocolClient};
+use spalloc::{
+    Board, Error, JobDescription, JobMachineInfo, JobState, JobStateInfo, ProtocolClient,
+};
 
 use crate::Ctx;
 use crate::args::JobArgs;
@@ -55,7 +57,11 @@ pub fn run(mut args: JobArgs, ctx: &Ctx) -> CliResult {
     // `spalloc job --destroy 15` means job 15, not reason "15" for the
     // owner's only job (the Python tool's reading).
     if action == Action::Destroy && args.job_id.is_none() {
-        if let Some(id) = args.destroy_reason.as_deref().and_then(|r| r.parse::<u64>().ok()) {
+        if let Some(id) = args
+            .destroy_reason
+            .as_deref()
+            .and_then(|r| r.parse::<u64>().ok())
+        {
             args.job_id = Some(id);
             args.destroy_reason = None;
         }
@@ -79,14 +85,28 @@ pub fn run(mut args: JobArgs, ctx: &Ctx) -> CliResult {
         }
         Action::Watch => {
             drop(client);
-            return watch(&server, ctx.term, args.json, &mut JobView { id, json: args.json, colour });
+            return watch(
+                &server,
+                ctx.term,
+                args.json,
+                &mut JobView {
+                    id,
+                    json: args.json,
+                    colour,
+                },
+            );
         }
         Action::PowerOn => power(&mut client, &server, id, true)?,
         Action::PowerOff => power(&mut client, &server, id, false)?,
         Action::EthernetIps => {
-            let info = client.get_job_machine_info(id).map_err(|e| server.error(e))?;
+            let info = client
+                .get_job_machine_info(id)
+                .map_err(|e| server.error(e))?;
             let Some(info) = info else {
-                return Err(CliError::exit(code::NO_IPS, format!("Job {id} is queued or does not exist")));
+                return Err(CliError::exit(
+                    code::NO_IPS,
+                    format!("Job {id} is queued or does not exist"),
+                ));
             };
             if args.json {
                 print(&json::line(&json::connections(&info.connections)))?;
@@ -100,7 +120,9 @@ pub fn run(mut args: JobArgs, ctx: &Ctx) -> CliResult {
                 (None, Some(o)) => format!("Destroyed by {o}"),
                 (None, None) => String::new(),
             };
-            client.destroy_job(id, Some(&reason)).map_err(|e| server.error(e))?;
+            client
+                .destroy_job(id, Some(&reason))
+                .map_err(|e| server.error(e))?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -116,13 +138,19 @@ fn find_job(client: &mut ProtocolClient, server: &Server, owner: &str) -> Result
         .collect();
     match ids.as_slice() {
         [id] => Ok(*id),
-        [] => Err(CliError::exit(code::STATE, format!("Owner {owner} has no live jobs"))),
+        [] => Err(CliError::exit(
+            code::STATE,
+            format!("Owner {owner} has no live jobs"),
+        )),
         many => Err(CliError::exit(
             code::STATE,
             format!(
                 "Ambiguous: {owner} has {} live jobs: {}",
                 many.len(),
-                many.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+                many.iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         )),
     }
@@ -139,7 +167,12 @@ pub fn csv(info: &JobMachineInfo) -> String {
     out
 }
 
-fn show(client: &mut ProtocolClient, id: u64, as_json: bool, colour: bool) -> Result<String, Error> {
+fn show(
+    client: &mut ProtocolClient,
+    id: u64,
+    as_json: bool,
+    colour: bool,
+) -> Result<String, Error> {
     let jobs = client.list_jobs()?;
     match jobs.into_iter().find(|j| j.job_id == id) {
         Some(job) => {
@@ -152,7 +185,11 @@ fn show(client: &mut ProtocolClient, id: u64, as_json: bool, colour: bool) -> Re
         }
         None => {
             let state = client.get_job_state(id)?;
-            Ok(if as_json { json::line(&dead_json(id, &state)) } else { dead_text(id, &state) })
+            Ok(if as_json {
+                json::line(&dead_json(id, &state))
+            } else {
+                dead_text(id, &state)
+            })
         }
     }
 }
@@ -195,7 +232,10 @@ fn live_text(job: &JobDescription, info: Option<&JobMachineInfo>, colour: bool) 
 }
 
 fn dead_text(id: u64, state: &JobStateInfo) -> String {
-    let mut items = vec![("Job ID", id.to_string()), ("State", state.state.to_string())];
+    let mut items = vec![
+        ("Job ID", id.to_string()),
+        ("State", state.state.to_string()),
+    ];
     if let Some(r) = &state.reason {
         items.push(("Reason", r.clone()));
     }
@@ -203,12 +243,30 @@ fn dead_text(id: u64, state: &JobStateInfo) -> String {
 }
 
 const JOB_FIELDS: [&str; 17] = [
-    "id", "state", "owner", "start_time", "start_time_unix", "keepalive", "keepalive_host", "reason",
-    "request", "machine", "hostname", "width", "height", "num_boards", "boards", "power", "connections",
+    "id",
+    "state",
+    "owner",
+    "start_time",
+    "start_time_unix",
+    "keepalive",
+    "keepalive_host",
+    "reason",
+    "request",
+    "machine",
+    "hostname",
+    "width",
+    "height",
+    "num_boards",
+    "boards",
+    "power",
+    "connections",
 ];
 
 fn empty_job(id: u64) -> Map<String, Value> {
-    let mut obj: Map<String, Value> = JOB_FIELDS.iter().map(|f| ((*f).to_owned(), Value::Null)).collect();
+    let mut obj: Map<String, Value> = JOB_FIELDS
+        .iter()
+        .map(|f| ((*f).to_owned(), Value::Null))
+        .collect();
     obj.insert("id".into(), id.into());
     obj
 }
@@ -216,7 +274,19 @@ fn empty_job(id: u64) -> Map<String, Value> {
 fn live_json(job: &JobDescription, info: Option<&JobMachineInfo>) -> Value {
     let mut obj = empty_job(job.job_id);
     let ps = job_json(job);
-    for key in ["state", "owner", "start_time", "start_time_unix", "keepalive", "keepalive_host", "request", "machine", "num_boards", "boards", "power"] {
+    for key in [
+        "state",
+        "owner",
+        "start_time",
+        "start_time_unix",
+        "keepalive",
+        "keepalive_host",
+        "request",
+        "machine",
+        "num_boards",
+        "boards",
+        "power",
+    ] {
         if let Some(v) = ps.get(key) {
             obj.insert(key.into(), v.clone());
         }
@@ -248,7 +318,11 @@ impl View for JobView {
         client.notify_job(Some(self.id))
     }
 
-    fn draw(&mut self, client: &mut ProtocolClient, frame: &mut Vec<u8>) -> Result<Result<(), CliError>, Error> {
+    fn draw(
+        &mut self,
+        client: &mut ProtocolClient,
+        frame: &mut Vec<u8>,
+    ) -> Result<Result<(), CliError>, Error> {
         let text = show(client, self.id, self.json, self.colour)?;
         frame.extend_from_slice(text.as_bytes());
         Ok(Ok(()))

@@ -55,14 +55,18 @@ pub fn state(s: JobState) -> Value {
 pub fn number(n: Option<Number>) -> Value {
     match n {
         Some(Number::Int(i)) => Value::from(i),
-        Some(Number::Float(f)) => serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
+        Some(Number::Float(f)) => {
+            serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
+        }
         None => Value::Null,
     }
 }
 
 /// Inserts `<name>` (ISO-8601 UTC) and `<name>_unix` (seconds).
 pub fn insert_time(obj: &mut Map<String, Value>, name: &str, unix: Option<f64>) {
-    let iso = unix.and_then(term::iso8601_utc).map_or(Value::Null, Value::String);
+    let iso = unix
+        .and_then(term::iso8601_utc)
+        .map_or(Value::Null, Value::String);
     obj.insert(name.to_owned(), iso);
     let secs = unix
         .and_then(serde_json::Number::from_f64)

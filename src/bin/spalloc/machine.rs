@@ -34,7 +34,9 @@ pub fn run(args: MachineArgs, ctx: &Ctx) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
-fn fetch(client: &mut ProtocolClient) -> Result<(Vec<MachineDescription>, Vec<JobDescription>), Error> {
+fn fetch(
+    client: &mut ProtocolClient,
+) -> Result<(Vec<MachineDescription>, Vec<JobDescription>), Error> {
     Ok((client.list_machines()?, client.list_jobs()?))
 }
 
@@ -52,9 +54,14 @@ impl View for MachineView {
         true
     }
 
-    fn draw(&mut self, client: &mut ProtocolClient, frame: &mut Vec<u8>) -> Result<Result<(), CliError>, Error> {
+    fn draw(
+        &mut self,
+        client: &mut ProtocolClient,
+        frame: &mut Vec<u8>,
+    ) -> Result<Result<(), CliError>, Error> {
         let (machines, jobs) = fetch(client)?;
-        Ok(render(&machines, &jobs, &self.args, self.colour).map(|text| frame.extend_from_slice(text.as_bytes())))
+        Ok(render(&machines, &jobs, &self.args, self.colour)
+            .map(|text| frame.extend_from_slice(text.as_bytes())))
     }
 }
 
@@ -70,10 +77,12 @@ fn render(
         ))),
         None => Ok(summary(machines, jobs, colour)),
         Some(name) => {
-            let machine = machines
-                .iter()
-                .find(|m| &m.name == name)
-                .ok_or_else(|| CliError::exit(code::NO_SERVER_OR_MACHINE, format!("No machine '{name}' was found")))?;
+            let machine = machines.iter().find(|m| &m.name == name).ok_or_else(|| {
+                CliError::exit(
+                    code::NO_SERVER_OR_MACHINE,
+                    format!("No machine '{name}' was found"),
+                )
+            })?;
             if args.json {
                 Ok(json::line(&detail_json(machine, jobs)))
             } else {
@@ -83,7 +92,10 @@ fn render(
     }
 }
 
-fn jobs_on<'a>(machine: &'a MachineDescription, jobs: &'a [JobDescription]) -> impl Iterator<Item = &'a JobDescription> {
+fn jobs_on<'a>(
+    machine: &'a MachineDescription,
+    jobs: &'a [JobDescription],
+) -> impl Iterator<Item = &'a JobDescription> {
     jobs.iter()
         .filter(move |j| j.allocated_machine_name.as_deref() == Some(machine.name.as_str()))
 }
@@ -105,20 +117,32 @@ fn summary(machines: &[MachineDescription], jobs: &[JobDescription], colour: boo
             ]
         })
         .collect();
-    render_table(&["Name", "Num boards", "In-use", "Jobs", "Tags"], &rows, colour)
+    render_table(
+        &["Name", "Num boards", "In-use", "Jobs", "Tags"],
+        &rows,
+        colour,
+    )
 }
 
 fn tuple(b: &Board) -> term::Board {
     (b.x, b.y, b.z)
 }
 
-fn detail(machine: &MachineDescription, jobs: &[JobDescription], detailed: bool, colour: bool) -> String {
+fn detail(
+    machine: &MachineDescription,
+    jobs: &[JobDescription],
+    detailed: bool,
+    colour: bool,
+) -> String {
     let shown: Vec<&JobDescription> = jobs_on(machine, jobs).collect();
     let keys: Vec<String> = (0..shown.len()).map(term::job_key).collect();
     let mut out = render_deflist(&[
         ("Name", machine.name.clone()),
         ("Tags", machine.tags.join(", ")),
-        ("In-use", format!("{} of {}", in_use(machine, jobs), machine.num_boards())),
+        (
+            "In-use",
+            format!("{} of {}", in_use(machine, jobs), machine.num_boards()),
+        ),
         ("Jobs", shown.len().to_string()),
     ]);
 
@@ -133,7 +157,10 @@ fn detail(machine: &MachineDescription, jobs: &[JobDescription], detailed: bool,
             }
         }
     }
-    let job_boards: Vec<Vec<term::Board>> = shown.iter().map(|j| j.boards.iter().map(tuple).collect()).collect();
+    let job_boards: Vec<Vec<term::Board>> = shown
+        .iter()
+        .map(|j| j.boards.iter().map(tuple).collect())
+        .collect();
     let map_jobs: Vec<term::MapJob<'_>> = shown
         .iter()
         .zip(&keys)
@@ -166,9 +193,17 @@ fn detail(machine: &MachineDescription, jobs: &[JobDescription], detailed: bool,
                 ]
             })
             .collect();
-        out.push_str(&render_table(&["Key", "Job ID", "Num boards", "Owner (Host)"], &rows, colour));
+        out.push_str(&render_table(
+            &["Key", "Job ID", "Num boards", "Owner (Host)"],
+            &rows,
+            colour,
+        ));
     } else {
-        let cells: Vec<(String, u64)> = keys.iter().cloned().zip(shown.iter().map(|j| j.job_id)).collect();
+        let cells: Vec<(String, u64)> = keys
+            .iter()
+            .cloned()
+            .zip(shown.iter().map(|j| j.job_id))
+            .collect();
         out.push_str(&render_compact_cells(&cells, colour));
     }
     out

@@ -29,7 +29,10 @@ use std::process::ExitCode;
 
 use argh::FromArgs;
 
-use crate::args::{AllocArgs, ConfigArgs, JobArgs, MachineArgs, Normalised, PsArgs, ServeArgs, ServerFlags, Sub, WhereIsArgs};
+use crate::args::{
+    AllocArgs, ConfigArgs, JobArgs, MachineArgs, Normalised, PsArgs, ServeArgs, ServerFlags, Sub,
+    WhereIsArgs,
+};
 use crate::common::Term;
 use crate::exit::{CliError, CliResult, is_broken_pipe};
 use crate::term::ColorChoice;
@@ -70,7 +73,7 @@ fn main() -> ExitCode {
         .collect();
     let program = argv
         .first()
-        .map(|p| Path::new(p))
+        .map(Path::new)
         .and_then(Path::file_name)
         .map(|n| n.to_string_lossy().trim_end_matches(".exe").to_owned())
         .unwrap_or_else(|| "spalloc".to_owned());
@@ -79,25 +82,29 @@ fn main() -> ExitCode {
     let (sub, prog, args) = if let Some(sub) = Sub::from_legacy_name(&program) {
         (sub, program, rest)
     } else {
-        match rest.first().map(String::as_str) {
-            Some(name) if Sub::from_name(name).is_some() => {
-                let sub = Sub::from_name(name).unwrap_or(Sub::Alloc);
-                (sub, format!("spalloc {name}"), &rest[1..])
-            }
-            Some("-h" | "--help" | "help") => return print_stdout(TOP_HELP),
-            Some("-V" | "--version") => return print_stdout(&format!("{VERSION}\n")),
+        let first = rest.first().map(String::as_str);
+        match (first, first.and_then(Sub::from_name)) {
+            (Some(name), Some(sub)) => (sub, format!("spalloc {name}"), &rest[1..]),
+            (Some("-h" | "--help" | "help"), _) => return print_stdout(TOP_HELP),
+            (Some("-V" | "--version"), _) => return print_stdout(&format!("{VERSION}\n")),
             // The old `spalloc WHAT… [-c …]` command line.
             _ => (Sub::Alloc, "spalloc".to_owned(), rest),
         }
     };
     let normalised = args::normalise(sub, args);
     match sub {
-        Sub::Alloc => dispatch::<AllocArgs>(&prog, normalised, |a, ctx, command| alloc::run(a, ctx, command)),
+        Sub::Alloc => dispatch::<AllocArgs>(&prog, normalised, alloc::run),
         Sub::Job => dispatch::<JobArgs>(&prog, normalised, |a, ctx, _| job::run(a, ctx)),
         Sub::Ps => dispatch::<PsArgs>(&prog, normalised, |a, ctx, _| ps::run(a, ctx)),
-        Sub::Machine => dispatch::<MachineArgs>(&prog, normalised, |a, ctx, _| machine::run(a, ctx)),
-        Sub::WhereIs => dispatch::<WhereIsArgs>(&prog, normalised, |a, ctx, _| where_is::run(a, ctx)),
-        Sub::Config => dispatch::<ConfigArgs>(&prog, normalised, |a, ctx, _| config_cmd::run(a, ctx)),
+        Sub::Machine => {
+            dispatch::<MachineArgs>(&prog, normalised, |a, ctx, _| machine::run(a, ctx))
+        }
+        Sub::WhereIs => {
+            dispatch::<WhereIsArgs>(&prog, normalised, |a, ctx, _| where_is::run(a, ctx))
+        }
+        Sub::Config => {
+            dispatch::<ConfigArgs>(&prog, normalised, |a, ctx, _| config_cmd::run(a, ctx))
+        }
         Sub::Serve => dispatch::<ServeArgs>(&prog, normalised, |a, ctx, _| serve::run(a, ctx)),
     }
 }

@@ -39,19 +39,29 @@ impl View for PsView {
         client.notify_job(None)
     }
 
-    fn draw(&mut self, client: &mut ProtocolClient, frame: &mut Vec<u8>) -> Result<Result<(), CliError>, Error> {
+    fn draw(
+        &mut self,
+        client: &mut ProtocolClient,
+        frame: &mut Vec<u8>,
+    ) -> Result<Result<(), CliError>, Error> {
         let jobs = client.list_jobs()?;
         frame.extend_from_slice(render(&jobs, &self.args, self.colour).as_bytes());
         Ok(Ok(()))
     }
 }
 
-fn selected<'a>(jobs: &'a [JobDescription], args: &'a PsArgs) -> impl Iterator<Item = &'a JobDescription> {
+fn selected<'a>(
+    jobs: &'a [JobDescription],
+    args: &'a PsArgs,
+) -> impl Iterator<Item = &'a JobDescription> {
     jobs.iter().filter(move |j| {
         args.machine
             .as_ref()
             .is_none_or(|m| j.allocated_machine_name.as_ref() == Some(m))
-            && args.owner.as_ref().is_none_or(|o| j.owner.as_ref() == Some(o))
+            && args
+                .owner
+                .as_ref()
+                .is_none_or(|o| j.owner.as_ref() == Some(o))
     })
 }
 
@@ -61,7 +71,16 @@ fn render(jobs: &[JobDescription], args: &PsArgs, colour: bool) -> String {
     }
     let rows: Vec<Vec<Cell>> = selected(jobs, args).map(row).collect();
     render_table(
-        &["ID", "State", "Power", "Boards", "Machine", "Created at", "Keepalive", "Owner (Host)"],
+        &[
+            "ID",
+            "State",
+            "Power",
+            "Boards",
+            "Machine",
+            "Created at",
+            "Keepalive",
+            "Owner (Host)",
+        ],
         &rows,
         colour,
     )
@@ -109,7 +128,11 @@ fn row(job: &JobDescription) -> Vec<Cell> {
         power,
         boards,
         Cell::from(job.allocated_machine_name.clone().unwrap_or_default()),
-        Cell::from(job.start_time.and_then(format_local_time).unwrap_or_default()),
+        Cell::from(
+            job.start_time
+                .and_then(format_local_time)
+                .unwrap_or_default(),
+        ),
         Cell::from(keepalive_text(job.keepalive)),
         Cell::from(owner),
     ]
@@ -124,17 +147,28 @@ pub fn job_json(job: &JobDescription) -> Value {
     let allocated = !job.boards.is_empty();
     obj.insert(
         "num_boards".into(),
-        if allocated { job.boards.len().into() } else { Value::Null },
+        if allocated {
+            job.boards.len().into()
+        } else {
+            Value::Null
+        },
     );
     obj.insert(
         "boards".into(),
-        if allocated { json::boards(&job.boards) } else { Value::Null },
+        if allocated {
+            json::boards(&job.boards)
+        } else {
+            Value::Null
+        },
     );
     obj.insert("machine".into(), job.allocated_machine_name.clone().into());
     json::insert_time(&mut obj, "start_time", job.start_time);
     obj.insert("keepalive".into(), json::number(job.keepalive));
     obj.insert("owner".into(), job.owner.clone().into());
     obj.insert("keepalive_host".into(), job.keepalive_host.clone().into());
-    obj.insert("request".into(), json!({"args": job.args, "kwargs": job.kwargs}));
+    obj.insert(
+        "request".into(),
+        json!({"args": job.args, "kwargs": job.kwargs}),
+    );
     Value::Object(obj)
 }

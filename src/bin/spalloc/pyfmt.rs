@@ -160,26 +160,6 @@ pub fn py_str(value: &Value) -> String {
     }
 }
 
-/// Formats a list of JSON values as Python's `str()` of a tuple.
-///
-/// The Python `spalloc-where-is` prints coordinates as tuples: `(1, 1, 2)`.
-/// Python writes a one-item tuple with a trailing comma, `(5,)`, and an empty
-/// one as `()`; we follow it so odd server replies still print the same.
-pub fn py_tuple(items: &[Value]) -> String {
-    let mut out = String::from("(");
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        write_repr(&mut out, item);
-    }
-    if items.len() == 1 {
-        out.push(',');
-    }
-    out.push(')');
-    out
-}
-
 /// Formats the `Request` line of `spalloc job`: how the job was created.
 ///
 /// The result is `Job(` + the positional arguments printed with `str()` and
@@ -535,14 +515,6 @@ pub(crate) mod tests {
         eqnice!("60.0", py_str(&json!(60.0)));
         eqnice!("5", py_str(&json!(5)));
         eqnice!("['a', 'b']", py_str(&json!(["a", "b"])));
-    }
-
-    #[test]
-    fn tuples_follow_python() {
-        eqnice!("(1, 1, 2)", py_tuple(&[json!(1), json!(1), json!(2)]));
-        eqnice!("(5,)", py_tuple(&[json!(5)]));
-        eqnice!("()", py_tuple(&[]));
-        eqnice!("(21, 17)", py_tuple(&[json!(21), json!(17)]));
     }
 
     fn kwargs(v: Value) -> Map<String, Value> {

@@ -9,7 +9,7 @@
 //! blocking wait notices the signal at once.
 
 use std::io;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::Duration;
@@ -69,17 +69,27 @@ impl Signals {
         let (tx, rx) = mpsc::channel();
         let waker: Arc<Mutex<Option<InterruptHandle>>> = Arc::new(Mutex::new(None));
         let wake = Arc::clone(&waker);
-        thread::Builder::new().name("spalloc-signals".into()).spawn(move || {
-            for origin in info.forever() {
-                let user_sent = matches!(origin.cause, Cause::Sent(Sent::User | Sent::Queue));
-                if let Some(handle) = wake.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
-                    handle.interrupt();
+        thread::Builder::new()
+            .name("spalloc-signals".into())
+            .spawn(move || {
+                for origin in info.forever() {
+                    let user_sent = matches!(origin.cause, Cause::Sent(Sent::User | Sent::Queue));
+                    if let Some(handle) =
+                        wake.lock().unwrap_or_else(PoisonError::into_inner).as_ref()
+                    {
+                        handle.interrupt();
+                    }
+                    if tx
+                        .send(Caught {
+                            signal: origin.signal,
+                            user_sent,
+                        })
+                        .is_err()
+                    {
+                        break;
+                    }
                 }
-                if tx.send(Caught { signal: origin.signal, user_sent }).is_err() {
-                    break;
-                }
-            }
-        })?;
+            })?;
         Ok(Signals { rx, waker })
     }
 
@@ -95,17 +105,16 @@ impl Signals {
 
     /// Waits up to `timeout` for a signal.
     pub fn wait(&self, timeout: Duration) -> Option<Caught> {
-        match self.rx.recv_timeout(timeout) {
-            Ok(c) => Some(c),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+        self.rx.recv_timeout(timeout).ok()
     }
 }
 
 /// Sends `signal` to process `pid`; errors (e.g. it has exited) are
 /// ignored, as there is nothing more to do.
 pub fn send(pid: u32, signal: i32) {
-    let Ok(pid) = libc::pid_t::try_from(pid) else { return };
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
     // SAFETY: kill(2) takes plain integers and has no memory effects; the
     // pid is our own child's, which we have not yet reaped.
     unsafe {

@@ -170,15 +170,15 @@ pub fn paint(text: &str, style: Style, enabled: bool) -> String {
 /// 10–14 the same five bright. Keying on the id rather than on the position
 /// in the list keeps a job's colour steady while other jobs come and go.
 pub fn job_colour(job_id: u64) -> Style {
-    const HUES: [Colour; 5] = [
-        Colour::Green,
-        Colour::Blue,
-        Colour::Magenta,
-        Colour::Yellow,
-        Colour::Cyan,
+    const HUES: [Style; 5] = [
+        Style::GREEN,
+        Style::BLUE,
+        Style::MAGENTA,
+        Style::YELLOW,
+        Style::CYAN,
     ];
     let index = (job_id % 15) as usize;
-    let base = Style::PLAIN.fg(HUES[index % 5]);
+    let base = HUES[index % 5];
     match index / 5 {
         0 => base,
         1 => base.dim(),

@@ -53,7 +53,8 @@ fn query(args: &WhereIsArgs) -> Result<(WhereIsQuery, bool), CliError> {
         [one] => one,
         [] => {
             return Err(CliError::Usage(
-                "one of the arguments --board/--logical --physical --chip --job-chip is required".into(),
+                "one of the arguments --board/--logical --physical --chip --job-chip is required"
+                    .into(),
             ));
         }
         [first, second, ..] => {
@@ -71,12 +72,19 @@ fn query(args: &WhereIsArgs) -> Result<(WhereIsQuery, bool), CliError> {
             "--chip" => "MACHINE X Y",
             _ => "JOB_ID X Y",
         };
-        return Err(CliError::Usage(format!("argument {form}: expected {arity} arguments: {names}")));
+        return Err(CliError::Usage(format!(
+            "argument {form}: expected {arity} arguments: {names}"
+        )));
     }
     let machine = v[0].clone();
     Ok(match form {
         "--board/--logical" => (
-            WhereIsQuery::Board { machine, x: int(form, &v[1])?, y: int(form, &v[2])?, z: int(form, &v[3])? },
+            WhereIsQuery::Board {
+                machine,
+                x: int(form, &v[1])?,
+                y: int(form, &v[2])?,
+                z: int(form, &v[3])?,
+            },
             false,
         ),
         "--physical" => (
@@ -88,12 +96,26 @@ fn query(args: &WhereIsArgs) -> Result<(WhereIsQuery, bool), CliError> {
             },
             false,
         ),
-        "--chip" => (WhereIsQuery::Chip { machine, x: int(form, &v[1])?, y: int(form, &v[2])? }, true),
+        "--chip" => (
+            WhereIsQuery::Chip {
+                machine,
+                x: int(form, &v[1])?,
+                y: int(form, &v[2])?,
+            },
+            true,
+        ),
         _ => {
-            let job_id = v[0]
-                .parse()
-                .map_err(|_| CliError::Usage(format!("argument {form}: invalid int value: '{}'", v[0])))?;
-            (WhereIsQuery::JobChip { job_id, x: int(form, &v[1])?, y: int(form, &v[2])? }, true)
+            let job_id = v[0].parse().map_err(|_| {
+                CliError::Usage(format!("argument {form}: invalid int value: '{}'", v[0]))
+            })?;
+            (
+                WhereIsQuery::JobChip {
+                    job_id,
+                    x: int(form, &v[1])?,
+                    y: int(form, &v[2])?,
+                },
+                true,
+            )
         }
     })
 }
@@ -107,7 +129,10 @@ fn render(w: &WhereIs, show_board_chip: bool) -> String {
         ("Machine", w.machine.clone()),
         (
             "Physical location",
-            format!("Cabinet {}, Frame {}, Board {}", w.physical.cabinet, w.physical.frame, w.physical.board),
+            format!(
+                "Cabinet {}, Frame {}, Board {}",
+                w.physical.cabinet, w.physical.frame, w.physical.board
+            ),
         ),
         ("Board coordinate", w.logical.to_string()),
         ("Machine chip coordinates", pair(&w.chip)),
@@ -115,7 +140,10 @@ fn render(w: &WhereIs, show_board_chip: bool) -> String {
     if show_board_chip {
         items.push(("Coordinates within board", pair(&w.board_chip)));
     }
-    items.push(("Job using board", w.job_id.map_or_else(|| "None".into(), |id| id.to_string())));
+    items.push((
+        "Job using board",
+        w.job_id.map_or_else(|| "None".into(), |id| id.to_string()),
+    ));
     if let (Some(_), Some(chip)) = (w.job_id, &w.job_chip) {
         items.push(("Coordinates within job", pair(chip)));
     }
@@ -130,6 +158,9 @@ fn to_json(w: &WhereIs) -> Value {
     obj.insert("chip".into(), json::chip(&w.chip));
     obj.insert("board_chip".into(), json::chip(&w.board_chip));
     obj.insert("job_id".into(), w.job_id.into());
-    obj.insert("job_chip".into(), w.job_chip.as_ref().map_or(Value::Null, json::chip));
+    obj.insert(
+        "job_chip".into(),
+        w.job_chip.as_ref().map_or(Value::Null, json::chip),
+    );
     Value::Object(obj)
 }
