@@ -5,3 +5,4 @@ mod support;
 
 mod client;
 mod job;
+mod cli_alloc;
