@@ -6,3 +6,4 @@ mod support;
 mod client;
 mod job;
 mod cli_alloc;
+mod pyclient;
