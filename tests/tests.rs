@@ -3,7 +3,8 @@
 
 mod support;
 
-mod client;
-mod job;
 mod cli_alloc;
+mod client;
+mod docs;
+mod job;
 mod pyclient;

@@ -18,7 +18,8 @@ const SIGTERM: i32 = 15;
 const LONG: Duration = Duration::from_secs(20);
 
 fn server_with(machines: Vec<Machine>) -> VirtualServer {
-    VirtualServer::start(ServerConfig::for_tests().machines(machines)).expect("start virtual server")
+    VirtualServer::start(ServerConfig::for_tests().machines(machines))
+        .expect("start virtual server")
 }
 
 fn server() -> VirtualServer {
@@ -32,7 +33,12 @@ fn sandbox(server: &VirtualServer) -> Sandbox {
 }
 
 fn client(server: &VirtualServer) -> ProtocolClient {
-    ProtocolClient::connect("127.0.0.1", server.local_addr().port(), Some(Duration::from_secs(5))).expect("connect")
+    ProtocolClient::connect(
+        "127.0.0.1",
+        server.local_addr().port(),
+        Some(Duration::from_secs(5)),
+    )
+    .expect("connect")
 }
 
 /// The server holds no live job.
@@ -40,7 +46,10 @@ fn client(server: &VirtualServer) -> ProtocolClient {
 fn assert_no_jobs(server: &VirtualServer) {
     let mut c = client(server);
     assert!(
-        eventually(Duration::from_secs(5), || c.list_jobs().map(|j| j.is_empty()).unwrap_or(false)),
+        eventually(Duration::from_secs(5), || c
+            .list_jobs()
+            .map(|j| j.is_empty())
+            .unwrap_or(false)),
         "jobs left behind: {:?}",
         c.list_jobs()
     );
@@ -48,7 +57,11 @@ fn assert_no_jobs(server: &VirtualServer) {
 
 #[track_caller]
 fn assert_no_csv(sb: &Sandbox) {
-    assert_eq!(sb.leftover_temp_files(), Vec::<std::path::PathBuf>::new(), "CSV left behind");
+    assert_eq!(
+        sb.leftover_temp_files(),
+        Vec::<std::path::PathBuf>::new(),
+        "CSV left behind"
+    );
 }
 
 /// A job that holds every board of a 1x1 machine, so later requests queue.
@@ -56,7 +69,14 @@ fn occupy(server: &VirtualServer) -> u64 {
     let mut c = client(server);
     let mut o = CreateJobOptions::new("hog");
     o.keepalive = None;
-    c.create_job(&JobRequest::Triads { width: 1, height: 1 }, &o).expect("create")
+    c.create_job(
+        &JobRequest::Triads {
+            width: 1,
+            height: 1,
+        },
+        &o,
+    )
+    .expect("create")
 }
 
 #[test]
@@ -66,13 +86,23 @@ fn command_gets_substitutions_and_csv() {
         .power_delay(Duration::from_millis(200));
     let server = VirtualServer::start(config).expect("start");
     let sb = sandbox(&server);
-    let out = sb.run(&["alloc", "3", "-c", "sh", "-c", "echo hostname={hostname} w={w} h={h} id={id}; cat {ethernet_ips}"]);
+    let out = sb.run(&[
+        "alloc",
+        "3",
+        "-c",
+        "sh",
+        "-c",
+        "echo hostname={hostname} w={w} h={h} id={id}; cat {ethernet_ips}",
+    ]);
     out.expect_code(0);
     assert_eq!(
         out.stdout,
         "hostname=192.168.0.1 w=16 h=16 id=1\nx,y,hostname\n0,0,192.168.0.1\n4,8,192.168.0.33\n8,4,192.168.0.65\n"
     );
-    assert_eq!(out.stderr, "Job 1: Waiting for power on...\nJob 1: Ready!\n");
+    assert_eq!(
+        out.stderr,
+        "Job 1: Waiting for power on...\nJob 1: Ready!\n"
+    );
     assert_no_jobs(&server);
     assert_no_csv(&sb);
 }
@@ -91,7 +121,12 @@ fn single_string_command_runs_in_a_shell() {
 fn braces_that_are_not_placeholders_pass_through() {
     let server = server();
     let sb = sandbox(&server);
-    let out = sb.run(&["alloc", "-q", "-c", "awk -F, 'NR > 1 {print $3}' {ethernet_ips}; echo '{{x}}' '{0}' '{w:03}'"]);
+    let out = sb.run(&[
+        "alloc",
+        "-q",
+        "-c",
+        "awk -F, 'NR > 1 {print $3}' {ethernet_ips}; echo '{{x}}' '{0}' '{w:03}'",
+    ]);
     out.expect_code(0);
     assert_eq!(out.stdout, "192.168.0.1\n{x} {0} {w:03}\n");
 }
@@ -100,7 +135,16 @@ fn braces_that_are_not_placeholders_pass_through() {
 fn several_arguments_run_without_a_shell() {
     let server = server();
     let sb = sandbox(&server);
-    let out = sb.run(&["alloc", "-q", "-c", "printf", "%s|%s|%s\\n", "{}", "a b; echo no", "{id}"]);
+    let out = sb.run(&[
+        "alloc",
+        "-q",
+        "-c",
+        "printf",
+        "%s|%s|%s\\n",
+        "{}",
+        "a b; echo no",
+        "{id}",
+    ]);
     out.expect_code(0);
     assert_eq!(out.stdout, "192.168.0.1|a b; echo no|1\n");
 }
@@ -109,9 +153,21 @@ fn several_arguments_run_without_a_shell() {
 fn command_exit_code_and_signal_death() {
     let server = server();
     let sb = sandbox(&server);
-    sb.run(&["alloc", "-q", "--keepalive", "5", "-c", "sh", "-c", "exit 3"]).expect_code(3);
-    sb.run(&["alloc", "-q", "-c", "sh", "-c", "kill -TERM $$"]).expect_code(128 + SIGTERM);
-    sb.run(&["alloc", "-q", "-c", "sh -c 'kill -KILL $$'"]).expect_code(128 + 9);
+    sb.run(&[
+        "alloc",
+        "-q",
+        "--keepalive",
+        "5",
+        "-c",
+        "sh",
+        "-c",
+        "exit 3",
+    ])
+    .expect_code(3);
+    sb.run(&["alloc", "-q", "-c", "sh", "-c", "kill -TERM $$"])
+        .expect_code(128 + SIGTERM);
+    sb.run(&["alloc", "-q", "-c", "sh -c 'kill -KILL $$'"])
+        .expect_code(128 + 9);
     assert_no_jobs(&server);
     assert_no_csv(&sb);
 }
@@ -122,7 +178,12 @@ fn command_that_cannot_run() {
     let sb = sandbox(&server);
     let out = sb.run(&["alloc", "-q", "-c", "no-such-program-here", "x"]);
     out.expect_code(127);
-    assert!(out.stderr.starts_with("spalloc: cannot run 'no-such-program-here': "), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .starts_with("spalloc: cannot run 'no-such-program-here': "),
+        "{}",
+        out.stderr
+    );
     let script = sb.cwd().join("not-executable");
     std::fs::write(&script, "#!/bin/sh\n").expect("write");
     let out = sb.run(&["alloc", "-q", "-c", "./not-executable", "x"]);
@@ -138,7 +199,11 @@ fn empty_command_is_a_usage_error() {
     for args in [&["alloc", "-c"][..], &["alloc", "-c", ""][..]] {
         let out = sb.run(args);
         out.expect_code(2);
-        assert!(out.stderr.starts_with("spalloc alloc: error: "), "{}", out.stderr);
+        assert!(
+            out.stderr.starts_with("spalloc alloc: error: "),
+            "{}",
+            out.stderr
+        );
     }
     assert_no_jobs(&server);
 }
@@ -160,7 +225,11 @@ fn interactive_block_and_prompt() {
     let out = sb.run_with_input(&["alloc", "3"], "\n");
     out.expect_code(0);
     let csv_line = out.stdout.lines().nth(4).unwrap_or_default().to_owned();
-    assert!(csv_line.starts_with("All hostnames: ") && csv_line.contains("spinnaker_ips_"), "{}", out.stdout);
+    assert!(
+        csv_line.starts_with("All hostnames: ") && csv_line.contains("spinnaker_ips_"),
+        "{}",
+        out.stdout
+    );
     let csv = csv_line.trim_start_matches("All hostnames: ");
     assert_eq!(
         out.stdout,
@@ -188,7 +257,10 @@ fn json_prints_one_line() {
                                {"x": 4, "y": 8, "hostname": "192.168.0.33"},
                                {"x": 8, "y": 4, "hostname": "192.168.0.65"}]})
     );
-    assert!(out.stderr.contains("<Press enter when done>"), "the prompt goes to stderr");
+    assert!(
+        out.stderr.contains("<Press enter when done>"),
+        "the prompt goes to stderr"
+    );
     // With -c the line comes first, then the command runs.
     let out = sb.run(&["alloc", "--json", "-q", "-c", "echo", "ran {id}"]);
     out.expect_code(0);
@@ -205,7 +277,10 @@ fn impossible_request_is_destroyed_before_ready() {
     let sb = sandbox(&server);
     let out = sb.run(&["alloc", "100", "-c", "true"]);
     out.expect_code(1);
-    assert_eq!(out.stderr, "Job 1: Destroyed: Cancelled: No suitable machines available.\n");
+    assert_eq!(
+        out.stderr,
+        "Job 1: Destroyed: Cancelled: No suitable machines available.\n"
+    );
     // Failures still show with -q.
     let out = sb.run(&["alloc", "-q", "100", "-c", "true"]);
     out.expect_code(1);
@@ -222,24 +297,51 @@ fn request_flags_reach_the_server() {
             .base_ip(std::net::Ipv4Addr::new(10, 0, 0, 0)),
     ]);
     let sb = sandbox(&server);
-    let running = sb.spawn(&["alloc", "--keepalive", "5", "--tags", "big", "4", "--max-dead-links", "-1", "-W", "-c", "sleep", "30"]);
+    let running = sb.spawn(&[
+        "alloc",
+        "--keepalive",
+        "5",
+        "--tags",
+        "big",
+        "4",
+        "--max-dead-links",
+        "-1",
+        "-W",
+        "-c",
+        "sleep",
+        "30",
+    ]);
     let mut c = client(&server);
-    assert!(eventually(LONG, || c.list_jobs().map(|j| !j.is_empty()).unwrap_or(false)));
+    assert!(eventually(LONG, || c
+        .list_jobs()
+        .map(|j| !j.is_empty())
+        .unwrap_or(false)));
     let jobs = c.list_jobs().expect("list");
     let job = &jobs[0];
-    assert_eq!(job.keepalive, Some(Number::Int(5)), "an integer keepalive stays one");
+    assert_eq!(
+        job.keepalive,
+        Some(Number::Int(5)),
+        "an integer keepalive stays one"
+    );
     assert_eq!(job.args, vec![json!(4)]);
     assert_eq!(job.kwargs["tags"], json!(["big"]));
     assert_eq!(job.kwargs["machine"], Value::Null);
     assert_eq!(job.kwargs["max_dead_links"], Value::Null);
     assert_eq!(job.kwargs["require_torus"], json!(false));
-    assert!(eventually(LONG, || c.list_jobs().is_ok_and(|j| j[0].allocated_machine_name.as_deref() == Some("big"))));
+    assert!(eventually(LONG, || c
+        .list_jobs()
+        .is_ok_and(
+            |j| j[0].allocated_machine_name.as_deref() == Some("big")
+        )));
     running.signal(SIGTERM);
     running.finish(LONG).expect_code(128 + SIGTERM);
     assert_no_jobs(&server);
 
     // A machine drops the tags; a bare -m means any machine.
-    sb.write_config(crate::support::cli::ConfigFile::Cwd, "[spalloc]\nmachine = big\n");
+    sb.write_config(
+        crate::support::cli::ConfigFile::Cwd,
+        "[spalloc]\nmachine = big\n",
+    );
     let out = sb.run(&["alloc", "-q", "-c", "true"]);
     out.expect_code(0);
     let out = sb.run(&["alloc", "-q", "-m", "-c", "true"]);
@@ -251,7 +353,15 @@ fn resume_and_no_destroy() {
     let server = server();
     let sb = sandbox(&server);
     // Keep the job: it stays on the server.
-    let out = sb.run(&["alloc", "-q", "--no-destroy", "--keepalive", "-1", "-c", "true"]);
+    let out = sb.run(&[
+        "alloc",
+        "-q",
+        "--no-destroy",
+        "--keepalive",
+        "-1",
+        "-c",
+        "true",
+    ]);
     out.expect_code(0);
     assert_no_csv(&sb);
     let mut c = client(&server);
@@ -263,7 +373,11 @@ fn resume_and_no_destroy() {
     let out = sb.run(&["alloc", "--resume", &id, "-c", "echo", "{id}"]);
     out.expect_code(0);
     assert_eq!(out.stdout, format!("{id}\n"));
-    assert_eq!(out.stderr, format!("Job {id}: Ready!\n"), "a ready job shows only Ready!");
+    assert_eq!(
+        out.stderr,
+        format!("Job {id}: Ready!\n"),
+        "a ready job shows only Ready!"
+    );
     assert_no_jobs(&server);
     // Resuming a dead or unknown job fails clearly.
     let out = sb.run(&["alloc", "--resume", &id, "-c", "true"]);
@@ -278,10 +392,21 @@ fn resume_and_no_destroy() {
 fn connection_and_server_failures() {
     let sb = Sandbox::new();
     let port = dead_port();
-    let out = sb.run(&["alloc", "-H", "127.0.0.1", "-P", &port.to_string(), "--owner", "me", "-c", "true"]);
+    let out = sb.run(&[
+        "alloc",
+        "-H",
+        "127.0.0.1",
+        "-P",
+        &port.to_string(),
+        "--owner",
+        "me",
+        "-c",
+        "true",
+    ]);
     out.expect_code(6);
     assert!(
-        out.stderr.starts_with(&format!("Could not connect to server: 127.0.0.1:{port}: ")),
+        out.stderr
+            .starts_with(&format!("Could not connect to server: 127.0.0.1:{port}: ")),
         "{}",
         out.stderr
     );
@@ -291,13 +416,36 @@ fn connection_and_server_failures() {
         _ => Reply::Exception("request cannot fit on machine".into()),
     });
     let port = refusing.port().to_string();
-    let out = sb.run(&["alloc", "-H", "127.0.0.1", "-P", &port, "--owner", "me", "-c", "true"]);
+    let out = sb.run(&[
+        "alloc",
+        "-H",
+        "127.0.0.1",
+        "-P",
+        &port,
+        "--owner",
+        "me",
+        "-c",
+        "true",
+    ]);
     out.expect_code(6);
-    assert_eq!(out.stderr, "Error from server: request cannot fit on machine\n");
+    assert_eq!(
+        out.stderr,
+        "Error from server: request cannot fit on machine\n"
+    );
 
     let future = FakeServer::start(Dialect::Python, |_| Reply::Return(json!("9.0.0")));
     let port = future.port().to_string();
-    let out = sb.run(&["alloc", "-H", "127.0.0.1", "-P", &port, "--owner", "me", "-c", "true"]);
+    let out = sb.run(&[
+        "alloc",
+        "-H",
+        "127.0.0.1",
+        "-P",
+        &port,
+        "--owner",
+        "me",
+        "-c",
+        "true",
+    ]);
     out.expect_code(2);
     assert_eq!(out.stderr, "Incompatible server version (9.0.0)\n");
     assert_eq!(future.count("create_job"), 0);
@@ -314,7 +462,12 @@ fn usage_errors() {
     ), "{}", out.stderr);
     let out = sb.run(&["--owner", "me", "1", "2", "3", "4"]);
     out.expect_code(2);
-    assert!(out.stderr.starts_with("spalloc: error: --hostname of spalloc server must be specified"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .starts_with("spalloc: error: --hostname of spalloc server must be specified"),
+        "{}",
+        out.stderr
+    );
     let out = sb.run(&["-H", "h", "--owner", "me", "1", "2", "3", "4"]);
     out.expect_code(2);
     assert!(out.stderr.contains(
@@ -322,7 +475,11 @@ fn usage_errors() {
     ));
     let out = sb.run(&["-H", "h", "--owner", "me", "x"]);
     out.expect_code(2);
-    assert!(out.stderr.contains("argument WHAT: invalid int value: 'x'"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("argument WHAT: invalid int value: 'x'"),
+        "{}",
+        out.stderr
+    );
     assert_no_csv(&sb);
 }
 
@@ -357,19 +514,41 @@ fn check_released(server: &VirtualServer, sb: &Sandbox, id: u64, reason: &str, o
 #[test]
 fn signals_while_queued() {
     for (signal, code, line, reason) in [
-        (SIGINT, 4, "Keyboard interrupt.", "Cancelled: Keyboard interrupt (SIGINT)."),
-        (SIGTERM, 143, "Terminated (SIGTERM).", "Cancelled: Terminated (SIGTERM)."),
-        (SIGHUP, 129, "Hangup (SIGHUP).", "Cancelled: Hangup (SIGHUP)."),
+        (
+            SIGINT,
+            4,
+            "Keyboard interrupt.",
+            "Cancelled: Keyboard interrupt (SIGINT).",
+        ),
+        (
+            SIGTERM,
+            143,
+            "Terminated (SIGTERM).",
+            "Cancelled: Terminated (SIGTERM).",
+        ),
+        (
+            SIGHUP,
+            129,
+            "Hangup (SIGHUP).",
+            "Cancelled: Hangup (SIGHUP).",
+        ),
     ] {
         let server = server_with(vec![Machine::new("tiny", 1, 1)]);
         occupy(&server);
         let sb = sandbox(&server);
         let running = sb.spawn(&["alloc", "-c", "true"]);
-        assert!(running.wait_for_stderr("Job 2: Waiting in queue...", LONG), "{}", running.stderr());
+        assert!(
+            running.wait_for_stderr("Job 2: Waiting in queue...", LONG),
+            "{}",
+            running.stderr()
+        );
         running.signal(signal);
         let out = running.finish(LONG);
         out.expect_code(code);
-        assert_eq!(out.stderr, format!("Job 2: Waiting in queue...\nJob 2: {line}\n"));
+        assert_eq!(
+            out.stderr,
+            format!("Job 2: Waiting in queue...\nJob 2: {line}\n")
+        );
         check_released(&server, &sb, 2, reason, &out);
     }
 }
@@ -380,7 +559,11 @@ fn signals_at_the_prompt() {
         let server = server();
         let sb = sandbox(&server);
         let running = sb.spawn(&["alloc", "-q"]);
-        assert!(running.wait_for_stdout("<Press enter when done>", LONG), "{}", running.stderr());
+        assert!(
+            running.wait_for_stdout("<Press enter when done>", LONG),
+            "{}",
+            running.stderr()
+        );
         running.signal(signal);
         let out = running.finish(LONG);
         out.expect_code(code);
@@ -413,7 +596,11 @@ fn signals_while_the_command_runs_are_forwarded() {
         let out = running.finish(LONG);
         // SIGINT: the command's own code; SIGTERM/SIGHUP: 128 + N.
         out.expect_code(code);
-        assert_eq!(out.stdout, format!("got-{signal}\n"), "the command saw the signal once");
+        assert_eq!(
+            out.stdout,
+            format!("got-{signal}\n"),
+            "the command saw the signal once"
+        );
         let reason = match signal {
             SIGINT => None,
             SIGTERM => Some("Terminated (SIGTERM)."),
@@ -429,7 +616,10 @@ fn third_signal_kills_a_stubborn_command() {
     let server = server();
     let sb = sandbox(&server);
     let marker = sb.cwd().join("started");
-    let script = format!("trap '' TERM; touch {}; while true; do sleep 0.05; done", marker.display());
+    let script = format!(
+        "trap '' TERM; touch {}; while true; do sleep 0.05; done",
+        marker.display()
+    );
     let running = sb.spawn(&["alloc", "-q", "-c", &script]);
     assert!(eventually(LONG, || marker.exists()));
     for _ in 0..3 {
@@ -468,7 +658,17 @@ fn signal_while_create_is_in_flight_destroys_the_new_job() {
         });
         let sb = Sandbox::new();
         let port = server.port().to_string();
-        let running = sb.spawn(&["alloc", "-H", "127.0.0.1", "-P", &port, "--owner", "me", "-c", "true"]);
+        let running = sb.spawn(&[
+            "alloc",
+            "-H",
+            "127.0.0.1",
+            "-P",
+            &port,
+            "--owner",
+            "me",
+            "-c",
+            "true",
+        ]);
         assert!(server.wait_for_count("create_job", 1));
         running.signal(signal);
         let out = running.finish(LONG);
@@ -476,7 +676,11 @@ fn signal_while_create_is_in_flight_destroys_the_new_job() {
         let destroys = server.calls_named("destroy_job");
         assert_eq!(destroys.len(), 1, "{out:?}");
         assert_eq!(destroys[0].job_id(), Some(7));
-        assert!(destroys[0].kwargs["reason"].as_str().is_some_and(|r| r.contains("SIG")));
+        assert!(
+            destroys[0].kwargs["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("SIG"))
+        );
         assert_no_csv(&sb);
     }
 }

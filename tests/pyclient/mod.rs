@@ -32,7 +32,11 @@ fn venv() -> PathBuf {
     let lock = dir.with_extension("lock");
     let start = Instant::now();
     while std::fs::create_dir(&lock).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(600), "timed out waiting for {}", lock.display());
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "timed out waiting for {}",
+            lock.display()
+        );
         std::thread::sleep(Duration::from_millis(200));
         if dir.join("bin/spalloc-ps").exists() {
             return dir;
@@ -44,11 +48,19 @@ fn venv() -> PathBuf {
             if out.status.success() {
                 Ok(())
             } else {
-                Err(format!("{cmd:?} failed:\n{}", String::from_utf8_lossy(&out.stderr)))
+                Err(format!(
+                    "{cmd:?} failed:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                ))
             }
         };
         run(Command::new("python3").args(["-m", "venv"]).arg(&dir))?;
-        run(Command::new(dir.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check", PACKAGE]))
+        run(Command::new(dir.join("bin/pip")).args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            PACKAGE,
+        ]))
     })();
     let _ = std::fs::remove_dir(&lock);
     if let Err(e) = result {
@@ -80,7 +92,8 @@ fn scene() -> Scene {
     ]);
     let server = VirtualServer::start(config).expect("start");
     let addr = server.local_addr();
-    let mut c = ProtocolClient::connect("127.0.0.1", addr.port(), Some(Duration::from_secs(5))).expect("connect");
+    let mut c = ProtocolClient::connect("127.0.0.1", addr.port(), Some(Duration::from_secs(5)))
+        .expect("connect");
     let mut jobs = Vec::new();
     let mut o = CreateJobOptions::new("alice@example.org");
     o.keepalive = None;
@@ -89,24 +102,55 @@ fn scene() -> Scene {
     o.keepalive = Some(Number::Int(120));
     jobs.push(c.create_job(&JobRequest::AnyBoard, &o).expect("create"));
     o.tags = Some(vec!["other".into()]);
-    jobs.push(c.create_job(&JobRequest::Triads { width: 1, height: 1 }, &o).expect("create"));
+    jobs.push(
+        c.create_job(
+            &JobRequest::Triads {
+                width: 1,
+                height: 1,
+            },
+            &o,
+        )
+        .expect("create"),
+    );
     jobs.push(c.create_job(&JobRequest::AnyBoard, &o).expect("create"));
     // Wait until everything that can be allocated is.
     let start = Instant::now();
-    while c.list_jobs().expect("list").iter().filter(|j| j.state == spalloc::JobState::Ready).count() < 3 {
+    while c
+        .list_jobs()
+        .expect("list")
+        .iter()
+        .filter(|j| j.state == spalloc::JobState::Ready)
+        .count()
+        < 3
+    {
         assert!(start.elapsed() < Duration::from_secs(10));
         std::thread::sleep(Duration::from_millis(20));
     }
     let sb = Sandbox::new();
     sb.use_server(addr);
-    Scene { server, sb, port: addr.port().to_string(), jobs }
+    Scene {
+        server,
+        sb,
+        port: addr.port().to_string(),
+        jobs,
+    }
 }
 
 #[track_caller]
 fn same(ours: &Output, theirs: &Output) {
-    assert_eq!(theirs.code, Some(0), "Python tool failed:\n{}\n{}", theirs.stdout, theirs.stderr);
+    assert_eq!(
+        theirs.code,
+        Some(0),
+        "Python tool failed:\n{}\n{}",
+        theirs.stdout,
+        theirs.stderr
+    );
     assert_eq!(ours.code, Some(0), "ours failed:\n{}", ours.stderr);
-    assert_eq!(ours.stdout, theirs.stdout, "\n--- ours ---\n{}\n--- Python ---\n{}", ours.stdout, theirs.stdout);
+    assert_eq!(
+        ours.stdout, theirs.stdout,
+        "\n--- ours ---\n{}\n--- Python ---\n{}",
+        ours.stdout, theirs.stdout
+    );
 }
 
 #[test]
@@ -115,7 +159,11 @@ fn ps_matches_the_python_tool() {
     let theirs = python_tool(&s.sb, "spalloc-ps", &["--port", &s.port]);
     let ours = s.sb.run(&["ps", "--port", &s.port]);
     same(&ours, &theirs);
-    assert!(ours.stdout.contains("alice@example.org (127.0.0.1)"), "{}", ours.stdout);
+    assert!(
+        ours.stdout.contains("alice@example.org (127.0.0.1)"),
+        "{}",
+        ours.stdout
+    );
     let theirs = python_tool(&s.sb, "spalloc-ps", &["--owner", "bob@example.org"]);
     let ours = s.sb.run(&["ps", "--owner", "bob@example.org"]);
     same(&ours, &theirs);
@@ -124,7 +172,12 @@ fn ps_matches_the_python_tool() {
 #[test]
 fn machine_views_match_the_python_tool() {
     let s = scene();
-    for args in [&[][..], &["m"][..], &["m", "--detailed"][..], &["other"][..]] {
+    for args in [
+        &[][..],
+        &["m"][..],
+        &["m", "--detailed"][..],
+        &["other"][..],
+    ] {
         let theirs = python_tool(&s.sb, "spalloc-machine", args);
         let ours = s.sb.run(&[&["machine"][..], args].concat());
         same(&ours, &theirs);
@@ -167,20 +220,47 @@ fn where_is_job_chip_matches_the_python_tool() {
     // anything is sent); ours work.
     let theirs = python_tool(&s.sb, "spalloc-where-is", &["--chip", "m", "9", "5"]);
     assert_ne!(theirs.code, Some(0));
-    s.sb.run(&["where-is", "--chip", "m", "9", "5"]).expect_code(0);
+    s.sb.run(&["where-is", "--chip", "m", "9", "5"])
+        .expect_code(0);
 }
 
 #[test]
 fn python_alloc_and_job_control_work_against_the_server() {
     let s = scene();
     // The Python `spalloc` refuses versions it cannot parse: ours parses.
-    let out = python_tool(&s.sb, "spalloc", &["--owner", "carol@example.org", "-m", "m", "-c", "echo", "{hostname}", "{w}", "{h}"]);
+    let out = python_tool(
+        &s.sb,
+        "spalloc",
+        &[
+            "--owner",
+            "carol@example.org",
+            "-m",
+            "m",
+            "-c",
+            "echo",
+            "{hostname}",
+            "{w}",
+            "{h}",
+        ],
+    );
     assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
-    assert_eq!(out.stdout, "192.168.0.73 8 8\n", "the board next to job 2, as the allocator packs single boards");
+    assert_eq!(
+        out.stdout, "192.168.0.73 8 8\n",
+        "the board next to job 2, as the allocator packs single boards"
+    );
     // Its job is gone afterwards.
-    let mut c = ProtocolClient::connect("127.0.0.1", s.server.local_addr().port(), Some(Duration::from_secs(5)))
-        .expect("connect");
-    assert!(c.list_jobs().expect("list").iter().all(|j| j.owner.as_deref() != Some("carol@example.org")));
+    let mut c = ProtocolClient::connect(
+        "127.0.0.1",
+        s.server.local_addr().port(),
+        Some(Duration::from_secs(5)),
+    )
+    .expect("connect");
+    assert!(
+        c.list_jobs()
+            .expect("list")
+            .iter()
+            .all(|j| j.owner.as_deref() != Some("carol@example.org"))
+    );
 
     // Power control and destroy through the Python spalloc-job.
     let id = s.jobs[1].to_string();
