@@ -57,6 +57,9 @@ pub enum Error {
         /// The job's id.
         id: u64,
     },
+    /// A wait was cut short through an
+    /// [`InterruptHandle`](crate::InterruptHandle).
+    Interrupted,
 }
 
 /// `Result` with this crate's [`Error`] as the default error type.
@@ -79,7 +82,8 @@ impl Error {
             | Error::Config { .. }
             | Error::InvalidArgument(_)
             | Error::JobDestroyed { .. }
-            | Error::JobUnknown { .. } => false,
+            | Error::JobUnknown { .. }
+            | Error::Interrupted => false,
         }
     }
 
@@ -111,6 +115,7 @@ impl fmt::Display for Error {
                 _ => write!(f, "job {id} was destroyed"),
             },
             Error::JobUnknown { id } => write!(f, "job {id} is not known to the server"),
+            Error::Interrupted => f.write_str("interrupted"),
         }
     }
 }
@@ -129,7 +134,8 @@ impl std::error::Error for Error {
             | Error::Config { .. }
             | Error::InvalidArgument(_)
             | Error::JobDestroyed { .. }
-            | Error::JobUnknown { .. } => None,
+            | Error::JobUnknown { .. }
+            | Error::Interrupted => None,
         }
     }
 }

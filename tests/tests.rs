@@ -1,2 +1,11 @@
-//! The single integration-test binary: every module below shares one build.
+//! The single integration-test binary: every module below shares one build,
+//! as ripgrep's tests do.
+
+mod support;
+
+mod cli_alloc;
+mod client;
+mod docs;
+mod job;
+mod pyclient;
 mod server;

@@ -1,3 +1,230 @@
-//! The `spalloc` command-line tool.
+//! The `spalloc` command-line tool: `alloc`, `job`, `ps`, `machine`,
+//! `where-is`, `config` and `serve`, drop-in replacements for the Python
+//! tools `spalloc`, `spalloc-job`, `spalloc-ps`, `spalloc-machine` and
+//! `spalloc-where-is`.
+//!
+//! `main` only works out which subcommand runs (from the program name or the
+//! first argument), parses its arguments, and turns the subcommand's result
+//! into an exit code. Each subcommand lives in its own file and reaches the
+//! library only through its public API.
 
-fn main() {}
+mod alloc;
+mod args;
+mod common;
+mod config_cmd;
+mod exit;
+mod job;
+mod json;
+mod machine;
+mod ps;
+mod pyfmt;
+mod serve;
+mod signals;
+mod term;
+mod where_is;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use argh::FromArgs;
+
+use crate::args::{
+    AllocArgs, ConfigArgs, JobArgs, MachineArgs, Normalised, PsArgs, ServeArgs, ServerFlags, Sub,
+    WhereIsArgs,
+};
+use crate::common::Term;
+use crate::exit::{CliError, CliResult, is_broken_pipe};
+use crate::term::ColorChoice;
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+const TOP_HELP: &str = "\
+Usage: spalloc <command> [<args>]
+       spalloc [alloc options] [WHAT...] [-c COMMAND...]
+
+Request SpiNNaker boards from a spalloc server, and manage them.
+
+Commands:
+  alloc     request boards and hold them while a command runs (spalloc)
+  job       show or manage one job (spalloc-job)
+  ps        list the live jobs (spalloc-ps)
+  machine   summarise the machines, or show one (spalloc-machine)
+  where-is  find a board or chip (spalloc-where-is)
+  config    show the configuration files and values
+  serve     run a virtual spalloc server, no hardware needed
+
+Without a command, the arguments are those of `spalloc alloc`.
+Run `spalloc <command> --help` for a command's options.
+";
+
+/// Everything a subcommand needs besides its arguments.
+#[derive(Debug)]
+pub struct Ctx {
+    /// The program name for messages, e.g. `spalloc ps` or `spalloc-ps`.
+    pub prog: String,
+    /// What stdout and stderr can do.
+    pub term: Term,
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let program = argv
+        .first()
+        .map(Path::new)
+        .and_then(Path::file_name)
+        .map(|n| n.to_string_lossy().trim_end_matches(".exe").to_owned())
+        .unwrap_or_else(|| "spalloc".to_owned());
+    let rest = argv.get(1..).unwrap_or_default();
+
+    let (sub, prog, args) = if let Some(sub) = Sub::from_legacy_name(&program) {
+        (sub, program, rest)
+    } else {
+        let first = rest.first().map(String::as_str);
+        match (first, first.and_then(Sub::from_name)) {
+            (Some(name), Some(sub)) => (sub, format!("spalloc {name}"), &rest[1..]),
+            (Some("-h" | "--help" | "help"), _) => return print_stdout(TOP_HELP),
+            (Some("-V" | "--version"), _) => return print_stdout(&format!("{VERSION}\n")),
+            // The old `spalloc WHAT… [-c …]` command line.
+            _ => (Sub::Alloc, "spalloc".to_owned(), rest),
+        }
+    };
+    let normalised = args::normalise(sub, args);
+    match sub {
+        Sub::Alloc => dispatch::<AllocArgs>(&prog, normalised, alloc::run),
+        Sub::Job => dispatch::<JobArgs>(&prog, normalised, |a, ctx, _| job::run(a, ctx)),
+        Sub::Ps => dispatch::<PsArgs>(&prog, normalised, |a, ctx, _| ps::run(a, ctx)),
+        Sub::Machine => {
+            dispatch::<MachineArgs>(&prog, normalised, |a, ctx, _| machine::run(a, ctx))
+        }
+        Sub::WhereIs => {
+            dispatch::<WhereIsArgs>(&prog, normalised, |a, ctx, _| where_is::run(a, ctx))
+        }
+        Sub::Config => {
+            dispatch::<ConfigArgs>(&prog, normalised, |a, ctx, _| config_cmd::run(a, ctx))
+        }
+        Sub::Serve => dispatch::<ServeArgs>(&prog, normalised, |a, ctx, _| serve::run(a, ctx)),
+    }
+}
+
+/// The parts of every subcommand's arguments that `main` itself acts on.
+trait Common {
+    fn colour(&self) -> ColorChoice;
+    fn wants_version(&self) -> bool;
+    fn debug(&self) -> bool;
+}
+
+macro_rules! common_via_server_flags {
+    ($($t:ty),*) => {$(
+        impl Common for $t {
+            fn colour(&self) -> ColorChoice { ServerFlags::color(self) }
+            fn wants_version(&self) -> bool { ServerFlags::version(self) }
+            fn debug(&self) -> bool { ServerFlags::debug(self) }
+        }
+    )*};
+}
+common_via_server_flags!(AllocArgs, JobArgs, PsArgs, MachineArgs, WhereIsArgs);
+
+impl Common for ConfigArgs {
+    fn colour(&self) -> ColorChoice {
+        self.color
+    }
+    fn wants_version(&self) -> bool {
+        self.version
+    }
+    fn debug(&self) -> bool {
+        false
+    }
+}
+
+impl Common for ServeArgs {
+    fn colour(&self) -> ColorChoice {
+        self.color
+    }
+    fn wants_version(&self) -> bool {
+        self.version
+    }
+    fn debug(&self) -> bool {
+        self.debug
+    }
+}
+
+/// Parses, handles help/version/usage errors, runs, and reports.
+fn dispatch<T: FromArgs + Common>(
+    prog: &str,
+    normalised: Normalised,
+    run: impl FnOnce(T, &Ctx, Option<Vec<String>>) -> CliResult,
+) -> ExitCode {
+    let argv: Vec<&str> = normalised.argv.iter().map(String::as_str).collect();
+    let parsed = match T::from_args(&[prog], &argv) {
+        Ok(parsed) => parsed,
+        Err(early) => {
+            return match early.status {
+                Ok(()) => print_stdout(&early.output),
+                Err(()) => usage_error::<T>(prog, early.output.trim_end()),
+            };
+        }
+    };
+    if parsed.wants_version() {
+        return print_stdout(&format!("{VERSION}\n"));
+    }
+    init_logging(parsed.debug());
+    let ctx = Ctx {
+        prog: prog.to_owned(),
+        term: Term::detect(parsed.colour()),
+    };
+    match run(parsed, &ctx, normalised.command) {
+        Ok(code) => code,
+        Err(CliError::Usage(message)) => usage_error::<T>(prog, &message),
+        Err(CliError::Exit { code, message }) => {
+            if let Some(m) = message {
+                let _ = writeln!(std::io::stderr(), "{m}");
+            }
+            ExitCode::from(code)
+        }
+        Err(CliError::Output(e)) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(CliError::Output(e)) => {
+            let _ = writeln!(std::io::stderr(), "{prog}: cannot write output: {e}");
+            ExitCode::from(exit::code::FAILED)
+        }
+    }
+}
+
+/// `PROG: error: MESSAGE` and the usage line on stderr; exit 2.
+fn usage_error<T: FromArgs>(prog: &str, message: &str) -> ExitCode {
+    let usage = match T::from_args(&[prog], &["--help"]) {
+        Err(help) => help
+            .output
+            .lines()
+            .take_while(|l| !l.trim().is_empty())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Ok(_) => String::new(),
+    };
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{prog}: error: {message}");
+    if !usage.is_empty() {
+        let _ = writeln!(err, "{usage}");
+    }
+    ExitCode::from(exit::code::USAGE)
+}
+
+fn print_stdout(text: &str) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::from(exit::code::FAILED),
+    }
+}
+
+fn init_logging(debug: bool) {
+    // Quiet by default: only the library's warnings (e.g. a job that could
+    // not be destroyed). RUST_LOG still overrides.
+    let default = if debug { "debug" } else { "warn" };
+    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
+        .format_timestamp_millis()
+        .try_init();
+}

@@ -1,0 +1,317 @@
+//! What the subcommands share: the terminal's capabilities, the server
+//! settings (flags over configuration), connecting with the version check,
+//! the wording of server errors, and the `--watch` loop.
+
+use std::io::{self, IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use spalloc::{Config, Error, ProtocolClient};
+
+use crate::args::ServerFlags;
+use crate::exit::{CliError, CliResult, code, reason};
+use crate::term::{self, CLEAR_SCREEN, ColorChoice};
+
+/// What each output stream can do, decided once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Term {
+    /// Colour on stdout.
+    pub out_colour: bool,
+    /// Colour on stderr.
+    pub err_colour: bool,
+    /// Cursor control (clear screen) on stdout.
+    pub out_cursor: bool,
+    /// Cursor control (rewriting status lines) on stderr.
+    pub err_cursor: bool,
+}
+
+impl Term {
+    /// Looks at the real streams and the environment.
+    pub fn detect(choice: ColorChoice) -> Term {
+        let no_color = std::env::var("NO_COLOR").ok();
+        let term = std::env::var("TERM").ok();
+        let (out_tty, err_tty) = (io::stdout().is_terminal(), io::stderr().is_terminal());
+        Term {
+            out_colour: term::colour_enabled(choice, out_tty, no_color.as_deref(), term.as_deref()),
+            err_colour: term::colour_enabled(choice, err_tty, no_color.as_deref(), term.as_deref()),
+            out_cursor: term::cursor_control(out_tty, term.as_deref()),
+            err_cursor: term::cursor_control(err_tty, term.as_deref()),
+        }
+    }
+}
+
+/// Loads the configuration files, mapping errors to the CLI's wording.
+pub fn load_config() -> Result<Config, CliError> {
+    Config::load().map_err(|e| CliError::config(&e))
+}
+
+/// Seconds from the command line or a config file as a limit: negative
+/// (or not a number) means none.
+pub fn limit(seconds: Option<f64>) -> Option<Duration> {
+    seconds
+        .filter(|s| *s >= 0.0)
+        .map(|s| Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX))
+}
+
+/// A delay in seconds; negative means none.
+pub fn delay(seconds: f64) -> Duration {
+    limit(Some(seconds)).unwrap_or(Duration::ZERO)
+}
+
+/// The server to talk to and how.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// Host name or address.
+    pub hostname: String,
+    /// Port.
+    pub port: u16,
+    /// Limit for connecting and for each reply.
+    pub timeout: Option<Duration>,
+    /// Skip the version check.
+    pub ignore_version: bool,
+    /// Pause between reconnection attempts.
+    pub reconnect_delay: Duration,
+}
+
+impl Server {
+    /// Flags over configuration. A missing hostname is a usage error.
+    pub fn resolve(flags: &dyn ServerFlags, config: &Config) -> Result<Server, CliError> {
+        let hostname = flags
+            .hostname()
+            .map(str::to_owned)
+            .or_else(|| config.hostname.clone())
+            .ok_or_else(|| {
+                CliError::Usage("--hostname of spalloc server must be specified".into())
+            })?;
+        Ok(Server {
+            hostname,
+            port: flags.port().unwrap_or(config.port),
+            timeout: match flags.timeout() {
+                Some(t) => limit(Some(t)),
+                None => limit(config.timeout),
+            },
+            ignore_version: flags.ignore_version().unwrap_or(config.ignore_version),
+            reconnect_delay: delay(config.reconnect_delay),
+        })
+    }
+
+    /// `HOST:PORT`, as error messages name the server.
+    pub fn describe(&self) -> String {
+        if self.hostname.contains(':') {
+            format!("[{}]:{}", self.hostname, self.port)
+        } else {
+            format!("{}:{}", self.hostname, self.port)
+        }
+    }
+
+    /// Connects and checks the version (unless told not to), without
+    /// mapping errors.
+    pub fn try_connect(&self) -> Result<ProtocolClient, Error> {
+        let mut client = ProtocolClient::connect(&self.hostname, self.port, self.timeout)?;
+        if !self.ignore_version {
+            client.check_version()?;
+        }
+        Ok(client)
+    }
+
+    /// Connects and checks the version, with errors worded for the user.
+    pub fn connect(&self) -> Result<ProtocolClient, CliError> {
+        self.try_connect().map_err(|e| self.error(e))
+    }
+
+    /// The standard wording of a failure talking to this server (job, ps,
+    /// machine and where-is).
+    pub fn error(&self, e: Error) -> CliError {
+        match e {
+            Error::Server(m) => CliError::exit(code::FAILED, format!("Error from server: {m}")),
+            Error::IncompatibleVersion(v) => {
+                CliError::exit(code::USAGE, format!("Incompatible server version ({v})"))
+            }
+            other => CliError::exit(
+                code::FAILED,
+                format!(
+                    "Error communicating with server: {}: {}",
+                    self.describe(),
+                    reason(&other)
+                ),
+            ),
+        }
+    }
+}
+
+/// Set once SIGINT arrives, for loops that should end cleanly on Ctrl-C.
+#[derive(Debug, Clone)]
+pub struct Interrupt(Arc<AtomicBool>);
+
+impl Interrupt {
+    /// Starts catching SIGINT (instead of dying of it).
+    pub fn catch() -> Interrupt {
+        let flag = Arc::new(AtomicBool::new(false));
+        #[cfg(unix)]
+        {
+            // If registration fails, Ctrl-C simply keeps its default effect.
+            let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&flag));
+        }
+        Interrupt(flag)
+    }
+
+    /// Whether SIGINT has arrived.
+    pub fn raised(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// How long a blocking wait lasts before looking at the interrupt flag.
+pub const POLL: Duration = Duration::from_millis(100);
+
+/// Waits until a notification arrives or `limit` passes (`Ok(true)`: look
+/// again), SIGINT arrives (`Ok(false)`), or the connection fails.
+pub fn wait_notification(
+    client: &mut ProtocolClient,
+    interrupt: &Interrupt,
+    limit: Option<Duration>,
+) -> Result<bool, Error> {
+    let end = limit.map(|l| Instant::now() + l);
+    loop {
+        if interrupt.raised() {
+            return Ok(false);
+        }
+        if client.wait_for_notification(Some(POLL))?.is_some() {
+            return Ok(true);
+        }
+        if end.is_some_and(|e| Instant::now() >= e) {
+            return Ok(true);
+        }
+    }
+}
+
+/// One `--watch` view: how to subscribe and how to draw a frame.
+pub trait View {
+    /// Registers for the notifications that should trigger a redraw. Called
+    /// after every (re)connection, and before every frame if
+    /// [`resubscribe_each_frame`](Self::resubscribe_each_frame).
+    fn subscribe(&mut self, client: &mut ProtocolClient) -> Result<(), Error>;
+    /// Whether to register again before each frame.
+    fn resubscribe_each_frame(&self) -> bool {
+        false
+    }
+    /// Fetches what is needed and renders a frame into `frame`. A
+    /// `CliError` ends the watch (e.g. an unknown machine).
+    fn draw(
+        &mut self,
+        client: &mut ProtocolClient,
+        frame: &mut Vec<u8>,
+    ) -> Result<Result<(), CliError>, Error>;
+}
+
+/// Runs a `--watch` loop: draw, wait for a change, repeat; reconnects after
+/// a lost connection; ends with exit 0 on Ctrl-C. `json` frames are not
+/// separated by blank lines or preceded by a clear-screen.
+pub fn watch(server: &Server, term: Term, json: bool, view: &mut dyn View) -> CliResult {
+    let interrupt = Interrupt::catch();
+    let mut client = server.connect()?;
+    view.subscribe(&mut client).map_err(|e| server.error(e))?;
+    let stdout = io::stdout();
+    let mut lost = false;
+    loop {
+        let round = (|| -> Result<Result<bool, CliError>, Error> {
+            if view.resubscribe_each_frame() {
+                view.subscribe(&mut client)?;
+            }
+            let mut frame = Vec::new();
+            if let Err(e) = view.draw(&mut client, &mut frame)? {
+                return Ok(Err(e));
+            }
+            let mut out = stdout.lock();
+            let result = (|| {
+                if term.out_cursor && !json {
+                    out.write_all(CLEAR_SCREEN.as_bytes())?;
+                }
+                out.write_all(&frame)?;
+                out.flush()
+            })();
+            if let Err(e) = result {
+                return Ok(Err(CliError::Output(e)));
+            }
+            drop(out);
+            Ok(Ok(wait_notification(&mut client, &interrupt, None)?))
+        })();
+        match round {
+            Ok(Ok(true)) => {
+                lost = false;
+                if !json {
+                    writeln!(stdout.lock())?;
+                }
+            }
+            Ok(Ok(false)) => {
+                if !json {
+                    writeln!(stdout.lock())?;
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            Ok(Err(e)) => return Err(e),
+            Err(e) if e.is_transport() => {
+                if !lost {
+                    eprintln!("Lost connection to server: {}; reconnecting…", reason(&e));
+                    lost = true;
+                }
+                match reconnect(server, &interrupt, view)? {
+                    Some(c) => client = c,
+                    None => {
+                        if !json {
+                            writeln!(stdout.lock())?;
+                        }
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                }
+            }
+            Err(e) => return Err(server.error(e)),
+        }
+    }
+}
+
+/// Reconnects every `reconnect_delay` until it works (`Some`) or SIGINT
+/// arrives (`None`).
+fn reconnect(
+    server: &Server,
+    interrupt: &Interrupt,
+    view: &mut dyn View,
+) -> Result<Option<ProtocolClient>, CliError> {
+    loop {
+        let until = Instant::now() + server.reconnect_delay;
+        while Instant::now() < until {
+            if interrupt.raised() {
+                return Ok(None);
+            }
+            thread::sleep(POLL.min(until.saturating_duration_since(Instant::now())));
+        }
+        if interrupt.raised() {
+            return Ok(None);
+        }
+        match server.try_connect() {
+            Ok(mut c) => match view.subscribe(&mut c) {
+                Ok(()) => return Ok(Some(c)),
+                Err(e) if e.is_transport() => continue,
+                Err(e) => return Err(server.error(e)),
+            },
+            Err(Error::IncompatibleVersion(v)) => {
+                return Err(server.error(Error::IncompatibleVersion(v)));
+            }
+            Err(_) => {}
+        }
+        // Never spin, even with a zero reconnect delay.
+        thread::sleep(POLL);
+    }
+}
+
+/// Writes to stdout, returning the error for `main` to judge (a closed pipe
+/// is success there).
+pub fn print(text: &str) -> Result<(), CliError> {
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}

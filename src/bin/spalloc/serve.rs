@@ -1,0 +1,103 @@
+//! `spalloc serve`: the virtual spalloc server in the foreground, until
+//! SIGINT, SIGTERM or SIGHUP, for trying the tools and for test harnesses
+//! written in any language.
+
+use std::io::{self, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use spalloc::server::{ServerConfig, VirtualServer};
+
+use crate::Ctx;
+use crate::args::ServeArgs;
+use crate::common::delay;
+use crate::exit::{CliError, CliResult, code};
+use crate::signals::Signals;
+
+/// Where `spalloc serve` listens when neither the file nor the flags say.
+const DEFAULT_PORT: u16 = spalloc::DEFAULT_PORT;
+
+/// Runs `spalloc serve`.
+pub fn run(args: ServeArgs, _ctx: &Ctx) -> CliResult {
+    let mut config = match &args.config {
+        Some(path) => ServerConfig::from_file(Path::new(path)).map_err(|e| {
+            CliError::exit(code::USAGE, format!("spalloc serve: config error: {e}"))
+        })?,
+        None => ServerConfig::default(),
+    };
+    let port = args.port.unwrap_or(match config.listen.port() {
+        0 => DEFAULT_PORT,
+        p => p,
+    });
+    config.listen = match &args.host {
+        Some(host) => resolve(host, port)?,
+        None => SocketAddr::new(config.listen.ip(), port),
+    };
+    if let Some(f) = &args.state_file {
+        config.state_file = Some(PathBuf::from(f));
+    }
+    if let Some(s) = args.power_delay {
+        config.power_delay = delay(s);
+    }
+    if let Some(s) = args.seconds_before_free {
+        config.seconds_before_free = delay(s);
+    }
+    if let Some(s) = args.timeout_check_interval {
+        config.timeout_check_interval = delay(s).max(Duration::from_millis(10));
+    }
+    if config.machines.is_empty() {
+        config.machines = vec![ServerConfig::default_machine()];
+    }
+    let summary: Vec<String> = config
+        .machines
+        .iter()
+        .map(|m| format!("{} ({}x{} triads)", m.name(), m.width(), m.height()))
+        .collect();
+
+    let signals = Signals::catch().map_err(|e| {
+        CliError::exit(
+            code::FAILED,
+            format!("spalloc serve: cannot handle signals: {e}"),
+        )
+    })?;
+    let listen = config.listen;
+    let server = VirtualServer::start(config).map_err(|e| {
+        CliError::exit(
+            code::FAILED,
+            format!("spalloc serve: cannot listen on {listen}: {e}"),
+        )
+    })?;
+    {
+        let mut out = io::stdout().lock();
+        writeln!(
+            out,
+            "spalloc virtual server listening on {}",
+            server.local_addr()
+        )?;
+        writeln!(out, "machines: {}", summary.join(", "))?;
+        out.flush()?;
+    }
+    let caught = loop {
+        if let Some(sig) = signals.wait(Duration::from_secs(3600)) {
+            break sig;
+        }
+    };
+    log::info!("signal {}: shutting down", caught.signal);
+    server.shutdown();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn resolve(host: &str, port: u16) -> Result<SocketAddr, CliError> {
+    (host, port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| {
+            CliError::exit(
+                code::USAGE,
+                format!("spalloc serve: cannot listen on '{host}': not an address"),
+            )
+        })
+}

@@ -1,0 +1,166 @@
+//! `spalloc where-is` (Python: `spalloc-where-is`): locate a board or chip
+//! by logical coordinate, physical location, machine chip or job chip. All
+//! four forms work (the Python tool's first three failed before sending).
+
+use std::process::ExitCode;
+
+use serde_json::{Map, Value};
+use spalloc::{Chip, WhereIs, WhereIsQuery};
+
+use crate::Ctx;
+use crate::args::WhereIsArgs;
+use crate::common::{Server, load_config, print};
+use crate::exit::{CliError, CliResult, code};
+use crate::json;
+use crate::term::render_deflist;
+
+/// Runs `spalloc where-is`.
+pub fn run(args: WhereIsArgs, _ctx: &Ctx) -> CliResult {
+    let (query, show_board_chip) = query(&args)?;
+    let config = load_config()?;
+    let server = Server::resolve(&args, &config)?;
+    let mut client = server.connect()?;
+    let found = client.where_is(&query).map_err(|e| server.error(e))?;
+    let Some(w) = found else {
+        return Err(CliError::exit(
+            code::INTERRUPTED_OR_NOTHING,
+            "No boards at the specified location",
+        ));
+    };
+    if args.json {
+        print(&json::line(&to_json(&w)))?;
+    } else {
+        print(&render(&w, show_board_chip))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn int(form: &str, v: &str) -> Result<i64, CliError> {
+    v.parse()
+        .map_err(|_| CliError::Usage(format!("argument {form}: invalid int value: '{v}'")))
+}
+
+/// The query, and whether to show the chip's position within its board.
+fn query(args: &WhereIsArgs) -> Result<(WhereIsQuery, bool), CliError> {
+    let forms = [
+        (args.board, "--board/--logical", 4),
+        (args.physical, "--physical", 4),
+        (args.chip, "--chip", 3),
+        (args.job_chip, "--job-chip", 3),
+    ];
+    let chosen: Vec<_> = forms.iter().filter(|f| f.0).collect();
+    let &&(_, form, arity) = match chosen.as_slice() {
+        [one] => one,
+        [] => {
+            return Err(CliError::Usage(
+                "one of the arguments --board/--logical --physical --chip --job-chip is required"
+                    .into(),
+            ));
+        }
+        [first, second, ..] => {
+            return Err(CliError::Usage(format!(
+                "argument {}: not allowed with argument {}",
+                second.1, first.1
+            )));
+        }
+    };
+    let v = &args.values;
+    if v.len() != arity {
+        let names = match form {
+            "--board/--logical" => "MACHINE X Y Z",
+            "--physical" => "MACHINE CABINET FRAME BOARD",
+            "--chip" => "MACHINE X Y",
+            _ => "JOB_ID X Y",
+        };
+        return Err(CliError::Usage(format!(
+            "argument {form}: expected {arity} arguments: {names}"
+        )));
+    }
+    let machine = v[0].clone();
+    Ok(match form {
+        "--board/--logical" => (
+            WhereIsQuery::Board {
+                machine,
+                x: int(form, &v[1])?,
+                y: int(form, &v[2])?,
+                z: int(form, &v[3])?,
+            },
+            false,
+        ),
+        "--physical" => (
+            WhereIsQuery::Physical {
+                machine,
+                cabinet: int(form, &v[1])?,
+                frame: int(form, &v[2])?,
+                board: int(form, &v[3])?,
+            },
+            false,
+        ),
+        "--chip" => (
+            WhereIsQuery::Chip {
+                machine,
+                x: int(form, &v[1])?,
+                y: int(form, &v[2])?,
+            },
+            true,
+        ),
+        _ => {
+            let job_id = v[0].parse().map_err(|_| {
+                CliError::Usage(format!("argument {form}: invalid int value: '{}'", v[0]))
+            })?;
+            (
+                WhereIsQuery::JobChip {
+                    job_id,
+                    x: int(form, &v[1])?,
+                    y: int(form, &v[2])?,
+                },
+                true,
+            )
+        }
+    })
+}
+
+fn pair(c: &Chip) -> String {
+    format!("({}, {})", c.x, c.y)
+}
+
+fn render(w: &WhereIs, show_board_chip: bool) -> String {
+    let mut items = vec![
+        ("Machine", w.machine.clone()),
+        (
+            "Physical location",
+            format!(
+                "Cabinet {}, Frame {}, Board {}",
+                w.physical.cabinet, w.physical.frame, w.physical.board
+            ),
+        ),
+        ("Board coordinate", w.logical.to_string()),
+        ("Machine chip coordinates", pair(&w.chip)),
+    ];
+    if show_board_chip {
+        items.push(("Coordinates within board", pair(&w.board_chip)));
+    }
+    items.push((
+        "Job using board",
+        w.job_id.map_or_else(|| "None".into(), |id| id.to_string()),
+    ));
+    if let (Some(_), Some(chip)) = (w.job_id, &w.job_chip) {
+        items.push(("Coordinates within job", pair(chip)));
+    }
+    render_deflist(&items)
+}
+
+fn to_json(w: &WhereIs) -> Value {
+    let mut obj = Map::new();
+    obj.insert("machine".into(), w.machine.clone().into());
+    obj.insert("physical".into(), json::position(&w.physical));
+    obj.insert("logical".into(), json::board(&w.logical));
+    obj.insert("chip".into(), json::chip(&w.chip));
+    obj.insert("board_chip".into(), json::chip(&w.board_chip));
+    obj.insert("job_id".into(), w.job_id.into());
+    obj.insert(
+        "job_chip".into(),
+        w.job_chip.as_ref().map_or(Value::Null, json::chip),
+    );
+    Value::Object(obj)
+}

@@ -1,0 +1,696 @@
+//! `ProtocolClient`: one blocking TCP connection to a spalloc server.
+//!
+//! The client owns one persistent receive buffer, so a line that arrives in
+//! pieces survives a read timeout, and a queue of notifications that arrived
+//! while a call was waiting for its reply. Every call runs against a deadline
+//! computed once at its start. A call that times out leaves its reply owed;
+//! the next call discards that stale reply when it arrives, so replies are
+//! never matched to the wrong command.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use log::{debug, trace};
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::protocol::{Incoming, decode_line, encode_call};
+use crate::types::decode::{self, as_u64};
+use crate::types::{
+    Board, BoardPosition, CreateJobOptions, JobDescription, JobMachineInfo, JobRequest,
+    JobStateInfo, MachineDescription, Notification, WhereIs, WhereIsQuery,
+};
+
+/// The default spalloc server port.
+pub const DEFAULT_PORT: u16 = 22244;
+
+/// The default bound on the length of one line from the server: large enough
+/// for `list_jobs` with tens of thousands of jobs, small enough that a broken
+/// or hostile server cannot exhaust memory.
+pub const DEFAULT_MAX_LINE_LENGTH: usize = 16 * 1024 * 1024;
+
+/// Notifications are hints; if a caller never collects them, keep only the
+/// most recent ones rather than grow without bound.
+const MAX_QUEUED_NOTIFICATIONS: usize = 4096;
+
+/// Exception texts with which the Java compatibility service says "not
+/// found", where the Python server returns `null` instead.
+const NOT_FOUND: [&str; 5] = [
+    "no such job",
+    "no such board",
+    "no such machine",
+    "no boards currently allocated",
+    "boards not allocated",
+];
+
+fn is_not_found(e: &Error) -> bool {
+    matches!(e, Error::Server(m) if NOT_FOUND.iter().any(|nf| m.trim().eq_ignore_ascii_case(nf)))
+}
+
+/// A blocking connection to a spalloc server speaking the v1 JSON-lines
+/// protocol.
+///
+/// Each typed method sends one command in the form that both the Python
+/// server and the Java compatibility service accept, waits for its reply for
+/// at most [`timeout`](Self::timeout), and decodes it. Notifications that
+/// arrive in the meantime are queued for
+/// [`wait_for_notification`](Self::wait_for_notification).
+///
+/// # Example
+/// ```no_run
+/// use std::time::Duration;
+/// use spalloc::ProtocolClient;
+///
+/// let mut client = ProtocolClient::connect("spalloc.example.org", 22244, Some(Duration::from_secs(5)))?;
+/// println!("server version {}", client.version()?);
+/// for job in client.list_jobs()? {
+///     println!("{} {} {:?}", job.job_id, job.state, job.owner);
+/// }
+/// # Ok::<(), spalloc::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct ProtocolClient {
+    stream: TcpStream,
+    peer: SocketAddr,
+    /// Bytes received and not yet consumed; `buf[start..]` is pending.
+    buf: Vec<u8>,
+    start: usize,
+    /// `buf[start..scanned]` is known to contain no newline.
+    scanned: usize,
+    notifications: VecDeque<Notification>,
+    /// Replies still owed by the server, including the current call's.
+    outstanding: usize,
+    timeout: Option<Duration>,
+    max_line_length: usize,
+    /// Why the connection can no longer be used, once it cannot.
+    broken: Option<&'static str>,
+}
+
+impl ProtocolClient {
+    /// Connects to `hostname:port`, trying each address the name resolves to
+    /// (IPv4 and IPv6) in turn, each for at most `timeout`. The same
+    /// `timeout` becomes the default limit for each call (`None`: wait
+    /// forever).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the name does not resolve or no address accepts the
+    /// connection, [`Error::Timeout`] if the last attempt timed out.
+    pub fn connect(hostname: &str, port: u16, timeout: Option<Duration>) -> Result<ProtocolClient> {
+        let addrs: Vec<SocketAddr> = (hostname, port).to_socket_addrs()?.collect();
+        let mut last_err = io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{hostname} resolved to no addresses"),
+        );
+        for addr in addrs {
+            let attempt = match timeout {
+                Some(t) if t.is_zero() => Err(io::ErrorKind::TimedOut.into()),
+                Some(t) => TcpStream::connect_timeout(&addr, t),
+                None => TcpStream::connect(addr),
+            };
+            match attempt {
+                Ok(stream) => {
+                    debug!("connected to {addr}");
+                    return ProtocolClient::from_stream(stream, timeout);
+                }
+                Err(e) => {
+                    debug!("connecting to {addr} failed: {e}");
+                    last_err = e;
+                }
+            }
+        }
+        Err(last_err.into())
+    }
+
+    /// Wraps an already connected stream.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the stream has no peer (it is not connected).
+    pub fn from_stream(stream: TcpStream, timeout: Option<Duration>) -> Result<ProtocolClient> {
+        // Commands are small and latency-bound: do not let Nagle hold them.
+        stream.set_nodelay(true)?;
+        let peer = stream.peer_addr()?;
+        Ok(ProtocolClient {
+            stream,
+            peer,
+            buf: Vec::new(),
+            start: 0,
+            scanned: 0,
+            notifications: VecDeque::new(),
+            outstanding: 0,
+            timeout,
+            max_line_length: DEFAULT_MAX_LINE_LENGTH,
+            broken: None,
+        })
+    }
+
+    /// The server's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The limit applied to each typed call (`None`: wait forever).
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// Sets the limit applied to each typed call.
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) {
+        self.timeout = timeout;
+    }
+
+    /// The longest line accepted from the server, in bytes.
+    pub fn max_line_length(&self) -> usize {
+        self.max_line_length
+    }
+
+    /// Sets the longest line accepted from the server. Defaults to
+    /// [`DEFAULT_MAX_LINE_LENGTH`].
+    pub fn set_max_line_length(&mut self, bytes: usize) {
+        self.max_line_length = bytes;
+    }
+
+    /// A second handle on the socket, so another thread can shut it down to
+    /// interrupt a blocked call.
+    pub(crate) fn try_clone_stream(&self) -> io::Result<TcpStream> {
+        self.stream.try_clone()
+    }
+
+    /// Closes the connection. Dropping the client does the same.
+    pub fn close(self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+    }
+
+    /// Sends any command and returns the raw value of its reply.
+    ///
+    /// Notifications that arrive before the reply are queued for
+    /// [`wait_for_notification`](Self::wait_for_notification). If the call
+    /// times out, its reply is discarded when it arrives later.
+    ///
+    /// # Errors
+    /// [`Error::Server`] for an `{"exception": …}` reply; [`Error::Timeout`]
+    /// if no reply came within `timeout`; [`Error::Disconnected`],
+    /// [`Error::Io`], [`Error::Json`], [`Error::Protocol`] or
+    /// [`Error::LineTooLong`] if the connection failed (the client is then
+    /// unusable and should be replaced).
+    pub fn call(
+        &mut self,
+        command: &str,
+        args: &[Value],
+        kwargs: &Map<String, Value>,
+        timeout: Option<Duration>,
+    ) -> Result<Value> {
+        self.usable()?;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let line = encode_call(command, args, kwargs);
+        trace!("-> {}", String::from_utf8_lossy(&line).trim_end());
+        self.send(&line, deadline)?;
+        self.outstanding += 1;
+        loop {
+            let reply = match self.next_incoming(deadline)? {
+                Incoming::Return(v) => Ok(v),
+                Incoming::Exception(m) => Err(Error::Server(m)),
+                Incoming::Notification(n) => {
+                    self.queue(n);
+                    continue;
+                }
+                Incoming::Unrecognised(keys) => {
+                    debug!("ignoring a message with keys {keys:?}");
+                    continue;
+                }
+            };
+            self.outstanding -= 1;
+            if self.outstanding == 0 {
+                return reply;
+            }
+            debug!("discarding the late reply to an earlier call");
+        }
+    }
+
+    fn call_args(&mut self, command: &str, args: &[Value]) -> Result<Value> {
+        self.call(command, args, &Map::new(), self.timeout)
+    }
+
+    fn call_kwargs(&mut self, command: &str, kwargs: Map<String, Value>) -> Result<Value> {
+        self.call(command, &[], &kwargs, self.timeout)
+    }
+
+    /// Waits for a notification: first from the queue of those that arrived
+    /// during earlier calls, then from the connection. `None` waits forever;
+    /// a zero timeout only checks what has already arrived.
+    ///
+    /// Returns `Ok(None)` if none arrived in time. Notifications arrive only
+    /// after [`notify_job`](Self::notify_job) or
+    /// [`notify_machine`](Self::notify_machine) on this connection.
+    ///
+    /// # Errors
+    /// As for [`call`](Self::call), for failures of the connection.
+    pub fn wait_for_notification(
+        &mut self,
+        timeout: Option<Duration>,
+    ) -> Result<Option<Notification>> {
+        if let Some(n) = self.notifications.pop_front() {
+            return Ok(Some(n));
+        }
+        self.usable()?;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            match self.next_incoming(deadline) {
+                Ok(Incoming::Notification(n)) => return Ok(Some(n)),
+                Ok(Incoming::Return(_) | Incoming::Exception(_)) => {
+                    if self.outstanding > 0 {
+                        self.outstanding -= 1;
+                        debug!("discarding the late reply to an earlier call");
+                    } else {
+                        debug!("ignoring a reply to no call");
+                    }
+                }
+                Ok(Incoming::Unrecognised(keys)) => debug!("ignoring a message with keys {keys:?}"),
+                Err(Error::Timeout) => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The server's version string (not checked; see
+    /// [`check_version`](Self::check_version)).
+    ///
+    /// # Errors
+    /// As for [`call`](Self::call), or [`Error::Protocol`] if the reply is
+    /// not a string.
+    pub fn version(&mut self) -> Result<String> {
+        match self.call_args("version", &[])? {
+            Value::String(s) => Ok(s),
+            other => Err(Error::protocol(format!(
+                "version: expected a string, got {other}"
+            ))),
+        }
+    }
+
+    /// Fetches the server's version and checks it with
+    /// [`crate::check_version`]. Returns the version string.
+    ///
+    /// # Errors
+    /// [`Error::IncompatibleVersion`] if it is out of range, or as for
+    /// [`version`](Self::version).
+    pub fn check_version(&mut self) -> Result<String> {
+        let v = self.version()?;
+        crate::version::check_version(&v)?;
+        Ok(v)
+    }
+
+    /// Creates a job and returns its id.
+    ///
+    /// The request is checked locally first for what the servers would
+    /// reject (an empty owner, both `machine` and `tags`, `require_torus`
+    /// for a single board). Note that the Python server returns an id even
+    /// for a request no machine can satisfy, and destroys that job at once.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a request that fails the local check,
+    /// [`Error::Server`] if the server refuses it, or as for
+    /// [`call`](Self::call).
+    pub fn create_job(&mut self, request: &JobRequest, options: &CreateJobOptions) -> Result<u64> {
+        options.validate(request)?;
+        let v = self.call(
+            "create_job",
+            &request.args(),
+            &options.kwargs(),
+            self.timeout,
+        )?;
+        as_u64(&v).ok_or_else(|| Error::protocol(format!("create_job: expected a job id, got {v}")))
+    }
+
+    /// Tells the server the job is still wanted.
+    ///
+    /// # Errors
+    /// As for [`call`](Self::call); the Java service raises `no such job` for
+    /// an unknown id.
+    pub fn job_keepalive(&mut self, job_id: u64) -> Result<()> {
+        self.call_args("job_keepalive", &[job_id.into()]).map(drop)
+    }
+
+    /// The job's state. An id the server does not know gives
+    /// [`JobState::Unknown`](crate::JobState::Unknown) on both servers. Also
+    /// counts as a keepalive.
+    ///
+    /// # Errors
+    /// As for [`call`](Self::call), or [`Error::Protocol`] naming the field
+    /// of a malformed reply.
+    pub fn get_job_state(&mut self, job_id: u64) -> Result<JobStateInfo> {
+        match self.call_args("get_job_state", &[job_id.into()]) {
+            Ok(v) => decode::job_state(&v),
+            Err(e) if is_not_found(&e) => Ok(JobStateInfo::unknown()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Where the job's boards are, or `None` if it has none (queued,
+    /// destroyed or unknown). Also counts as a keepalive.
+    ///
+    /// # Errors
+    /// As for [`get_job_state`](Self::get_job_state).
+    pub fn get_job_machine_info(&mut self, job_id: u64) -> Result<Option<JobMachineInfo>> {
+        match self.call_args("get_job_machine_info", &[job_id.into()]) {
+            Ok(v) => decode::machine_info(&v),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Powers the job's boards on, or resets them if they are on. The job
+    /// passes through [`JobState::Power`](crate::JobState::Power).
+    ///
+    /// # Errors
+    /// As for [`call`](Self::call); the Java service raises an exception for
+    /// a job without boards.
+    pub fn power_on_job_boards(&mut self, job_id: u64) -> Result<()> {
+        self.call_args("power_on_job_boards", &[job_id.into()])
+            .map(drop)
+    }
+
+    /// Powers the job's boards off.
+    ///
+    /// # Errors
+    /// As for [`power_on_job_boards`](Self::power_on_job_boards).
+    pub fn power_off_job_boards(&mut self, job_id: u64) -> Result<()> {
+        self.call_args("power_off_job_boards", &[job_id.into()])
+            .map(drop)
+    }
+
+    /// Destroys the job, recording `reason` if given.
+    ///
+    /// # Errors
+    /// As for [`call`](Self::call); the Java service raises `no such job` for
+    /// an unknown id.
+    pub fn destroy_job(&mut self, job_id: u64, reason: Option<&str>) -> Result<()> {
+        let mut kwargs = Map::new();
+        if let Some(r) = reason {
+            kwargs.insert("reason".into(), r.into());
+        }
+        self.call("destroy_job", &[job_id.into()], &kwargs, self.timeout)
+            .map(drop)
+    }
+
+    /// Asks for notifications about one job, or about all jobs (`None`), on
+    /// this connection.
+    ///
+    /// # Errors
+    /// As for [`call`](Self::call).
+    pub fn notify_job(&mut self, job_id: Option<u64>) -> Result<()> {
+        self.call_args("notify_job", &opt_arg(job_id)).map(drop)
+    }
+
+    /// Stops notifications about one job, or about all jobs (`None`).
+    ///
+    /// # Errors
+    /// As for [`call`](Self::call).
+    pub fn no_notify_job(&mut self, job_id: Option<u64>) -> Result<()> {
+        self.call_args("no_notify_job", &opt_arg(job_id)).map(drop)
+    }
+
+    /// Asks for notifications about one machine, or about all (`None`).
+    ///
+    /// # Errors
+    /// As for [`call`](Self::call).
+    pub fn notify_machine(&mut self, machine: Option<&str>) -> Result<()> {
+        self.call_args("notify_machine", &opt_arg(machine))
+            .map(drop)
+    }
+
+    /// Stops notifications about one machine, or about all (`None`).
+    ///
+    /// # Errors
+    /// As for [`call`](Self::call).
+    pub fn no_notify_machine(&mut self, machine: Option<&str>) -> Result<()> {
+        self.call_args("no_notify_machine", &opt_arg(machine))
+            .map(drop)
+    }
+
+    /// The live jobs, in the server's order.
+    ///
+    /// # Errors
+    /// As for [`call`](Self::call), or [`Error::Protocol`] naming the field
+    /// of a malformed entry.
+    pub fn list_jobs(&mut self) -> Result<Vec<JobDescription>> {
+        let v = self.call_args("list_jobs", &[])?;
+        decode::list_of(&v, "list_jobs", decode::job_description)
+    }
+
+    /// The machines, in the server's priority order.
+    ///
+    /// # Errors
+    /// As for [`list_jobs`](Self::list_jobs).
+    pub fn list_machines(&mut self) -> Result<Vec<MachineDescription>> {
+        let v = self.call_args("list_machines", &[])?;
+        decode::list_of(&v, "list_machines", decode::machine_description)
+    }
+
+    /// The physical location of a board, or `None` if the machine or board
+    /// does not exist.
+    ///
+    /// # Errors
+    /// As for [`call`](Self::call).
+    pub fn get_board_position(
+        &mut self,
+        machine: &str,
+        board: Board,
+    ) -> Result<Option<BoardPosition>> {
+        let kwargs = position_kwargs(machine, [board.x, board.y, board.z]);
+        match self.call_kwargs("get_board_position", kwargs) {
+            Ok(Value::Null) => Ok(None),
+            Ok(v) => decode::position(&v).map(Some).ok_or_else(|| {
+                Error::protocol(format!(
+                    "get_board_position: expected [cabinet, frame, board], got {v}"
+                ))
+            }),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The logical coordinate of the board at a physical location, or `None`
+    /// if there is none.
+    ///
+    /// # Errors
+    /// As for [`call`](Self::call).
+    pub fn get_board_at_position(
+        &mut self,
+        machine: &str,
+        position: BoardPosition,
+    ) -> Result<Option<Board>> {
+        let kwargs = position_kwargs(machine, [position.cabinet, position.frame, position.board]);
+        match self.call_kwargs("get_board_at_position", kwargs) {
+            Ok(Value::Null) => Ok(None),
+            Ok(v) => decode::board(&v).map(Some).ok_or_else(|| {
+                Error::protocol(format!(
+                    "get_board_at_position: expected [x, y, z], got {v}"
+                ))
+            }),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Locates a board or chip, or returns `None` if there is nothing there
+    /// (no such machine, board or job; a dead board; a chip outside the job).
+    ///
+    /// # Errors
+    /// As for [`call`](Self::call), or [`Error::Protocol`] naming the field
+    /// of a malformed reply.
+    pub fn where_is(&mut self, query: &WhereIsQuery) -> Result<Option<WhereIs>> {
+        match self.call_kwargs("where_is", query.kwargs()) {
+            Ok(v) => decode::where_is(&v),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reports a faulty board (and optionally chip and core) to the server's
+    /// operators. Only the Java compatibility service and this crate's
+    /// virtual server know this command; the Python server drops the
+    /// connection instead.
+    ///
+    /// # Errors
+    /// As for [`call`](Self::call).
+    pub fn report_problem(
+        &mut self,
+        board_ip: &str,
+        chip: Option<(u32, u32)>,
+        core: Option<u32>,
+        description: Option<&str>,
+    ) -> Result<()> {
+        let mut kwargs = Map::new();
+        if let Some((x, y)) = chip {
+            kwargs.insert("x".into(), x.into());
+            kwargs.insert("y".into(), y.into());
+            if let Some(p) = core {
+                kwargs.insert("p".into(), p.into());
+            }
+        }
+        if let Some(d) = description {
+            kwargs.insert("description".into(), d.into());
+        }
+        self.call("report_problem", &[board_ip.into()], &kwargs, self.timeout)
+            .map(drop)
+    }
+
+    fn usable(&self) -> Result<()> {
+        match self.broken {
+            None => Ok(()),
+            Some(why) => Err(Error::protocol(format!(
+                "connection abandoned after an earlier failure ({why}); reconnect"
+            ))),
+        }
+    }
+
+    fn queue(&mut self, n: Notification) {
+        if self.notifications.len() >= MAX_QUEUED_NOTIFICATIONS {
+            self.notifications.pop_front();
+        }
+        self.notifications.push_back(n);
+    }
+
+    fn send(&mut self, line: &[u8], deadline: Option<Instant>) -> Result<()> {
+        let result = (|| {
+            let remaining = remaining(deadline)?;
+            self.stream.set_write_timeout(remaining)?;
+            self.stream.write_all(line)
+        })();
+        result.map_err(|e| {
+            // Part of the line may have gone out: the framing is lost.
+            self.broken = Some("a write failed");
+            e.into()
+        })
+    }
+
+    /// Reads and decodes the next complete line. A timeout leaves any partial
+    /// line buffered; every other failure makes the connection unusable.
+    fn next_incoming(&mut self, deadline: Option<Instant>) -> Result<Incoming> {
+        let result = self.next_line(deadline).and_then(|(from, to)| {
+            let decoded = decode_line(&self.buf[from..to]);
+            self.consume(to + 1);
+            decoded
+        });
+        match result {
+            Err(Error::Timeout) => Err(Error::Timeout),
+            Err(e) => {
+                self.broken = Some(match e {
+                    Error::Disconnected => "the server closed the connection",
+                    Error::LineTooLong { .. } => "an over-long line",
+                    _ => "an unreadable line",
+                });
+                Err(e)
+            }
+            ok => ok,
+        }
+    }
+
+    /// Finds the next complete line, reading as needed; returns its range in
+    /// `buf`, without the `\n`.
+    fn next_line(&mut self, deadline: Option<Instant>) -> Result<(usize, usize)> {
+        loop {
+            if let Some(pos) = self.buf[self.scanned..].iter().position(|&b| b == b'\n') {
+                let end = self.scanned + pos;
+                if end - self.start > self.max_line_length {
+                    return Err(Error::LineTooLong {
+                        limit: self.max_line_length,
+                    });
+                }
+                return Ok((self.start, end));
+            }
+            self.scanned = self.buf.len();
+            if self.buf.len() - self.start > self.max_line_length {
+                return Err(Error::LineTooLong {
+                    limit: self.max_line_length,
+                });
+            }
+            self.fill(deadline)?;
+        }
+    }
+
+    fn consume(&mut self, upto: usize) {
+        self.start = upto;
+        if self.start >= self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        } else if self.start > 64 * 1024 && self.start * 2 > self.buf.len() {
+            // Compact only occasionally, so that draining many short lines
+            // from one big read stays linear.
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        self.scanned = self.start;
+    }
+
+    /// Appends at least one byte from the socket, or fails.
+    fn fill(&mut self, deadline: Option<Instant>) -> Result<()> {
+        let pending = self.buf.len() - self.start;
+        let chunk = pending.clamp(8 * 1024, 1024 * 1024);
+        let old_len = self.buf.len();
+        self.buf.resize(old_len + chunk, 0);
+        let result = match remaining(deadline) {
+            // Out of time: one last look at what has already arrived.
+            Err(_) => self.read_nonblocking(old_len),
+            Ok(timeout) => self
+                .stream
+                .set_read_timeout(timeout)
+                .and_then(|()| self.stream.read(&mut self.buf[old_len..])),
+        };
+        match result {
+            Ok(0) => {
+                self.buf.truncate(old_len);
+                Err(Error::Disconnected)
+            }
+            Ok(n) => {
+                self.buf.truncate(old_len + n);
+                Ok(())
+            }
+            Err(e) => {
+                self.buf.truncate(old_len);
+                if e.kind() == io::ErrorKind::Interrupted {
+                    return Ok(());
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    fn read_nonblocking(&mut self, at: usize) -> io::Result<usize> {
+        self.stream.set_nonblocking(true)?;
+        let result = self.stream.read(&mut self.buf[at..]);
+        self.stream.set_nonblocking(false)?;
+        result
+    }
+}
+
+/// Time left before `deadline`: `Ok(None)` for no deadline, an error once it
+/// has passed (std rejects a zero socket timeout, so we must not pass one).
+fn remaining(deadline: Option<Instant>) -> io::Result<Option<Duration>> {
+    match deadline {
+        None => Ok(None),
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                Err(io::ErrorKind::TimedOut.into())
+            } else {
+                Ok(Some(left))
+            }
+        }
+    }
+}
+
+fn opt_arg<T: Into<Value>>(v: Option<T>) -> Vec<Value> {
+    // "All" is an empty argument list: the Java service rejects `[null]`.
+    v.map(|v| vec![v.into()]).unwrap_or_default()
+}
+
+fn position_kwargs(machine: &str, [x, y, z]: [u32; 3]) -> Map<String, Value> {
+    let mut kw = Map::new();
+    kw.insert("machine_name".into(), machine.into());
+    kw.insert("x".into(), x.into());
+    kw.insert("y".into(), y.into());
+    kw.insert("z".into(), z.into());
+    kw
+}

@@ -1,0 +1,1008 @@
+//! `Job`: an allocation that lives exactly as long as its handle.
+//!
+//! A `Job` creates (or resumes) a job on the server, keeps it alive from a
+//! background thread with its own connection, and destroys it on `Drop`.
+//! The keepalive thread never gives up on a transient failure: it reconnects
+//! every `reconnect_delay` until it is stopped or the server says the job is
+//! gone. The main connection, used for queries and waits, also reconnects on
+//! demand, so a server restart does not end the job.
+
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use log::{debug, warn};
+
+use crate::client::ProtocolClient;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::types::{
+    Board, Connection, CreateJobOptions, JobMachineInfo, JobRequest, JobState, JobStateInfo,
+    Number, WhereIs, WhereIsQuery,
+};
+
+/// Limit used when the configured timeout is "forever" but the operation must
+/// end (destroying in `Drop`, the keepalive thread's calls).
+const FALLBACK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Keepalive period when the job was created without a keepalive: the Java
+/// service then applies its 60 s default, so keep it alive anyway.
+const NO_KEEPALIVE_PERIOD: Duration = Duration::from_secs(30);
+/// Waits listen for notifications in slices this long, so that an
+/// interruption is noticed promptly without any extra traffic.
+const SLICE: Duration = Duration::from_millis(100);
+/// Never send keepalives faster than this, whatever the configuration says.
+const MIN_PERIOD: Duration = Duration::from_millis(50);
+/// How long stopping waits for the keepalive thread before leaving it to
+/// finish on its own (it holds nothing but its own socket).
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// Everything a [`Job`] needs, each defaulting as in the Python client.
+///
+/// Build one from the configuration files with [`JobOptions::load`] (or
+/// [`JobOptions::from_config`]), then override fields with the setters.
+///
+/// # Example
+/// ```
+/// use spalloc::JobOptions;
+/// let options = JobOptions::new()
+///     .hostname("spalloc.example.org")
+///     .owner("me@example.org")
+///     .keepalive(Some(30.0))
+///     .machine(Some("spin5"));
+/// assert_eq!(options.port, 22244);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct JobOptions {
+    /// The server. Required; no default.
+    pub hostname: Option<String>,
+    /// The server's port. Defaults to 22244.
+    pub port: u16,
+    /// Limit for connecting and for each reply; `None` waits forever.
+    /// Defaults to 10 s.
+    pub timeout: Option<Duration>,
+    /// Pause between reconnection attempts. Defaults to 5 s.
+    pub reconnect_delay: Duration,
+    /// Skip the server version check. Defaults to `false`.
+    pub ignore_version: bool,
+    /// Who the job is for. Required to create a job; no default.
+    pub owner: Option<String>,
+    /// Seconds the server waits for a keepalive; `None` means never expire.
+    /// Defaults to `60.0`.
+    pub keepalive: Option<Number>,
+    /// Allocate only on this machine. Defaults to `None`.
+    pub machine: Option<String>,
+    /// Allocate only on machines with all these tags (ignored when
+    /// `machine` is set). Defaults to `None`, the server's `default` tag.
+    pub tags: Option<Vec<String>>,
+    /// Minimum squareness of an N-board request. Defaults to 0.333.
+    pub min_ratio: f64,
+    /// Most dead boards acceptable; `None` means any. Defaults to 0.
+    pub max_dead_boards: Option<u32>,
+    /// Most dead links acceptable; `None` means any. Defaults to `None`.
+    pub max_dead_links: Option<u32>,
+    /// Require wrap-around links. Defaults to `false`.
+    pub require_torus: bool,
+}
+
+impl Default for JobOptions {
+    fn default() -> Self {
+        JobOptions::from_config(&Config::default())
+    }
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(Duration::MAX)
+}
+
+impl JobOptions {
+    /// The built-in defaults, ignoring configuration files.
+    pub fn new() -> JobOptions {
+        JobOptions::default()
+    }
+
+    /// The values of a loaded configuration.
+    pub fn from_config(config: &Config) -> JobOptions {
+        JobOptions {
+            hostname: config.hostname.clone(),
+            port: config.port,
+            timeout: config.timeout.map(secs),
+            reconnect_delay: secs(config.reconnect_delay),
+            ignore_version: config.ignore_version,
+            owner: config.owner.clone(),
+            keepalive: config.keepalive.filter(|k| *k >= 0.0).map(Number::Float),
+            machine: config.machine.clone(),
+            tags: config.tags.clone(),
+            min_ratio: config.min_ratio,
+            max_dead_boards: config.max_dead_boards,
+            max_dead_links: config.max_dead_links,
+            require_torus: config.require_torus,
+        }
+    }
+
+    /// The values from the configuration files on the search path
+    /// ([`Config::load`]).
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the file and key of a bad value.
+    pub fn load() -> Result<JobOptions> {
+        Ok(JobOptions::from_config(&Config::load()?))
+    }
+
+    /// Sets [`hostname`](Self::hostname).
+    pub fn hostname(mut self, hostname: impl Into<String>) -> Self {
+        self.hostname = Some(hostname.into());
+        self
+    }
+
+    /// Sets [`port`](Self::port).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Sets [`timeout`](Self::timeout).
+    pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets [`reconnect_delay`](Self::reconnect_delay).
+    pub fn reconnect_delay(mut self, delay: Duration) -> Self {
+        self.reconnect_delay = delay;
+        self
+    }
+
+    /// Sets [`ignore_version`](Self::ignore_version).
+    pub fn ignore_version(mut self, ignore: bool) -> Self {
+        self.ignore_version = ignore;
+        self
+    }
+
+    /// Sets [`owner`](Self::owner).
+    pub fn owner(mut self, owner: impl Into<String>) -> Self {
+        self.owner = Some(owner.into());
+        self
+    }
+
+    /// Sets [`keepalive`](Self::keepalive) in seconds; `None` or a negative
+    /// value means the job never expires.
+    pub fn keepalive(mut self, seconds: Option<f64>) -> Self {
+        self.keepalive = seconds.filter(|s| *s >= 0.0).map(Number::Float);
+        self
+    }
+
+    /// Sets [`machine`](Self::machine).
+    pub fn machine(mut self, machine: Option<impl Into<String>>) -> Self {
+        self.machine = machine.map(Into::into);
+        self
+    }
+
+    /// Sets [`tags`](Self::tags).
+    pub fn tags<S: Into<String>>(mut self, tags: Option<impl IntoIterator<Item = S>>) -> Self {
+        self.tags = tags.map(|t| t.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Sets [`min_ratio`](Self::min_ratio).
+    pub fn min_ratio(mut self, ratio: f64) -> Self {
+        self.min_ratio = ratio;
+        self
+    }
+
+    /// Sets [`max_dead_boards`](Self::max_dead_boards).
+    pub fn max_dead_boards(mut self, max: Option<u32>) -> Self {
+        self.max_dead_boards = max;
+        self
+    }
+
+    /// Sets [`max_dead_links`](Self::max_dead_links).
+    pub fn max_dead_links(mut self, max: Option<u32>) -> Self {
+        self.max_dead_links = max;
+        self
+    }
+
+    /// Sets [`require_torus`](Self::require_torus).
+    pub fn require_torus(mut self, require: bool) -> Self {
+        self.require_torus = require;
+        self
+    }
+
+    /// The `create_job` keyword arguments these options give.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if no owner is set.
+    pub fn create_options(&self) -> Result<CreateJobOptions> {
+        let owner = self
+            .owner
+            .clone()
+            .filter(|o| !o.trim().is_empty())
+            .ok_or_else(|| {
+                Error::InvalidArgument(
+                    "no owner given (set `owner` in the options or a config file)".into(),
+                )
+            })?;
+        let mut o = CreateJobOptions::new(owner);
+        o.keepalive = self.keepalive;
+        // Setting a machine means "this machine, whatever its tags".
+        o.tags = if self.machine.is_some() {
+            None
+        } else {
+            self.tags.clone()
+        };
+        o.machine = self.machine.clone();
+        o.min_ratio = self.min_ratio;
+        o.max_dead_boards = self.max_dead_boards;
+        o.max_dead_links = self.max_dead_links;
+        o.require_torus = self.require_torus;
+        Ok(o)
+    }
+
+    fn keepalive_period(&self) -> Duration {
+        match self.keepalive {
+            Some(k) => secs(k.as_f64() / 2.0).max(MIN_PERIOD),
+            None => NO_KEEPALIVE_PERIOD,
+        }
+    }
+
+    fn server(&self) -> Result<Server> {
+        let hostname = self.hostname.clone().ok_or_else(|| {
+            Error::InvalidArgument(
+                "no server hostname given (set `hostname` in the options or a config file)".into(),
+            )
+        })?;
+        Ok(Server {
+            hostname,
+            port: self.port,
+            timeout: self.timeout,
+            reconnect_delay: self.reconnect_delay,
+            ignore_version: self.ignore_version,
+        })
+    }
+}
+
+/// Where and how to connect; shared by the job and its keepalive thread.
+#[derive(Debug, Clone)]
+struct Server {
+    hostname: String,
+    port: u16,
+    timeout: Option<Duration>,
+    reconnect_delay: Duration,
+    ignore_version: bool,
+}
+
+impl Server {
+    fn connect(&self, timeout: Option<Duration>) -> Result<ProtocolClient> {
+        let mut client = ProtocolClient::connect(&self.hostname, self.port, timeout)?;
+        if !self.ignore_version {
+            client.check_version()?;
+        }
+        Ok(client)
+    }
+}
+
+/// A job on a spalloc server, destroyed when this handle is dropped.
+///
+/// Created with [`Job::create`] or taken over with [`Job::resume`]; while it
+/// exists, a background thread keeps the job alive. Dropping the handle stops
+/// that thread and destroys the job (logging, not panicking, if the server
+/// cannot be reached), so boards are released however the owning code ends:
+/// normally, through `?`, or by a panic. Use [`Job::close`] to keep the job
+/// and [`Job::destroy`] to see whether destroying it worked.
+///
+/// # Example
+/// ```no_run
+/// use std::time::Duration;
+/// use spalloc::{Job, JobOptions, JobRequest};
+///
+/// let options = JobOptions::load()?.hostname("spalloc.example.org").owner("me@example.org");
+/// let mut job = Job::create(JobRequest::Boards(3), &options)?;
+/// job.wait_until_ready(Some(Duration::from_secs(300)))?;
+/// println!("boot {:?}", job.hostname()?);
+/// # Ok::<(), spalloc::Error>(())
+/// ```
+#[must_use = "dropping a Job immediately destroys its allocation"]
+#[derive(Debug)]
+pub struct Job {
+    id: u64,
+    server: Server,
+    client: Option<ProtocolClient>,
+    /// Whether `client` has a `notify_job` registration for this job.
+    watching: bool,
+    keepalive: Option<Keepalive>,
+    period: Duration,
+    machine_info: Option<JobMachineInfo>,
+    interrupt: InterruptHandle,
+    /// Set once destroyed or closed, so `Drop` does nothing more.
+    released: bool,
+}
+
+/// Cuts short a [`Job`]'s blocking waits from another thread, for example
+/// one that handles Ctrl-C.
+///
+/// After [`interrupt`](Self::interrupt), the wait in progress (or the next
+/// one) returns [`Error::Interrupted`] within about a tenth of a second; the
+/// request is then used up.
+///
+/// # Example
+/// ```no_run
+/// # use spalloc::{Job, JobOptions, JobRequest};
+/// let mut job = Job::create(JobRequest::AnyBoard, &JobOptions::load()?)?;
+/// let handle = job.interrupt_handle();
+/// std::thread::spawn(move || {
+///     std::thread::sleep(std::time::Duration::from_secs(60));
+///     handle.interrupt(); // give up waiting after a minute
+/// });
+/// match job.wait_until_ready(None) {
+///     Err(spalloc::Error::Interrupted) => println!("gave up"),
+///     other => other?,
+/// }
+/// # Ok::<(), spalloc::Error>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct InterruptHandle(Arc<AtomicBool>);
+
+impl InterruptHandle {
+    /// Makes the job's current or next wait return [`Error::Interrupted`].
+    pub fn interrupt(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Takes a pending interruption, if there is one.
+    fn take(&self) -> Result<()> {
+        if self.0.swap(false, Ordering::SeqCst) {
+            Err(Error::Interrupted)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Job {
+    /// Creates a job and starts keeping it alive. The job may still be
+    /// queued or powering on; see [`wait_until_ready`](Self::wait_until_ready).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `hostname` or `owner` is missing or the
+    /// request is contradictory; [`Error::IncompatibleVersion`] unless
+    /// `ignore_version`; [`Error::Server`] if the server refuses the
+    /// request; transport errors if it cannot be reached.
+    pub fn create(request: JobRequest, options: &JobOptions) -> Result<Job> {
+        let server = options.server()?;
+        let create = options.create_options()?;
+        let mut client = server.connect(server.timeout)?;
+        let id = client.create_job(&request, &create)?;
+        debug!("created job {id}");
+        // Hold the handle from here on, so that any failure below destroys
+        // the new job on the way out.
+        let mut job = Job::new(id, server, client, options.keepalive_period());
+        job.start_keepalive(job.period)?;
+        Ok(job)
+    }
+
+    /// Takes over an existing job: keeps it alive and destroys it on drop
+    /// like one this handle created. The keepalive period follows the job's
+    /// own keepalive interval when the server reports it.
+    ///
+    /// # Errors
+    /// [`Error::JobUnknown`] or [`Error::JobDestroyed`] if the job is not
+    /// live; otherwise as for [`create`](Self::create).
+    pub fn resume(job_id: u64, options: &JobOptions) -> Result<Job> {
+        let server = options.server()?;
+        let mut client = server.connect(server.timeout)?;
+        let info = client.get_job_state(job_id)?;
+        let mut period = options.keepalive_period();
+        match info.state {
+            JobState::Unknown => return Err(Error::JobUnknown { id: job_id }),
+            JobState::Destroyed => {
+                return Err(Error::JobDestroyed {
+                    id: job_id,
+                    reason: info.reason,
+                });
+            }
+            _ => {}
+        }
+        // The Python server reports the interval; the Java service reports a
+        // timestamp there instead, which no real interval comes close to.
+        if let Some(k) = info.keepalive.filter(|k| *k > 0.0 && *k < 1e6) {
+            period = period.min(secs(k / 2.0).max(MIN_PERIOD));
+        }
+        let mut job = Job::new(job_id, server, client, period);
+        // A resumed job may be close to expiring: keep it alive at once.
+        job.start_keepalive(Duration::ZERO)?;
+        Ok(job)
+    }
+
+    fn new(id: u64, server: Server, client: ProtocolClient, period: Duration) -> Job {
+        Job {
+            id,
+            server,
+            client: Some(client),
+            watching: false,
+            keepalive: None,
+            period,
+            machine_info: None,
+            interrupt: InterruptHandle::default(),
+            released: false,
+        }
+    }
+
+    /// A handle with which another thread can cut short this job's waits.
+    pub fn interrupt_handle(&self) -> InterruptHandle {
+        self.interrupt.clone()
+    }
+
+    fn start_keepalive(&mut self, first: Duration) -> Result<()> {
+        self.keepalive = Some(Keepalive::start(
+            self.id,
+            self.server.clone(),
+            self.period,
+            first,
+        )?);
+        Ok(())
+    }
+
+    /// The job's id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The interval between keepalives sent by the background thread.
+    pub fn keepalive_period(&self) -> Duration {
+        self.period
+    }
+
+    /// The job's current state, power, reason and so on.
+    ///
+    /// # Errors
+    /// Transport errors, after one reconnection attempt.
+    pub fn state_info(&mut self) -> Result<JobStateInfo> {
+        let id = self.id;
+        self.rpc(|c| c.get_job_state(id))
+    }
+
+    /// The job's current state.
+    ///
+    /// # Errors
+    /// As for [`state_info`](Self::state_info).
+    pub fn state(&mut self) -> Result<JobState> {
+        Ok(self.state_info()?.state)
+    }
+
+    /// Whether the boards are on (or being powered on); `None` if the job
+    /// has no boards.
+    ///
+    /// # Errors
+    /// As for [`state_info`](Self::state_info).
+    pub fn power(&mut self) -> Result<Option<bool>> {
+        Ok(self.state_info()?.power)
+    }
+
+    /// Why the job was destroyed, if it was and the server says.
+    ///
+    /// # Errors
+    /// As for [`state_info`](Self::state_info).
+    pub fn reason(&mut self) -> Result<Option<String>> {
+        Ok(self.state_info()?.reason)
+    }
+
+    /// Where the job's boards are, or `None` while it has none. Fetched once
+    /// the boards are allocated and cached from then on.
+    ///
+    /// # Errors
+    /// As for [`state_info`](Self::state_info).
+    pub fn machine_info(&mut self) -> Result<Option<&JobMachineInfo>> {
+        if self.machine_info.is_none() {
+            let id = self.id;
+            self.machine_info = self.rpc(|c| c.get_job_machine_info(id))?;
+        }
+        Ok(self.machine_info.as_ref())
+    }
+
+    /// The host name of the job's chip (0, 0): the one to boot through.
+    ///
+    /// # Errors
+    /// As for [`machine_info`](Self::machine_info).
+    pub fn hostname(&mut self) -> Result<Option<String>> {
+        Ok(self
+            .machine_info()?
+            .and_then(|i| i.hostname())
+            .map(str::to_owned))
+    }
+
+    /// The Ethernet-connected chips and their host names.
+    ///
+    /// # Errors
+    /// As for [`machine_info`](Self::machine_info).
+    pub fn connections(&mut self) -> Result<Option<Vec<Connection>>> {
+        Ok(self.machine_info()?.map(|i| i.connections.clone()))
+    }
+
+    /// The allocation's width in chips.
+    ///
+    /// # Errors
+    /// As for [`machine_info`](Self::machine_info).
+    pub fn width(&mut self) -> Result<Option<u32>> {
+        Ok(self.machine_info()?.map(|i| i.width))
+    }
+
+    /// The allocation's height in chips.
+    ///
+    /// # Errors
+    /// As for [`machine_info`](Self::machine_info).
+    pub fn height(&mut self) -> Result<Option<u32>> {
+        Ok(self.machine_info()?.map(|i| i.height))
+    }
+
+    /// The machine the boards are on.
+    ///
+    /// # Errors
+    /// As for [`machine_info`](Self::machine_info).
+    pub fn machine_name(&mut self) -> Result<Option<String>> {
+        Ok(self.machine_info()?.map(|i| i.machine_name.clone()))
+    }
+
+    /// The allocated boards.
+    ///
+    /// # Errors
+    /// As for [`machine_info`](Self::machine_info).
+    pub fn boards(&mut self) -> Result<Option<Vec<Board>>> {
+        Ok(self.machine_info()?.map(|i| i.boards.clone()))
+    }
+
+    /// Powers the boards on (`true`) or off. The job goes through
+    /// [`JobState::Power`]; see [`wait_until_ready`](Self::wait_until_ready).
+    ///
+    /// # Errors
+    /// As for [`state_info`](Self::state_info), or [`Error::Server`].
+    pub fn set_power(&mut self, on: bool) -> Result<()> {
+        let id = self.id;
+        if on {
+            self.rpc(|c| c.power_on_job_boards(id))
+        } else {
+            self.rpc(|c| c.power_off_job_boards(id))
+        }
+    }
+
+    /// Resets the boards (powers them on again).
+    ///
+    /// # Errors
+    /// As for [`set_power`](Self::set_power).
+    pub fn reset(&mut self) -> Result<()> {
+        self.set_power(true)
+    }
+
+    /// Locates a chip given relative to this job, or `None` if the chip is
+    /// not on one of its boards.
+    ///
+    /// # Errors
+    /// As for [`state_info`](Self::state_info).
+    pub fn where_is(&mut self, chip_x: i64, chip_y: i64) -> Result<Option<WhereIs>> {
+        let query = WhereIsQuery::JobChip {
+            job_id: self.id,
+            x: chip_x,
+            y: chip_y,
+        };
+        self.rpc(|c| c.where_is(&query))
+    }
+
+    /// Waits until the job's state differs from `old` and returns the new
+    /// state. Listens for notifications and polls at least every keepalive
+    /// period; reconnects (every `reconnect_delay`) if the connection fails.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] if nothing changed within `timeout` (`None` waits
+    /// forever); [`Error::Interrupted`] if cut short through an
+    /// [`InterruptHandle`]; [`Error::IncompatibleVersion`] if a
+    /// reconnection finds another server.
+    pub fn wait_for_state_change(
+        &mut self,
+        old: JobState,
+        timeout: Option<Duration>,
+    ) -> Result<JobStateInfo> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            self.interrupt.take()?;
+            match self.poll_for_change(old, deadline) {
+                Ok(Some(info)) => return Ok(info),
+                Ok(None) => {}
+                Err(e) if e.is_transport() => {
+                    debug!("job {}: connection failed while waiting: {e}", self.id);
+                    self.disconnect();
+                    let delay = self.server.reconnect_delay;
+                    self.pause(time_left(deadline).map_or(delay, |l| l.min(delay)))?;
+                }
+                Err(e) => return Err(e),
+            }
+            if time_left(deadline).is_some_and(|l| l.is_zero()) {
+                return Err(Error::Timeout);
+            }
+        }
+    }
+
+    /// Sleeps, in slices, unless interrupted.
+    fn pause(&self, how_long: Duration) -> Result<()> {
+        let end = Instant::now() + how_long;
+        loop {
+            self.interrupt.take()?;
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            thread::sleep(left.min(SLICE));
+        }
+    }
+
+    /// One round: subscribe, look, then wait for a hint (or the keepalive
+    /// period, as a fallback for servers whose hints go astray). `Ok(None)`
+    /// means "nothing yet, go round again".
+    fn poll_for_change(
+        &mut self,
+        old: JobState,
+        deadline: Option<Instant>,
+    ) -> Result<Option<JobStateInfo>> {
+        let id = self.id;
+        let period = self.period;
+        // Subscribe before looking, so a change between the two still
+        // produces a notification.
+        let watching = self.watching && self.client.is_some();
+        let client = self.connected()?;
+        if !watching {
+            client.notify_job(Some(id))?;
+        }
+        self.watching = true;
+        let client = self.connected()?;
+        let info = client.get_job_state(id)?;
+        if info.state != old {
+            return Ok(Some(info));
+        }
+        let until = Instant::now() + time_left(deadline).map_or(period, |l| l.min(period));
+        loop {
+            self.interrupt.take()?;
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            let client = self.connected()?;
+            if client
+                .wait_for_notification(Some(left.min(SLICE)))?
+                .is_some()
+            {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Waits until the job is ready (state 3).
+    ///
+    /// # Errors
+    /// [`Error::JobDestroyed`] (with the server's reason) or
+    /// [`Error::JobUnknown`] if the job ends instead; [`Error::Timeout`] if
+    /// it is not ready within `timeout`; as for
+    /// [`wait_for_state_change`](Self::wait_for_state_change).
+    pub fn wait_until_ready(&mut self, timeout: Option<Duration>) -> Result<()> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut info = self.state_info()?;
+        loop {
+            match info.state {
+                JobState::Ready => return Ok(()),
+                JobState::Destroyed => {
+                    return Err(Error::JobDestroyed {
+                        id: self.id,
+                        reason: info.reason,
+                    });
+                }
+                JobState::Unknown => return Err(Error::JobUnknown { id: self.id }),
+                old => info = self.wait_for_state_change(old, time_left(deadline))?,
+            }
+        }
+    }
+
+    /// Destroys the job, recording `reason`, and reports whether that
+    /// worked. Stops the keepalive first.
+    ///
+    /// # Errors
+    /// Transport errors if the server could not be told (the job then
+    /// expires after its keepalive interval), or [`Error::Server`].
+    pub fn destroy(mut self, reason: Option<&str>) -> Result<()> {
+        self.destroy_(reason)
+    }
+
+    /// Stops the keepalive and disconnects, leaving the job on the server,
+    /// like the Python client's `close()`. The job then expires after its
+    /// keepalive interval unless something else keeps it alive (for example
+    /// `Job::resume` in another process).
+    ///
+    /// # Errors
+    /// None at present; the `Result` leaves room for reporting failures to
+    /// shut down cleanly.
+    pub fn close(mut self) -> Result<()> {
+        self.close_();
+        Ok(())
+    }
+
+    fn close_(&mut self) {
+        if self.released {
+            return;
+        }
+        self.released = true;
+        if let Some(k) = self.keepalive.take() {
+            k.stop();
+        }
+        self.disconnect();
+    }
+
+    fn destroy_(&mut self, reason: Option<&str>) -> Result<()> {
+        if self.released {
+            return Ok(());
+        }
+        self.released = true;
+        // Stop keepalives before destroying, so none arrives afterwards.
+        if let Some(k) = self.keepalive.take() {
+            k.stop();
+        }
+        let id = self.id;
+        // However long the configured timeout, a destroy must end.
+        let bounded = Some(
+            self.server
+                .timeout
+                .unwrap_or(FALLBACK_TIMEOUT)
+                .min(FALLBACK_TIMEOUT),
+        );
+        if let Some(c) = self.client.as_mut() {
+            c.set_timeout(bounded);
+        }
+        let result = self.rpc_with(bounded, |c| c.destroy_job(id, reason));
+        self.disconnect();
+        match result {
+            // The job is gone either way.
+            Err(Error::Server(m)) if m.trim().eq_ignore_ascii_case("no such job") => Ok(()),
+            other => other,
+        }
+    }
+
+    /// The main connection, (re)connecting if there is none.
+    fn connected(&mut self) -> Result<&mut ProtocolClient> {
+        self.connected_with(self.server.timeout)
+    }
+
+    fn connected_with(&mut self, timeout: Option<Duration>) -> Result<&mut ProtocolClient> {
+        if self.client.is_none() {
+            self.watching = false;
+            self.client = Some(self.server.connect(timeout)?);
+        }
+        // Just set above if it was missing.
+        self.client.as_mut().ok_or(Error::Disconnected)
+    }
+
+    fn disconnect(&mut self) {
+        self.client = None;
+        self.watching = false;
+    }
+
+    fn rpc<T>(&mut self, f: impl FnMut(&mut ProtocolClient) -> Result<T>) -> Result<T> {
+        self.rpc_with(self.server.timeout, f)
+    }
+
+    /// Runs `f` on the main connection; on a transport failure, reconnects
+    /// once and retries (every call here is safe to repeat).
+    fn rpc_with<T>(
+        &mut self,
+        timeout: Option<Duration>,
+        mut f: impl FnMut(&mut ProtocolClient) -> Result<T>,
+    ) -> Result<T> {
+        let had_client = self.client.is_some();
+        let first = f(self.connected_with(timeout)?);
+        match first {
+            Err(e) if e.is_transport() && had_client => {
+                debug!("job {}: {e}; reconnecting", self.id);
+                self.disconnect();
+                f(self.connected_with(timeout)?)
+            }
+            other => other,
+        }
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        if let Err(e) = self.destroy_(None) {
+            warn!("could not destroy spalloc job {}: {e}", self.id);
+        }
+    }
+}
+
+fn time_left(deadline: Option<Instant>) -> Option<Duration> {
+    deadline.map(|d| d.saturating_duration_since(Instant::now()))
+}
+
+/// The background keepalive sender.
+#[derive(Debug)]
+struct Keepalive {
+    /// Dropping it wakes the thread and tells it to stop.
+    stop: mpsc::Sender<()>,
+    /// Disconnects when the thread ends.
+    done: mpsc::Receiver<()>,
+    /// The thread's current socket, so stopping can interrupt a blocked call.
+    socket: Arc<Mutex<Option<TcpStream>>>,
+    thread: JoinHandle<()>,
+}
+
+impl Keepalive {
+    fn start(id: u64, server: Server, period: Duration, first: Duration) -> Result<Keepalive> {
+        let (stop, stop_rx) = mpsc::channel();
+        let (done_tx, done) = mpsc::channel::<()>();
+        let socket = Arc::new(Mutex::new(None));
+        let shared = Arc::clone(&socket);
+        let thread = thread::Builder::new()
+            .name("spalloc-keepalive".into())
+            .spawn(move || {
+                let _done = done_tx;
+                keepalive_loop(id, &server, period, first, &stop_rx, &shared);
+            })?;
+        Ok(Keepalive {
+            stop,
+            done,
+            socket,
+            thread,
+        })
+    }
+
+    /// Stops the thread, waiting at most [`STOP_GRACE`] for it to finish.
+    fn stop(self) {
+        let Keepalive {
+            stop,
+            done,
+            socket,
+            thread,
+        } = self;
+        drop(stop);
+        // Unblock a call in progress; the thread then sees the stop.
+        if let Some(s) = socket
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        match done.recv_timeout(STOP_GRACE) {
+            Err(RecvTimeoutError::Timeout) => {
+                debug!("keepalive thread still busy (connecting?); leaving it to finish");
+            }
+            _ => {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+fn keepalive_loop(
+    id: u64,
+    server: &Server,
+    period: Duration,
+    first: Duration,
+    stop: &mpsc::Receiver<()>,
+    socket: &Mutex<Option<TcpStream>>,
+) {
+    // The thread's calls must end well within a period, so that a stalled
+    // server is noticed and the thread can be stopped promptly.
+    let timeout = Some(
+        server
+            .timeout
+            .unwrap_or(FALLBACK_TIMEOUT)
+            .min(period.max(Duration::from_secs(1))),
+    );
+    let mut client: Option<ProtocolClient> = None;
+    let mut wait = first;
+    loop {
+        match stop.recv_timeout(wait) {
+            Err(RecvTimeoutError::Timeout) => {}
+            // Stop requested (sender dropped) or, defensively, any message.
+            _ => return,
+        }
+        if client.is_none() {
+            match ProtocolClient::connect(&server.hostname, server.port, timeout) {
+                Ok(c) => {
+                    *socket.lock().unwrap_or_else(PoisonError::into_inner) = c_stream(&c);
+                    client = Some(c);
+                }
+                Err(e) => {
+                    debug!("job {id}: keepalive cannot connect: {e}; retrying");
+                    wait = server.reconnect_delay.max(MIN_PERIOD);
+                    continue;
+                }
+            }
+        }
+        let Some(c) = client.as_mut() else { continue };
+        match c.job_keepalive(id) {
+            Ok(()) => wait = period,
+            Err(Error::Server(m)) if m.trim().eq_ignore_ascii_case("no such job") => {
+                debug!("job {id}: server no longer knows the job; keepalive stops");
+                return;
+            }
+            Err(Error::Server(m)) => {
+                debug!("job {id}: keepalive refused: {m}");
+                wait = period;
+            }
+            Err(e) => {
+                debug!("job {id}: keepalive failed: {e}; reconnecting");
+                client = None;
+                *socket.lock().unwrap_or_else(PoisonError::into_inner) = None;
+                wait = server.reconnect_delay.max(MIN_PERIOD);
+            }
+        }
+    }
+}
+
+fn c_stream(c: &ProtocolClient) -> Option<TcpStream> {
+    c.try_clone_stream().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_is_send() {
+        fn assert_send<T: Send>() {}
+        assert_send::<Job>();
+    }
+
+    #[test]
+    fn options_follow_config() -> Result<()> {
+        let config = Config::from_ini_str(
+            "[spalloc]\nhostname = h\nowner = o\nkeepalive = None\ntimeout = None\nreconnect_delay = 0.5\nmachine = m\ntags = a\n",
+            "x",
+        )?;
+        let o = JobOptions::from_config(&config);
+        assert_eq!(o.hostname.as_deref(), Some("h"));
+        assert_eq!(o.keepalive, None);
+        assert_eq!(o.timeout, None);
+        assert_eq!(o.reconnect_delay, Duration::from_millis(500));
+        assert_eq!(o.keepalive_period(), NO_KEEPALIVE_PERIOD);
+        let c = o.create_options()?;
+        assert_eq!((c.machine.as_deref(), c.tags), (Some("m"), None));
+        Ok(())
+    }
+
+    #[test]
+    fn keepalive_period_is_half_and_bounded() {
+        assert_eq!(
+            JobOptions::new().keepalive_period(),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            JobOptions::new().keepalive(Some(0.0)).keepalive_period(),
+            MIN_PERIOD
+        );
+        assert_eq!(JobOptions::new().keepalive(Some(-1.0)).keepalive, None);
+    }
+
+    #[test]
+    fn missing_hostname_or_owner_is_a_clear_error() {
+        let err = Job::create(JobRequest::AnyBoard, &JobOptions::new().owner("me")).unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidArgument(ref m) if m.contains("hostname")),
+            "{err}"
+        );
+        let err = Job::create(
+            JobRequest::AnyBoard,
+            &JobOptions::new().hostname("localhost"),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidArgument(ref m) if m.contains("owner")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unusual_seconds_do_not_panic() {
+        assert_eq!(secs(f64::NAN), Duration::ZERO);
+        assert_eq!(secs(f64::INFINITY), Duration::MAX);
+        assert_eq!(secs(-3.0), Duration::ZERO);
+    }
+}

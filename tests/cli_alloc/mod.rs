@@ -1,0 +1,686 @@
+//! `spalloc alloc`, run as a real process against the virtual server:
+//! command wrapping, the prompt, `--json`, failures and their exit codes,
+//! and signals at every stage. After each run the server must hold no job
+//! of ours (unless `--no-destroy`) and the CSV must be gone.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use spalloc::server::{Machine, ServerConfig, VirtualServer};
+use spalloc::{CreateJobOptions, JobRequest, JobState, Number, ProtocolClient};
+
+use crate::support::cli::{Output, Sandbox};
+use crate::support::{Dialect, FakeServer, Reply, dead_port, eventually};
+
+const SIGHUP: i32 = 1;
+const SIGINT: i32 = 2;
+const SIGTERM: i32 = 15;
+const LONG: Duration = Duration::from_secs(20);
+
+fn server_with(machines: Vec<Machine>) -> VirtualServer {
+    VirtualServer::start(ServerConfig::for_tests().machines(machines))
+        .expect("start virtual server")
+}
+
+fn server() -> VirtualServer {
+    server_with(vec![Machine::new("m", 2, 2)])
+}
+
+fn sandbox(server: &VirtualServer) -> Sandbox {
+    let sb = Sandbox::new();
+    sb.use_server(server.local_addr());
+    sb
+}
+
+fn client(server: &VirtualServer) -> ProtocolClient {
+    ProtocolClient::connect(
+        "127.0.0.1",
+        server.local_addr().port(),
+        Some(Duration::from_secs(5)),
+    )
+    .expect("connect")
+}
+
+/// The server holds no live job.
+#[track_caller]
+fn assert_no_jobs(server: &VirtualServer) {
+    let mut c = client(server);
+    assert!(
+        eventually(Duration::from_secs(5), || c
+            .list_jobs()
+            .map(|j| j.is_empty())
+            .unwrap_or(false)),
+        "jobs left behind: {:?}",
+        c.list_jobs()
+    );
+}
+
+#[track_caller]
+fn assert_no_csv(sb: &Sandbox) {
+    assert_eq!(
+        sb.leftover_temp_files(),
+        Vec::<std::path::PathBuf>::new(),
+        "CSV left behind"
+    );
+}
+
+/// A job that holds every board of a 1x1 machine, so later requests queue.
+fn occupy(server: &VirtualServer) -> u64 {
+    let mut c = client(server);
+    let mut o = CreateJobOptions::new("hog");
+    o.keepalive = None;
+    c.create_job(
+        &JobRequest::Triads {
+            width: 1,
+            height: 1,
+        },
+        &o,
+    )
+    .expect("create")
+}
+
+#[test]
+fn command_gets_substitutions_and_csv() {
+    let config = ServerConfig::for_tests()
+        .machines(vec![Machine::new("m", 2, 2)])
+        .power_delay(Duration::from_millis(200));
+    let server = VirtualServer::start(config).expect("start");
+    let sb = sandbox(&server);
+    let out = sb.run(&[
+        "alloc",
+        "3",
+        "-c",
+        "sh",
+        "-c",
+        "echo hostname={hostname} w={w} h={h} id={id}; cat {ethernet_ips}",
+    ]);
+    out.expect_code(0);
+    assert_eq!(
+        out.stdout,
+        "hostname=192.168.0.1 w=16 h=16 id=1\nx,y,hostname\n0,0,192.168.0.1\n4,8,192.168.0.33\n8,4,192.168.0.65\n"
+    );
+    assert_eq!(
+        out.stderr,
+        "Job 1: Waiting for power on...\nJob 1: Ready!\n"
+    );
+    assert_no_jobs(&server);
+    assert_no_csv(&sb);
+}
+
+#[test]
+fn single_string_command_runs_in_a_shell() {
+    let server = server();
+    let sb = sandbox(&server);
+    let out = sb.run(&["alloc", "-q", "-c", "echo {} && echo {w}x{h} {} | tr . - ; echo \"$SPALLOC_JOB_ID $SPALLOC_MACHINE $SPALLOC_WIDTH\""]);
+    out.expect_code(0);
+    assert_eq!(out.stdout, "192.168.0.1\n8x8 192-168-0-1\n1 m 8\n");
+    assert_eq!(out.stderr, "", "-q hides status lines");
+}
+
+#[test]
+fn braces_that_are_not_placeholders_pass_through() {
+    let server = server();
+    let sb = sandbox(&server);
+    let out = sb.run(&[
+        "alloc",
+        "-q",
+        "-c",
+        "awk -F, 'NR > 1 {print $3}' {ethernet_ips}; echo '{{x}}' '{0}' '{w:03}'",
+    ]);
+    out.expect_code(0);
+    assert_eq!(out.stdout, "192.168.0.1\n{x} {0} {w:03}\n");
+}
+
+#[test]
+fn several_arguments_run_without_a_shell() {
+    let server = server();
+    let sb = sandbox(&server);
+    let out = sb.run(&[
+        "alloc",
+        "-q",
+        "-c",
+        "printf",
+        "%s|%s|%s\\n",
+        "{}",
+        "a b; echo no",
+        "{id}",
+    ]);
+    out.expect_code(0);
+    assert_eq!(out.stdout, "192.168.0.1|a b; echo no|1\n");
+}
+
+#[test]
+fn command_exit_code_and_signal_death() {
+    let server = server();
+    let sb = sandbox(&server);
+    sb.run(&[
+        "alloc",
+        "-q",
+        "--keepalive",
+        "5",
+        "-c",
+        "sh",
+        "-c",
+        "exit 3",
+    ])
+    .expect_code(3);
+    sb.run(&["alloc", "-q", "-c", "sh", "-c", "kill -TERM $$"])
+        .expect_code(128 + SIGTERM);
+    sb.run(&["alloc", "-q", "-c", "sh -c 'kill -KILL $$'"])
+        .expect_code(128 + 9);
+    assert_no_jobs(&server);
+    assert_no_csv(&sb);
+}
+
+#[test]
+fn command_that_cannot_run() {
+    let server = server();
+    let sb = sandbox(&server);
+    let out = sb.run(&["alloc", "-q", "-c", "no-such-program-here", "x"]);
+    out.expect_code(127);
+    assert!(
+        out.stderr
+            .starts_with("spalloc: cannot run 'no-such-program-here': "),
+        "{}",
+        out.stderr
+    );
+    let script = sb.cwd().join("not-executable");
+    std::fs::write(&script, "#!/bin/sh\n").expect("write");
+    let out = sb.run(&["alloc", "-q", "-c", "./not-executable", "x"]);
+    out.expect_code(126);
+    assert_no_jobs(&server);
+    assert_no_csv(&sb);
+}
+
+#[test]
+fn empty_command_is_a_usage_error() {
+    let server = server();
+    let sb = sandbox(&server);
+    for args in [&["alloc", "-c"][..], &["alloc", "-c", ""][..]] {
+        let out = sb.run(args);
+        out.expect_code(2);
+        assert!(
+            out.stderr.starts_with("spalloc alloc: error: "),
+            "{}",
+            out.stderr
+        );
+    }
+    assert_no_jobs(&server);
+}
+
+#[test]
+fn interactive_block_and_prompt() {
+    let server = server();
+    let sb = sandbox(&server);
+    // End of input at the prompt: a newline, exit 0, job released.
+    let out = sb.run(&["alloc", "1", "0", "2"]);
+    out.expect_code(0);
+    assert_eq!(
+        out.stdout,
+        "  Hostname: 192.168.0.49\n     Width: 8\n    Height: 8\nRunning on: m\n<Press enter when done>\n"
+    );
+    assert_no_jobs(&server);
+
+    // Enter at the prompt; several boards add the count and the CSV.
+    let out = sb.run_with_input(&["alloc", "3"], "\n");
+    out.expect_code(0);
+    let csv_line = out.stdout.lines().nth(4).unwrap_or_default().to_owned();
+    assert!(
+        csv_line.starts_with("All hostnames: ") && csv_line.contains("spinnaker_ips_"),
+        "{}",
+        out.stdout
+    );
+    let csv = csv_line.trim_start_matches("All hostnames: ");
+    assert_eq!(
+        out.stdout,
+        format!(
+            "     Hostname: 192.168.0.1\n        Width: 16\n       Height: 16\n   Num boards: 3\nAll hostnames: {csv}\n   Running on: m\n<Press enter when done>"
+        )
+    );
+    assert_no_jobs(&server);
+    assert_no_csv(&sb);
+}
+
+#[test]
+fn json_prints_one_line() {
+    let server = server();
+    let sb = sandbox(&server);
+    let out = sb.run(&["alloc", "--json", "3"]);
+    out.expect_code(0);
+    assert_eq!(out.stdout.lines().count(), 1, "{}", out.stdout);
+    let v: Value = serde_json::from_str(&out.stdout).expect("JSON");
+    assert_eq!(
+        v,
+        json!({"id": 1, "machine": "m", "hostname": "192.168.0.1", "width": 16, "height": 16,
+               "boards": [{"x": 0, "y": 0, "z": 0}, {"x": 0, "y": 0, "z": 1}, {"x": 0, "y": 0, "z": 2}],
+               "connections": [{"x": 0, "y": 0, "hostname": "192.168.0.1"},
+                               {"x": 4, "y": 8, "hostname": "192.168.0.33"},
+                               {"x": 8, "y": 4, "hostname": "192.168.0.65"}]})
+    );
+    assert!(
+        out.stderr.contains("<Press enter when done>"),
+        "the prompt goes to stderr"
+    );
+    // With -c the line comes first, then the command runs.
+    let out = sb.run(&["alloc", "--json", "-q", "-c", "echo", "ran {id}"]);
+    out.expect_code(0);
+    let mut lines = out.stdout.lines();
+    let first: Value = serde_json::from_str(lines.next().unwrap_or_default()).expect("JSON");
+    assert_eq!(first["id"], json!(2));
+    assert_eq!(lines.next(), Some("ran 2"));
+    assert_no_jobs(&server);
+}
+
+#[test]
+fn impossible_request_is_destroyed_before_ready() {
+    let server = server();
+    let sb = sandbox(&server);
+    let out = sb.run(&["alloc", "100", "-c", "true"]);
+    out.expect_code(1);
+    assert_eq!(
+        out.stderr,
+        "Job 1: Destroyed: Cancelled: No suitable machines available.\n"
+    );
+    // Failures still show with -q.
+    let out = sb.run(&["alloc", "-q", "100", "-c", "true"]);
+    out.expect_code(1);
+    assert!(out.stderr.contains("Destroyed"), "{}", out.stderr);
+    assert_no_csv(&sb);
+}
+
+#[test]
+fn request_flags_reach_the_server() {
+    let server = server_with(vec![
+        Machine::new("m", 2, 2),
+        Machine::new("big", 2, 2)
+            .tags(["big", "fast"])
+            .base_ip(std::net::Ipv4Addr::new(10, 0, 0, 0)),
+    ]);
+    let sb = sandbox(&server);
+    let running = sb.spawn(&[
+        "alloc",
+        "--keepalive",
+        "5",
+        "--tags",
+        "big",
+        "4",
+        "--max-dead-links",
+        "-1",
+        "-W",
+        "-c",
+        "sleep",
+        "30",
+    ]);
+    let mut c = client(&server);
+    assert!(eventually(LONG, || c
+        .list_jobs()
+        .map(|j| !j.is_empty())
+        .unwrap_or(false)));
+    let jobs = c.list_jobs().expect("list");
+    let job = &jobs[0];
+    assert_eq!(
+        job.keepalive,
+        Some(Number::Int(5)),
+        "an integer keepalive stays one"
+    );
+    assert_eq!(job.args, vec![json!(4)]);
+    assert_eq!(job.kwargs["tags"], json!(["big"]));
+    assert_eq!(job.kwargs["machine"], Value::Null);
+    assert_eq!(job.kwargs["max_dead_links"], Value::Null);
+    assert_eq!(job.kwargs["require_torus"], json!(false));
+    assert!(eventually(LONG, || c
+        .list_jobs()
+        .is_ok_and(
+            |j| j[0].allocated_machine_name.as_deref() == Some("big")
+        )));
+    running.signal(SIGTERM);
+    running.finish(LONG).expect_code(128 + SIGTERM);
+    assert_no_jobs(&server);
+
+    // A machine drops the tags; a bare -m means any machine.
+    sb.write_config(
+        crate::support::cli::ConfigFile::Cwd,
+        "[spalloc]\nmachine = big\n",
+    );
+    let out = sb.run(&["alloc", "-q", "-c", "true"]);
+    out.expect_code(0);
+    let out = sb.run(&["alloc", "-q", "-m", "-c", "true"]);
+    out.expect_code(0);
+}
+
+#[test]
+fn resume_and_no_destroy() {
+    let server = server();
+    let sb = sandbox(&server);
+    // Keep the job: it stays on the server.
+    let out = sb.run(&[
+        "alloc",
+        "-q",
+        "--no-destroy",
+        "--keepalive",
+        "-1",
+        "-c",
+        "true",
+    ]);
+    out.expect_code(0);
+    assert_no_csv(&sb);
+    let mut c = client(&server);
+    let jobs = c.list_jobs().expect("list");
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].keepalive, None);
+    let id = jobs[0].job_id.to_string();
+    // Resume it and let it go.
+    let out = sb.run(&["alloc", "--resume", &id, "-c", "echo", "{id}"]);
+    out.expect_code(0);
+    assert_eq!(out.stdout, format!("{id}\n"));
+    assert_eq!(
+        out.stderr,
+        format!("Job {id}: Ready!\n"),
+        "a ready job shows only Ready!"
+    );
+    assert_no_jobs(&server);
+    // Resuming a dead or unknown job fails clearly.
+    let out = sb.run(&["alloc", "--resume", &id, "-c", "true"]);
+    out.expect_code(1);
+    assert_eq!(out.stderr, format!("Job {id} does not exist: destroyed\n"));
+    let out = sb.run(&["alloc", "-r", "0", "-c", "true"]);
+    out.expect_code(1);
+    assert_eq!(out.stderr, "Job 0 does not exist: unknown\n");
+}
+
+#[test]
+fn connection_and_server_failures() {
+    let sb = Sandbox::new();
+    let port = dead_port();
+    let out = sb.run(&[
+        "alloc",
+        "-H",
+        "127.0.0.1",
+        "-P",
+        &port.to_string(),
+        "--owner",
+        "me",
+        "-c",
+        "true",
+    ]);
+    out.expect_code(6);
+    assert!(
+        out.stderr
+            .starts_with(&format!("Could not connect to server: 127.0.0.1:{port}: ")),
+        "{}",
+        out.stderr
+    );
+
+    let refusing = FakeServer::start(Dialect::Java, |c| match c.command.as_str() {
+        "version" => Reply::Return(json!("5.0.0")),
+        _ => Reply::Exception("request cannot fit on machine".into()),
+    });
+    let port = refusing.port().to_string();
+    let out = sb.run(&[
+        "alloc",
+        "-H",
+        "127.0.0.1",
+        "-P",
+        &port,
+        "--owner",
+        "me",
+        "-c",
+        "true",
+    ]);
+    out.expect_code(6);
+    assert_eq!(
+        out.stderr,
+        "Error from server: request cannot fit on machine\n"
+    );
+
+    let future = FakeServer::start(Dialect::Python, |_| Reply::Return(json!("9.0.0")));
+    let port = future.port().to_string();
+    let out = sb.run(&[
+        "alloc",
+        "-H",
+        "127.0.0.1",
+        "-P",
+        &port,
+        "--owner",
+        "me",
+        "-c",
+        "true",
+    ]);
+    out.expect_code(2);
+    assert_eq!(out.stderr, "Incompatible server version (9.0.0)\n");
+    assert_eq!(future.count("create_job"), 0);
+    assert_no_csv(&sb);
+}
+
+#[test]
+fn usage_errors() {
+    let sb = Sandbox::new();
+    let out = sb.run(&["alloc", "-H", "localhost", "-c", "true"]);
+    out.expect_code(2);
+    assert!(out.stderr.starts_with(
+        "spalloc alloc: error: --owner must be specified (typically your email address)\nUsage: spalloc alloc"
+    ), "{}", out.stderr);
+    let out = sb.run(&["--owner", "me", "1", "2", "3", "4"]);
+    out.expect_code(2);
+    assert!(
+        out.stderr
+            .starts_with("spalloc: error: --hostname of spalloc server must be specified"),
+        "{}",
+        out.stderr
+    );
+    let out = sb.run(&["-H", "h", "--owner", "me", "1", "2", "3", "4"]);
+    out.expect_code(2);
+    assert!(out.stderr.contains(
+        "expected either no arguments, one argument, NUM, two arguments, WIDTH HEIGHT, or three arguments, X Y Z"
+    ));
+    let out = sb.run(&["-H", "h", "--owner", "me", "x"]);
+    out.expect_code(2);
+    assert!(
+        out.stderr.contains("argument WHAT: invalid int value: 'x'"),
+        "{}",
+        out.stderr
+    );
+    assert_no_csv(&sb);
+}
+
+#[test]
+fn bare_spalloc_is_alloc() {
+    let server = server();
+    let sb = sandbox(&server);
+    let out = sb.run(&["3", "-q", "-c", "echo", "{w}"]);
+    out.expect_code(0);
+    assert_eq!(out.stdout, "16\n");
+    let out = sb.run(&["--version"]);
+    out.expect_code(0);
+    assert_eq!(out.stdout, format!("{}\n", env!("CARGO_PKG_VERSION")));
+    let out = sb.run(&["--help"]);
+    out.expect_code(0);
+    assert!(out.stdout.contains("where-is"));
+}
+
+/// The reason the server recorded for a destroyed job.
+fn reason_of(server: &VirtualServer, id: u64) -> Option<String> {
+    let mut c = client(server);
+    let s = c.get_job_state(id).expect("state");
+    assert_eq!(s.state, JobState::Destroyed);
+    s.reason
+}
+
+fn check_released(server: &VirtualServer, sb: &Sandbox, id: u64, reason: &str, out: &Output) {
+    assert_eq!(reason_of(server, id).as_deref(), Some(reason), "{out:?}");
+    assert_no_csv(sb);
+}
+
+#[test]
+fn signals_while_queued() {
+    for (signal, code, line, reason) in [
+        (
+            SIGINT,
+            4,
+            "Keyboard interrupt.",
+            "Cancelled: Keyboard interrupt (SIGINT).",
+        ),
+        (
+            SIGTERM,
+            143,
+            "Terminated (SIGTERM).",
+            "Cancelled: Terminated (SIGTERM).",
+        ),
+        (
+            SIGHUP,
+            129,
+            "Hangup (SIGHUP).",
+            "Cancelled: Hangup (SIGHUP).",
+        ),
+    ] {
+        let server = server_with(vec![Machine::new("tiny", 1, 1)]);
+        occupy(&server);
+        let sb = sandbox(&server);
+        let running = sb.spawn(&["alloc", "-c", "true"]);
+        assert!(
+            running.wait_for_stderr("Job 2: Waiting in queue...", LONG),
+            "{}",
+            running.stderr()
+        );
+        running.signal(signal);
+        let out = running.finish(LONG);
+        out.expect_code(code);
+        assert_eq!(
+            out.stderr,
+            format!("Job 2: Waiting in queue...\nJob 2: {line}\n")
+        );
+        check_released(&server, &sb, 2, reason, &out);
+    }
+}
+
+#[test]
+fn signals_at_the_prompt() {
+    for (signal, code) in [(SIGINT, 0), (SIGTERM, 143), (SIGHUP, 129)] {
+        let server = server();
+        let sb = sandbox(&server);
+        let running = sb.spawn(&["alloc", "-q"]);
+        assert!(
+            running.wait_for_stdout("<Press enter when done>", LONG),
+            "{}",
+            running.stderr()
+        );
+        running.signal(signal);
+        let out = running.finish(LONG);
+        out.expect_code(code);
+        if signal == SIGINT {
+            assert!(out.stdout.ends_with("<Press enter when done>\n"));
+        }
+        let reason = match signal {
+            SIGINT => "Keyboard interrupt (SIGINT).",
+            SIGTERM => "Terminated (SIGTERM).",
+            _ => "Hangup (SIGHUP).",
+        };
+        check_released(&server, &sb, 1, reason, &out);
+    }
+}
+
+#[test]
+fn signals_while_the_command_runs_are_forwarded() {
+    for (signal, code) in [(SIGINT, 128 + SIGINT), (SIGTERM, 143), (SIGHUP, 129)] {
+        let server = server();
+        let sb = sandbox(&server);
+        let marker = sb.cwd().join("started");
+        let script = format!(
+            "trap 'echo got-{signal}; exit {}' {signal}; touch {}; while true; do sleep 0.05; done",
+            128 + signal,
+            marker.display()
+        );
+        let running = sb.spawn(&["alloc", "-q", "-c", &script]);
+        assert!(eventually(LONG, || marker.exists()), "{}", running.stderr());
+        running.signal(signal);
+        let out = running.finish(LONG);
+        // SIGINT: the command's own code; SIGTERM/SIGHUP: 128 + N.
+        out.expect_code(code);
+        assert_eq!(
+            out.stdout,
+            format!("got-{signal}\n"),
+            "the command saw the signal once"
+        );
+        let reason = match signal {
+            SIGINT => None,
+            SIGTERM => Some("Terminated (SIGTERM)."),
+            _ => Some("Hangup (SIGHUP)."),
+        };
+        assert_eq!(reason_of(&server, 1).as_deref(), reason);
+        assert_no_csv(&sb);
+    }
+}
+
+#[test]
+fn third_signal_kills_a_stubborn_command() {
+    let server = server();
+    let sb = sandbox(&server);
+    let marker = sb.cwd().join("started");
+    let script = format!(
+        "trap '' TERM; touch {}; while true; do sleep 0.05; done",
+        marker.display()
+    );
+    let running = sb.spawn(&["alloc", "-q", "-c", &script]);
+    assert!(eventually(LONG, || marker.exists()));
+    for _ in 0..3 {
+        running.signal(SIGTERM);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = running.finish(LONG);
+    out.expect_code(143);
+    assert_no_jobs(&server);
+    assert_no_csv(&sb);
+}
+
+#[test]
+fn signal_with_no_destroy_keeps_the_job_but_not_the_csv() {
+    let server = server();
+    let sb = sandbox(&server);
+    let running = sb.spawn(&["alloc", "-q", "-D"]);
+    assert!(running.wait_for_stdout("<Press enter when done>", LONG));
+    running.signal(SIGTERM);
+    running.finish(LONG).expect_code(143);
+    let mut c = client(&server);
+    assert_eq!(c.list_jobs().expect("list").len(), 1);
+    assert_no_csv(&sb);
+}
+
+#[test]
+fn signal_while_create_is_in_flight_destroys_the_new_job() {
+    for (signal, code) in [(SIGINT, 4), (SIGTERM, 143)] {
+        let server = FakeServer::start(Dialect::Python, |c| match c.command.as_str() {
+            "version" => Reply::Return(json!("1!7.1.0")),
+            "create_job" => Reply::Script(vec![
+                crate::support::Action::Sleep(Duration::from_millis(800)),
+                crate::support::Action::Send(b"{\"return\": 7}\n".to_vec()),
+            ]),
+            _ => Reply::Return(Value::Null),
+        });
+        let sb = Sandbox::new();
+        let port = server.port().to_string();
+        let running = sb.spawn(&[
+            "alloc",
+            "-H",
+            "127.0.0.1",
+            "-P",
+            &port,
+            "--owner",
+            "me",
+            "-c",
+            "true",
+        ]);
+        assert!(server.wait_for_count("create_job", 1));
+        running.signal(signal);
+        let out = running.finish(LONG);
+        out.expect_code(code);
+        let destroys = server.calls_named("destroy_job");
+        assert_eq!(destroys.len(), 1, "{out:?}");
+        assert_eq!(destroys[0].job_id(), Some(7));
+        assert!(
+            destroys[0].kwargs["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("SIG"))
+        );
+        assert_no_csv(&sb);
+    }
+}

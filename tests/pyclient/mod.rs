@@ -1,0 +1,273 @@
+//! The published Python client (`spalloc==1!7.4.1`) against our virtual
+//! server, side by side with our own tools: the Python tools must work
+//! with the server, and where both are specified to print the same thing,
+//! they must print the same bytes.
+//!
+//! The client is taken from `$SPALLOC_PYTHON_CLIENT` (a virtualenv, as
+//! `.ci/run` prepares), or else installed once into a virtualenv under the
+//! target directory (which needs `python3` and access to PyPI).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use spalloc::server::{Machine, ServerConfig, VirtualServer};
+use spalloc::{CreateJobOptions, JobRequest, Number, ProtocolClient};
+
+use crate::support::cli::{Output, Sandbox};
+
+const PACKAGE: &str = "spalloc==1!7.4.1";
+
+/// The virtualenv holding the Python client, installing it if need be.
+fn venv() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SPALLOC_PYTHON_CLIENT") {
+        return PathBuf::from(dir);
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pyspalloc-venv");
+    if dir.join("bin/spalloc-ps").exists() {
+        return dir;
+    }
+    // Tests may run in parallel processes: serialise the installation with
+    // a lock directory (mkdir is atomic).
+    let lock = dir.with_extension("lock");
+    let start = Instant::now();
+    while std::fs::create_dir(&lock).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "timed out waiting for {}",
+            lock.display()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        if dir.join("bin/spalloc-ps").exists() {
+            return dir;
+        }
+    }
+    let result = (|| -> Result<(), String> {
+        let run = |cmd: &mut Command| -> Result<(), String> {
+            let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{cmd:?} failed:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                ))
+            }
+        };
+        run(Command::new("python3").args(["-m", "venv"]).arg(&dir))?;
+        run(Command::new(dir.join("bin/pip")).args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            PACKAGE,
+        ]))
+    })();
+    let _ = std::fs::remove_dir(&lock);
+    if let Err(e) = result {
+        panic!("cannot install the Python client {PACKAGE}: {e}");
+    }
+    dir
+}
+
+fn python_tool(sb: &Sandbox, tool: &str, args: &[&str]) -> Output {
+    let program = venv().join("bin").join(tool);
+    sb.run_program(&program, args, None)
+}
+
+struct Scene {
+    server: VirtualServer,
+    sb: Sandbox,
+    port: String,
+    jobs: Vec<u64>,
+}
+
+/// A 2x2 machine with three jobs on it, one queued, and a config file that
+/// both clients read.
+fn scene() -> Scene {
+    let config = ServerConfig::for_tests().machines(vec![
+        Machine::new("m", 2, 2),
+        Machine::new("other", 1, 1)
+            .tags(["other"])
+            .base_ip(std::net::Ipv4Addr::new(10, 2, 0, 0)),
+    ]);
+    let server = VirtualServer::start(config).expect("start");
+    let addr = server.local_addr();
+    let mut c = ProtocolClient::connect("127.0.0.1", addr.port(), Some(Duration::from_secs(5)))
+        .expect("connect");
+    let mut jobs = Vec::new();
+    let mut o = CreateJobOptions::new("alice@example.org");
+    o.keepalive = None;
+    jobs.push(c.create_job(&JobRequest::Boards(3), &o).expect("create"));
+    o.owner = "bob@example.org".into();
+    o.keepalive = Some(Number::Int(120));
+    jobs.push(c.create_job(&JobRequest::AnyBoard, &o).expect("create"));
+    o.tags = Some(vec!["other".into()]);
+    jobs.push(
+        c.create_job(
+            &JobRequest::Triads {
+                width: 1,
+                height: 1,
+            },
+            &o,
+        )
+        .expect("create"),
+    );
+    jobs.push(c.create_job(&JobRequest::AnyBoard, &o).expect("create"));
+    // Wait until everything that can be allocated is.
+    let start = Instant::now();
+    while c
+        .list_jobs()
+        .expect("list")
+        .iter()
+        .filter(|j| j.state == spalloc::JobState::Ready)
+        .count()
+        < 3
+    {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sb = Sandbox::new();
+    sb.use_server(addr);
+    Scene {
+        server,
+        sb,
+        port: addr.port().to_string(),
+        jobs,
+    }
+}
+
+#[track_caller]
+fn same(ours: &Output, theirs: &Output) {
+    assert_eq!(
+        theirs.code,
+        Some(0),
+        "Python tool failed:\n{}\n{}",
+        theirs.stdout,
+        theirs.stderr
+    );
+    assert_eq!(ours.code, Some(0), "ours failed:\n{}", ours.stderr);
+    assert_eq!(
+        ours.stdout, theirs.stdout,
+        "\n--- ours ---\n{}\n--- Python ---\n{}",
+        ours.stdout, theirs.stdout
+    );
+}
+
+#[test]
+fn ps_matches_the_python_tool() {
+    let s = scene();
+    let theirs = python_tool(&s.sb, "spalloc-ps", &["--port", &s.port]);
+    let ours = s.sb.run(&["ps", "--port", &s.port]);
+    same(&ours, &theirs);
+    assert!(
+        ours.stdout.contains("alice@example.org (127.0.0.1)"),
+        "{}",
+        ours.stdout
+    );
+    let theirs = python_tool(&s.sb, "spalloc-ps", &["--owner", "bob@example.org"]);
+    let ours = s.sb.run(&["ps", "--owner", "bob@example.org"]);
+    same(&ours, &theirs);
+}
+
+#[test]
+fn machine_views_match_the_python_tool() {
+    let s = scene();
+    for args in [
+        &[][..],
+        &["m"][..],
+        &["m", "--detailed"][..],
+        &["other"][..],
+    ] {
+        let theirs = python_tool(&s.sb, "spalloc-machine", args);
+        let ours = s.sb.run(&[&["machine"][..], args].concat());
+        same(&ours, &theirs);
+    }
+}
+
+#[test]
+fn job_info_matches_the_python_tool() {
+    let s = scene();
+    for id in &s.jobs {
+        let id = id.to_string();
+        let theirs = python_tool(&s.sb, "spalloc-job", &[&id]);
+        let ours = s.sb.run(&["job", &id]);
+        same(&ours, &theirs);
+        let theirs = python_tool(&s.sb, "spalloc-job", &[&id, "--ethernet-ips"]);
+        let ours = s.sb.run(&["job", &id, "--ethernet-ips"]);
+        if theirs.code == Some(0) {
+            same(&ours, &theirs);
+        } else {
+            // The queued job has no addresses: both exit 9.
+            assert_eq!((theirs.code, ours.code), (Some(9), Some(9)));
+        }
+    }
+    // A job that no longer exists.
+    let theirs = python_tool(&s.sb, "spalloc-job", &["9999"]);
+    let ours = s.sb.run(&["job", "9999"]);
+    same(&ours, &theirs);
+}
+
+#[test]
+fn where_is_job_chip_matches_the_python_tool() {
+    let s = scene();
+    let id = s.jobs[0].to_string();
+    for (x, y) in [("0", "0"), ("9", "5"), ("8", "4")] {
+        let theirs = python_tool(&s.sb, "spalloc-where-is", &["--job-chip", &id, x, y]);
+        let ours = s.sb.run(&["where-is", "--job-chip", &id, x, y]);
+        same(&ours, &theirs);
+    }
+    // The machine forms crash in the Python tool (a TypeError before
+    // anything is sent); ours work.
+    let theirs = python_tool(&s.sb, "spalloc-where-is", &["--chip", "m", "9", "5"]);
+    assert_ne!(theirs.code, Some(0));
+    s.sb.run(&["where-is", "--chip", "m", "9", "5"])
+        .expect_code(0);
+}
+
+#[test]
+fn python_alloc_and_job_control_work_against_the_server() {
+    let s = scene();
+    // The Python `spalloc` refuses versions it cannot parse: ours parses.
+    let out = python_tool(
+        &s.sb,
+        "spalloc",
+        &[
+            "--owner",
+            "carol@example.org",
+            "-m",
+            "m",
+            "-c",
+            "echo",
+            "{hostname}",
+            "{w}",
+            "{h}",
+        ],
+    );
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.stdout, "192.168.0.73 8 8\n",
+        "the board next to job 2, as the allocator packs single boards"
+    );
+    // Its job is gone afterwards.
+    let mut c = ProtocolClient::connect(
+        "127.0.0.1",
+        s.server.local_addr().port(),
+        Some(Duration::from_secs(5)),
+    )
+    .expect("connect");
+    assert!(
+        c.list_jobs()
+            .expect("list")
+            .iter()
+            .all(|j| j.owner.as_deref() != Some("carol@example.org"))
+    );
+
+    // Power control and destroy through the Python spalloc-job.
+    let id = s.jobs[1].to_string();
+    let out = python_tool(&s.sb, "spalloc-job", &[&id, "--power-off"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let out = python_tool(&s.sb, "spalloc-job", &[&id, "--destroy", "done"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let state = c.get_job_state(s.jobs[1]).expect("state");
+    assert_eq!(state.reason.as_deref(), Some("done"));
+}
