@@ -359,7 +359,7 @@ impl Controller {
             return;
         }
         let name = self.machines[mi].def.name.clone();
-        info!("job {id}: allocated {count} board(s) of {name}");
+        debug!("job {id}: allocated {count} board(s) of {name}");
         self.changed_machines.insert(name);
         if let Some(job) = self.jobs.get_mut(&id) {
             job.keepalive_until = keepalive_deadline(now, job.spec.keepalive);
@@ -412,7 +412,7 @@ impl Controller {
             Some(_) => reason,
             None => Some(format!("Cancelled: {}", reason.unwrap_or_default())),
         };
-        info!(
+        debug!(
             "job {id}: destroyed ({})",
             reason.as_deref().unwrap_or("no reason")
         );
