@@ -159,10 +159,8 @@ impl Sandbox {
             cmd.stdin(Stdio::piped());
         }
         let mut child = cmd.spawn().expect("spawn spalloc");
-        if let Some(text) = input {
-            if let Some(mut stdin) = child.stdin.take() {
-                let _ = stdin.write_all(text.as_bytes());
-            }
+        if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+            let _ = stdin.write_all(text.as_bytes());
         }
         finish(child, Duration::from_secs(30))
     }

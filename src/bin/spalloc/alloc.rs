@@ -96,12 +96,13 @@ impl Plan {
         command: Option<Vec<String>>,
         server: Option<(&str, u16)>,
     ) -> Result<Plan, CliError> {
-        if let Some(cmd) = &command {
-            if cmd.iter().all(|a| a.trim().is_empty()) {
-                return Err(CliError::Usage(
-                    "argument -c/--command: expected a command to run".into(),
-                ));
-            }
+        if command
+            .as_ref()
+            .is_some_and(|cmd| cmd.iter().all(|a| a.trim().is_empty()))
+        {
+            return Err(CliError::Usage(
+                "argument -c/--command: expected a command to run".into(),
+            ));
         }
         let hostname = match server {
             Some((host, _)) => Some(host.to_owned()),

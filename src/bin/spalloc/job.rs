@@ -56,15 +56,13 @@ pub fn run(mut args: JobArgs, ctx: &Ctx) -> CliResult {
     let action = action(&args)?;
     // `spalloc job --destroy 15` means job 15, not reason "15" for the
     // owner's only job (the Python tool's reading).
-    if action == Action::Destroy && args.job_id.is_none() {
-        if let Some(id) = args
-            .destroy_reason
-            .as_deref()
-            .and_then(|r| r.parse::<u64>().ok())
-        {
-            args.job_id = Some(id);
-            args.destroy_reason = None;
-        }
+    let reason_as_id = args
+        .destroy_reason
+        .as_deref()
+        .and_then(|r| r.parse::<u64>().ok());
+    if let (Action::Destroy, None, Some(id)) = (action, args.job_id, reason_as_id) {
+        args.job_id = Some(id);
+        args.destroy_reason = None;
     }
     let config = load_config()?;
     let owner = args.owner.clone().or_else(|| config.owner.clone());
