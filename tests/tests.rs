@@ -4,6 +4,7 @@
 mod support;
 
 mod cli_alloc;
+mod cli_serve;
 mod client;
 mod docs;
 mod job;
