@@ -1,5 +1,5 @@
-//! The published Python client (`spalloc==1!7.4.1`) against our virtual
-//! server, side by side with our own tools: the Python tools must work
+//! The published Python client (`spalloc==1!7.4.1`) against a running
+//! `spalloc serve`, side by side with our own tools: the Python tools must work
 //! with the server, and where both are specified to print the same thing,
 //! they must print the same bytes.
 //!
@@ -11,10 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use spalloc::server::{Machine, ServerConfig, VirtualServer};
 use spalloc::{CreateJobOptions, JobRequest, Number, ProtocolClient};
 
-use crate::support::cli::{Output, Sandbox};
+use crate::support::cli::{Output, Running, Sandbox};
 
 const PACKAGE: &str = "spalloc==1!7.4.1";
 
@@ -75,34 +74,69 @@ fn python_tool(sb: &Sandbox, tool: &str, args: &[&str]) -> Output {
 }
 
 struct Scene {
-    server: VirtualServer,
+    /// `spalloc serve`, killed when the scene is dropped.
+    _server: Running,
     sb: Sandbox,
-    port: String,
+    port: u16,
     jobs: Vec<u64>,
 }
 
-/// A 2x2 machine with three jobs on it, one queued, and a config file that
-/// both clients read.
+impl Scene {
+    fn client(&self) -> ProtocolClient {
+        ProtocolClient::connect("127.0.0.1", self.port, Some(Duration::from_secs(5)))
+            .expect("connect")
+    }
+}
+
+/// `spalloc serve` with a 2x2 machine and a one-board machine, three jobs
+/// allocated and one queued, and a config file that both clients read.
 fn scene() -> Scene {
-    let config = ServerConfig::for_tests().machines(vec![
-        Machine::new("m", 2, 2),
-        Machine::new("other", 1, 1)
-            .tags(["other"])
-            .base_ip(std::net::Ipv4Addr::new(10, 2, 0, 0)),
+    let sb = Sandbox::new();
+    let config = sb.cwd().join("server.toml");
+    std::fs::write(
+        &config,
+        "[server]\npower_delay = 0\nseconds_before_free = 0\n\n\
+         [[machine]]\nname = \"m\"\nwidth = 2\nheight = 2\n\n\
+         [[machine]]\nname = \"other\"\ntags = [\"other\"]\nwidth = 1\nheight = 1\nbase_ip = \"10.2.0.0\"\n",
+    )
+    .expect("write server config");
+    let server = sb.spawn(&[
+        "serve",
+        "--config",
+        &config.display().to_string(),
+        "--port",
+        "0",
     ]);
-    let server = VirtualServer::start(config).expect("start");
-    let addr = server.local_addr();
-    let mut c = ProtocolClient::connect("127.0.0.1", addr.port(), Some(Duration::from_secs(5)))
-        .expect("connect");
-    let mut jobs = Vec::new();
+    assert!(
+        server.wait_for_stdout("listening on", Duration::from_secs(20)),
+        "{}",
+        server.stderr()
+    );
+    let port: u16 = server
+        .stdout()
+        .lines()
+        .find_map(|l| l.rsplit_once(':').and_then(|(_, p)| p.parse().ok()))
+        .expect("port");
+    sb.use_server(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    let mut scene = Scene {
+        _server: server,
+        sb,
+        port,
+        jobs: Vec::new(),
+    };
+    let mut c = scene.client();
     let mut o = CreateJobOptions::new("alice@example.org");
     o.keepalive = None;
-    jobs.push(c.create_job(&JobRequest::Boards(3), &o).expect("create"));
+    scene
+        .jobs
+        .push(c.create_job(&JobRequest::Boards(3), &o).expect("create"));
     o.owner = "bob@example.org".into();
     o.keepalive = Some(Number::Int(120));
-    jobs.push(c.create_job(&JobRequest::AnyBoard, &o).expect("create"));
+    scene
+        .jobs
+        .push(c.create_job(&JobRequest::AnyBoard, &o).expect("create"));
     o.tags = Some(vec!["other".into()]);
-    jobs.push(
+    scene.jobs.push(
         c.create_job(
             &JobRequest::Triads {
                 width: 1,
@@ -112,7 +146,9 @@ fn scene() -> Scene {
         )
         .expect("create"),
     );
-    jobs.push(c.create_job(&JobRequest::AnyBoard, &o).expect("create"));
+    scene
+        .jobs
+        .push(c.create_job(&JobRequest::AnyBoard, &o).expect("create"));
     // Wait until everything that can be allocated is.
     let start = Instant::now();
     while c
@@ -126,14 +162,7 @@ fn scene() -> Scene {
         assert!(start.elapsed() < Duration::from_secs(10));
         std::thread::sleep(Duration::from_millis(20));
     }
-    let sb = Sandbox::new();
-    sb.use_server(addr);
-    Scene {
-        server,
-        sb,
-        port: addr.port().to_string(),
-        jobs,
-    }
+    scene
 }
 
 #[track_caller]
@@ -156,8 +185,9 @@ fn same(ours: &Output, theirs: &Output) {
 #[test]
 fn ps_matches_the_python_tool() {
     let s = scene();
-    let theirs = python_tool(&s.sb, "spalloc-ps", &["--port", &s.port]);
-    let ours = s.sb.run(&["ps", "--port", &s.port]);
+    let port = s.port.to_string();
+    let theirs = python_tool(&s.sb, "spalloc-ps", &["--port", &port]);
+    let ours = s.sb.run(&["ps", "--port", &port]);
     same(&ours, &theirs);
     assert!(
         ours.stdout.contains("alice@example.org (127.0.0.1)"),
@@ -249,12 +279,7 @@ fn python_alloc_and_job_control_work_against_the_server() {
         "the board next to job 2, as the allocator packs single boards"
     );
     // Its job is gone afterwards.
-    let mut c = ProtocolClient::connect(
-        "127.0.0.1",
-        s.server.local_addr().port(),
-        Some(Duration::from_secs(5)),
-    )
-    .expect("connect");
+    let mut c = s.client();
     assert!(
         c.list_jobs()
             .expect("list")
