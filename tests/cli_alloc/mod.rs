@@ -684,3 +684,52 @@ fn signal_while_create_is_in_flight_destroys_the_new_job() {
         assert_no_csv(&sb);
     }
 }
+
+/// Runs `spalloc ARGS…` on a pseudo-terminal (through util-linux
+/// `script`), returning everything written to the terminal.
+fn on_terminal(sb: &Sandbox, args: &[&str], extra_env: &[(&str, &str)]) -> String {
+    let bin = crate::support::cli::binary();
+    let mut line = bin.display().to_string();
+    for a in args {
+        line.push(' ');
+        line.push_str(&format!("'{}'", a.replace('\'', "'\\''")));
+    }
+    let mut cmd = sb.command(
+        std::path::Path::new("script"),
+        &["-qfec", &line, "/dev/null"],
+    );
+    cmd.env("TERM", "xterm");
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let out = crate::support::cli::finish(cmd.spawn().expect("run script"), LONG);
+    out.expect_code(0);
+    out.stdout
+}
+
+#[test]
+fn status_lines_rewrite_in_place_on_a_terminal() {
+    let config = ServerConfig::for_tests()
+        .machines(vec![Machine::new("m", 2, 2)])
+        .power_delay(Duration::from_millis(300));
+    let server = VirtualServer::start(config).expect("start");
+    let sb = sandbox(&server);
+    let screen = on_terminal(&sb, &["alloc", "-c", "true"], &[]);
+    assert!(
+        screen.contains("\x1b[33mJob 1: Waiting for power on...\x1b[0m\r\n\x1b[1F\x1b[K\x1b[32mJob 1: Ready!\x1b[0m\r\n"),
+        "{screen:?}"
+    );
+    // NO_COLOR removes the colour but not the rewriting.
+    let screen = on_terminal(&sb, &["alloc", "-c", "true"], &[("NO_COLOR", "1")]);
+    assert!(
+        screen.contains("Job 2: Waiting for power on...\r\n\x1b[1F\x1b[KJob 2: Ready!\r\n"),
+        "{screen:?}"
+    );
+    // TERM=dumb: neither.
+    let screen = on_terminal(&sb, &["alloc", "-c", "true"], &[("TERM", "dumb")]);
+    assert!(
+        screen.contains("Job 3: Waiting for power on...\r\nJob 3: Ready!\r\n"),
+        "{screen:?}"
+    );
+    assert_no_jobs(&server);
+}
