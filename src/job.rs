@@ -68,24 +68,10 @@ pub struct JobOptions {
     pub reconnect_delay: Duration,
     /// Skip the server version check. Defaults to `false`.
     pub ignore_version: bool,
-    /// Who the job is for. Required to create a job; no default.
-    pub owner: Option<String>,
-    /// Seconds the server waits for a keepalive; `None` means never expire.
-    /// Defaults to `60.0`.
-    pub keepalive: Option<Number>,
-    /// Allocate only on this machine. Defaults to `None`.
-    pub machine: Option<String>,
-    /// Allocate only on machines with all these tags (ignored when
-    /// `machine` is set). Defaults to `None`, the server's `default` tag.
-    pub tags: Option<Vec<String>>,
-    /// Minimum squareness of an N-board request. Defaults to 0.333.
-    pub min_ratio: f64,
-    /// Most dead boards acceptable; `None` means any. Defaults to 0.
-    pub max_dead_boards: Option<u32>,
-    /// Most dead links acceptable; `None` means any. Defaults to `None`.
-    pub max_dead_links: Option<u32>,
-    /// Require wrap-around links. Defaults to `false`.
-    pub require_torus: bool,
+    /// What to ask the server for: owner, keepalive and where the boards
+    /// may come from, with the Python client's defaults. The owner is
+    /// required to create a job (an empty owner counts as missing).
+    pub request: CreateJobOptions,
 }
 
 impl Default for JobOptions {
@@ -106,20 +92,21 @@ impl JobOptions {
 
     /// The values of a loaded configuration.
     pub fn from_config(config: &Config) -> JobOptions {
+        let mut request = CreateJobOptions::new(config.owner.clone().unwrap_or_default());
+        request.keepalive = config.keepalive.filter(|k| *k >= 0.0).map(Number::Float);
+        request.machine = config.machine.clone();
+        request.tags = config.tags.clone();
+        request.min_ratio = config.min_ratio;
+        request.max_dead_boards = config.max_dead_boards;
+        request.max_dead_links = config.max_dead_links;
+        request.require_torus = config.require_torus;
         JobOptions {
             hostname: config.hostname.clone(),
             port: config.port,
             timeout: config.timeout.map(secs),
             reconnect_delay: secs(config.reconnect_delay),
             ignore_version: config.ignore_version,
-            owner: config.owner.clone(),
-            keepalive: config.keepalive.filter(|k| *k >= 0.0).map(Number::Float),
-            machine: config.machine.clone(),
-            tags: config.tags.clone(),
-            min_ratio: config.min_ratio,
-            max_dead_boards: config.max_dead_boards,
-            max_dead_links: config.max_dead_links,
-            require_torus: config.require_torus,
+            request,
         }
     }
 
@@ -162,52 +149,52 @@ impl JobOptions {
         self
     }
 
-    /// Sets [`owner`](Self::owner).
+    /// Sets the request's [`owner`](CreateJobOptions::owner).
     pub fn owner(mut self, owner: impl Into<String>) -> Self {
-        self.owner = Some(owner.into());
+        self.request.owner = owner.into();
         self
     }
 
-    /// Sets [`keepalive`](Self::keepalive) in seconds; `None` or a negative
+    /// Sets the request's [`keepalive`](CreateJobOptions::keepalive) in seconds; `None` or a negative
     /// value means the job never expires.
     pub fn keepalive(mut self, seconds: Option<f64>) -> Self {
-        self.keepalive = seconds.filter(|s| *s >= 0.0).map(Number::Float);
+        self.request.keepalive = seconds.filter(|s| *s >= 0.0).map(Number::Float);
         self
     }
 
-    /// Sets [`machine`](Self::machine).
+    /// Sets the request's [`machine`](CreateJobOptions::machine).
     pub fn machine(mut self, machine: Option<impl Into<String>>) -> Self {
-        self.machine = machine.map(Into::into);
+        self.request.machine = machine.map(Into::into);
         self
     }
 
-    /// Sets [`tags`](Self::tags).
+    /// Sets the request's [`tags`](CreateJobOptions::tags).
     pub fn tags<S: Into<String>>(mut self, tags: Option<impl IntoIterator<Item = S>>) -> Self {
-        self.tags = tags.map(|t| t.into_iter().map(Into::into).collect());
+        self.request.tags = tags.map(|t| t.into_iter().map(Into::into).collect());
         self
     }
 
-    /// Sets [`min_ratio`](Self::min_ratio).
+    /// Sets the request's [`min_ratio`](CreateJobOptions::min_ratio).
     pub fn min_ratio(mut self, ratio: f64) -> Self {
-        self.min_ratio = ratio;
+        self.request.min_ratio = ratio;
         self
     }
 
-    /// Sets [`max_dead_boards`](Self::max_dead_boards).
+    /// Sets the request's [`max_dead_boards`](CreateJobOptions::max_dead_boards).
     pub fn max_dead_boards(mut self, max: Option<u32>) -> Self {
-        self.max_dead_boards = max;
+        self.request.max_dead_boards = max;
         self
     }
 
-    /// Sets [`max_dead_links`](Self::max_dead_links).
+    /// Sets the request's [`max_dead_links`](CreateJobOptions::max_dead_links).
     pub fn max_dead_links(mut self, max: Option<u32>) -> Self {
-        self.max_dead_links = max;
+        self.request.max_dead_links = max;
         self
     }
 
-    /// Sets [`require_torus`](Self::require_torus).
+    /// Sets the request's [`require_torus`](CreateJobOptions::require_torus).
     pub fn require_torus(mut self, require: bool) -> Self {
-        self.require_torus = require;
+        self.request.require_torus = require;
         self
     }
 
@@ -216,33 +203,21 @@ impl JobOptions {
     /// # Errors
     /// [`Error::InvalidArgument`] if no owner is set.
     pub fn create_options(&self) -> Result<CreateJobOptions> {
-        let owner = self
-            .owner
-            .clone()
-            .filter(|o| !o.trim().is_empty())
-            .ok_or_else(|| {
-                Error::InvalidArgument(
-                    "no owner given (set `owner` in the options or a config file)".into(),
-                )
-            })?;
-        let mut o = CreateJobOptions::new(owner);
-        o.keepalive = self.keepalive;
+        if self.request.owner.trim().is_empty() {
+            return Err(Error::InvalidArgument(
+                "no owner given (set `owner` in the options or a config file)".into(),
+            ));
+        }
+        let mut o = self.request.clone();
         // Setting a machine means "this machine, whatever its tags".
-        o.tags = if self.machine.is_some() {
-            None
-        } else {
-            self.tags.clone()
-        };
-        o.machine = self.machine.clone();
-        o.min_ratio = self.min_ratio;
-        o.max_dead_boards = self.max_dead_boards;
-        o.max_dead_links = self.max_dead_links;
-        o.require_torus = self.require_torus;
+        if o.machine.is_some() {
+            o.tags = None;
+        }
         Ok(o)
     }
 
     fn keepalive_period(&self) -> Duration {
-        match self.keepalive {
+        match self.request.keepalive {
             Some(k) => secs(k.as_f64() / 2.0).max(MIN_PERIOD),
             None => NO_KEEPALIVE_PERIOD,
         }
@@ -959,7 +934,7 @@ mod tests {
         )?;
         let o = JobOptions::from_config(&config);
         assert_eq!(o.hostname.as_deref(), Some("h"));
-        assert_eq!(o.keepalive, None);
+        assert_eq!(o.request.keepalive, None);
         assert_eq!(o.timeout, None);
         assert_eq!(o.reconnect_delay, Duration::from_millis(500));
         assert_eq!(o.keepalive_period(), NO_KEEPALIVE_PERIOD);
@@ -978,7 +953,10 @@ mod tests {
             JobOptions::new().keepalive(Some(0.0)).keepalive_period(),
             MIN_PERIOD
         );
-        assert_eq!(JobOptions::new().keepalive(Some(-1.0)).keepalive, None);
+        assert_eq!(
+            JobOptions::new().keepalive(Some(-1.0)).request.keepalive,
+            None
+        );
     }
 
     #[test]

@@ -189,16 +189,7 @@ impl Formatter for PythonStyle {
     }
 }
 
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
-}
+use crate::protocol::kind_of as type_name;
 
 fn run(ctx: &mut Context<'_>, line: &[u8]) -> Result<Answer, String> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);

@@ -172,10 +172,10 @@ impl Plan {
             } else {
                 config.require_torus
             });
-        options.machine = machine;
-        options.tags = tags;
-        options.owner = owner;
-        options.keepalive = keepalive(args.keepalive.as_deref(), config)?;
+        options.request.machine = machine;
+        options.request.tags = tags;
+        options.request.owner = owner.unwrap_or_default();
+        options.request.keepalive = keepalive(args.keepalive.as_deref(), config)?;
         Ok(Plan {
             request,
             resume: args.resume,
