@@ -6,8 +6,16 @@
 //! computed once at its start. A call that times out leaves its reply owed;
 //! the next call discards that stale reply when it arrives, so replies are
 //! never matched to the wrong command.
+//!
+//! A call costs one write and (for a short reply) one read: the socket's
+//! timeouts are set again only when the time left differs from the last
+//! setting by more than 1 % (at most 10 ms), which is therefore how far a
+//! blocked read may outlast its deadline. The usual `{"return": …}` reply is
+//! decoded straight into its final type, falling back to the general
+//! decoder for anything else.
 
 use std::collections::VecDeque;
+use std::convert::Infallible;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
@@ -16,12 +24,29 @@ use log::{debug, trace};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::protocol::{Incoming, decode_line, encode_call};
+use crate::protocol::{Incoming, decode_line, decode_return_as, encode_call};
 use crate::types::decode::{self, as_u64};
 use crate::types::{
     Board, BoardPosition, CreateJobOptions, JobDescription, JobMachineInfo, JobRequest,
     JobStateInfo, MachineDescription, Notification, WhereIs, WhereIsQuery,
 };
+
+/// A reply to a call: decoded straight into its type, or a general value.
+enum Reply<T> {
+    Typed(T),
+    Value(Value),
+}
+
+/// Decodes a whole reply line straight into a reply's type, or turns it
+/// down (`None`) for the general path to decode and report.
+type TypedDecoder<T> = fn(&[u8]) -> Option<T>;
+
+/// One line from the server: decoded straight into a reply's type, or
+/// classified by [`decode_line`].
+enum Line<T> {
+    Typed(T),
+    Generic(Incoming),
+}
 
 /// The default spalloc server port.
 pub const DEFAULT_PORT: u16 = 22244;
@@ -74,11 +99,17 @@ fn is_not_found(e: &Error) -> bool {
 pub struct ProtocolClient {
     stream: TcpStream,
     peer: SocketAddr,
-    /// Bytes received and not yet consumed; `buf[start..]` is pending.
+    /// Received bytes: `buf[start..end]` is pending; `buf[end..]` is
+    /// already-zeroed room for the next read, so reads need not clear it
+    /// again.
     buf: Vec<u8>,
     start: usize,
+    end: usize,
     /// `buf[start..scanned]` is known to contain no newline.
     scanned: usize,
+    /// The socket's timeouts as last set, to skip setting them again.
+    read_timeout: Applied,
+    write_timeout: Applied,
     notifications: VecDeque<Notification>,
     /// Replies still owed by the server, including the current call's.
     outstanding: usize,
@@ -136,7 +167,10 @@ impl ProtocolClient {
             peer,
             buf: Vec::new(),
             start: 0,
+            end: 0,
             scanned: 0,
+            read_timeout: Applied::Unknown,
+            write_timeout: Applied::Unknown,
             notifications: VecDeque::new(),
             outstanding: 0,
             timeout,
@@ -201,6 +235,26 @@ impl ProtocolClient {
         kwargs: &Map<String, Value>,
         timeout: Option<Duration>,
     ) -> Result<Value> {
+        // Most replies are exactly `{"return": value}`: decoding the value
+        // alone saves building and taking apart the object around it.
+        let typed = Some(decode_return_as::<Value> as TypedDecoder<Value>);
+        match self.call_typed(command, args, kwargs, timeout, typed)? {
+            Reply::Typed(v) | Reply::Value(v) => Ok(v),
+        }
+    }
+
+    /// [`call`](Self::call), but the reply line is first offered to
+    /// `typed`, which decodes the usual `{"return": …}` straight into its
+    /// result (see [`crate::protocol::decode_return_as`]). A line it turns
+    /// down, and every other line, takes the general path.
+    fn call_typed<T>(
+        &mut self,
+        command: &str,
+        args: &[Value],
+        kwargs: &Map<String, Value>,
+        timeout: Option<Duration>,
+        typed: Option<TypedDecoder<T>>,
+    ) -> Result<Reply<T>> {
         self.usable()?;
         let deadline = timeout.map(|t| Instant::now() + t);
         let line = encode_call(command, args, kwargs);
@@ -208,14 +262,17 @@ impl ProtocolClient {
         self.send(&line, deadline)?;
         self.outstanding += 1;
         loop {
-            let reply = match self.next_incoming(deadline)? {
-                Incoming::Return(v) => Ok(v),
-                Incoming::Exception(m) => Err(Error::Server(m)),
-                Incoming::Notification(n) => {
+            // A late reply to an earlier call is not this call's.
+            let typed_now = typed.filter(|_| self.outstanding == 1);
+            let reply = match self.next_line_decoded(deadline, typed_now)? {
+                Line::Typed(t) => Ok(Reply::Typed(t)),
+                Line::Generic(Incoming::Return(v)) => Ok(Reply::Value(v)),
+                Line::Generic(Incoming::Exception(m)) => Err(Error::Server(m)),
+                Line::Generic(Incoming::Notification(n)) => {
                     self.queue(n);
                     continue;
                 }
-                Incoming::Unrecognised(keys) => {
+                Line::Generic(Incoming::Unrecognised(keys)) => {
                     debug!("ignoring a message with keys {keys:?}");
                     continue;
                 }
@@ -434,8 +491,11 @@ impl ProtocolClient {
     /// As for [`call`](Self::call), or [`Error::Protocol`] naming the field
     /// of a malformed entry.
     pub fn list_jobs(&mut self) -> Result<Vec<JobDescription>> {
-        let v = self.call_args("list_jobs", &[])?;
-        decode::list_of(&v, "list_jobs", decode::job_description)
+        let typed = Some(decode::job_list_line as TypedDecoder<_>);
+        match self.call_typed("list_jobs", &[], &Map::new(), self.timeout, typed)? {
+            Reply::Typed(jobs) => Ok(jobs),
+            Reply::Value(v) => decode::list_of(&v, "list_jobs", decode::job_description),
+        }
     }
 
     /// The machines, in the server's priority order.
@@ -555,7 +615,11 @@ impl ProtocolClient {
     fn send(&mut self, line: &[u8], deadline: Option<Instant>) -> Result<()> {
         let result = (|| {
             let remaining = remaining(deadline)?;
-            self.stream.set_write_timeout(remaining)?;
+            if let Some(t) = self.write_timeout.update(remaining) {
+                self.stream.set_write_timeout(t).inspect_err(|_| {
+                    self.write_timeout = Applied::Unknown;
+                })?;
+            }
             self.stream.write_all(line)
         })();
         result.map_err(|e| {
@@ -568,8 +632,25 @@ impl ProtocolClient {
     /// Reads and decodes the next complete line. A timeout leaves any partial
     /// line buffered; every other failure makes the connection unusable.
     fn next_incoming(&mut self, deadline: Option<Instant>) -> Result<Incoming> {
+        match self.next_line_decoded::<Infallible>(deadline, None)? {
+            Line::Generic(incoming) => Ok(incoming),
+            Line::Typed(never) => match never {},
+        }
+    }
+
+    /// [`next_incoming`](Self::next_incoming), offering the line to `typed`
+    /// first.
+    fn next_line_decoded<T>(
+        &mut self,
+        deadline: Option<Instant>,
+        typed: Option<TypedDecoder<T>>,
+    ) -> Result<Line<T>> {
         let result = self.next_line(deadline).and_then(|(from, to)| {
-            let decoded = decode_line(&self.buf[from..to]);
+            let line = &self.buf[from..to];
+            let decoded = match typed.and_then(|decode| decode(line)) {
+                Some(t) => Ok(Line::Typed(t)),
+                None => decode_line(line).map(Line::Generic),
+            };
             self.consume(to + 1);
             decoded
         });
@@ -591,7 +672,7 @@ impl ProtocolClient {
     /// `buf`, without the `\n`.
     fn next_line(&mut self, deadline: Option<Instant>) -> Result<(usize, usize)> {
         loop {
-            if let Some(pos) = self.buf[self.scanned..].iter().position(|&b| b == b'\n') {
+            if let Some(pos) = memchr::memchr(b'\n', &self.buf[self.scanned..self.end]) {
                 let end = self.scanned + pos;
                 if end - self.start > self.max_line_length {
                     return Err(Error::LineTooLong {
@@ -600,8 +681,8 @@ impl ProtocolClient {
                 }
                 return Ok((self.start, end));
             }
-            self.scanned = self.buf.len();
-            if self.buf.len() - self.start > self.max_line_length {
+            self.scanned = self.end;
+            if self.end - self.start > self.max_line_length {
                 return Err(Error::LineTooLong {
                     limit: self.max_line_length,
                 });
@@ -612,13 +693,14 @@ impl ProtocolClient {
 
     fn consume(&mut self, upto: usize) {
         self.start = upto;
-        if self.start >= self.buf.len() {
-            self.buf.clear();
+        if self.start >= self.end {
             self.start = 0;
-        } else if self.start > 64 * 1024 && self.start * 2 > self.buf.len() {
+            self.end = 0;
+        } else if self.start > 64 * 1024 && self.start * 2 > self.end {
             // Compact only occasionally, so that draining many short lines
             // from one big read stays linear.
-            self.buf.drain(..self.start);
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
             self.start = 0;
         }
         self.scanned = self.start;
@@ -626,42 +708,81 @@ impl ProtocolClient {
 
     /// Appends at least one byte from the socket, or fails.
     fn fill(&mut self, deadline: Option<Instant>) -> Result<()> {
-        let pending = self.buf.len() - self.start;
+        let pending = self.end - self.start;
         let chunk = pending.clamp(8 * 1024, 1024 * 1024);
-        let old_len = self.buf.len();
-        self.buf.resize(old_len + chunk, 0);
+        if self.buf.len() < self.end + chunk {
+            self.buf.resize(self.end + chunk, 0);
+        }
         let result = match remaining(deadline) {
             // Out of time: one last look at what has already arrived.
-            Err(_) => self.read_nonblocking(old_len),
-            Ok(timeout) => self
-                .stream
-                .set_read_timeout(timeout)
-                .and_then(|()| self.stream.read(&mut self.buf[old_len..])),
+            Err(_) => self.read_nonblocking(),
+            Ok(timeout) => match self.read_timeout.update(timeout) {
+                Some(t) => self.stream.set_read_timeout(t).inspect_err(|_| {
+                    self.read_timeout = Applied::Unknown;
+                }),
+                None => Ok(()),
+            }
+            .and_then(|()| self.stream.read(&mut self.buf[self.end..])),
         };
         match result {
-            Ok(0) => {
-                self.buf.truncate(old_len);
-                Err(Error::Disconnected)
-            }
+            Ok(0) => Err(Error::Disconnected),
             Ok(n) => {
-                self.buf.truncate(old_len + n);
+                self.end += n;
                 Ok(())
             }
-            Err(e) => {
-                self.buf.truncate(old_len);
-                if e.kind() == io::ErrorKind::Interrupted {
-                    return Ok(());
-                }
-                Err(e.into())
-            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+            Err(e) => Err(e.into()),
         }
     }
 
-    fn read_nonblocking(&mut self, at: usize) -> io::Result<usize> {
+    fn read_nonblocking(&mut self) -> io::Result<usize> {
         self.stream.set_nonblocking(true)?;
-        let result = self.stream.read(&mut self.buf[at..]);
+        let result = self.stream.read(&mut self.buf[self.end..]);
         self.stream.set_nonblocking(false)?;
         result
+    }
+}
+
+/// A socket timeout (read or write) as last set on the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Applied {
+    /// Not set by us: whatever the stream came with.
+    Unknown,
+    Set(Option<Duration>),
+}
+
+impl Applied {
+    /// The longest a blocking read or write may outlast its deadline.
+    const MAX_SLACK: Duration = Duration::from_millis(10);
+
+    /// What to set the socket's timeout to, if anything, before an
+    /// operation that should give up after `wanted`.
+    ///
+    /// Setting it is a system call, and every call's deadline differs from
+    /// the last by the microseconds in between: so the timeout already set
+    /// is kept when it is no shorter than `wanted` and longer by at most
+    /// 1 % (at most [`MAX_SLACK`](Self::MAX_SLACK)). A new one is set to
+    /// `wanted` plus half that slack, which the next call's `wanted`
+    /// will almost always fall within.
+    fn update(&mut self, wanted: Option<Duration>) -> Option<Option<Duration>> {
+        let Some(w) = wanted else {
+            return match *self {
+                Applied::Set(None) => None,
+                _ => {
+                    *self = Applied::Set(None);
+                    Some(None)
+                }
+            };
+        };
+        let slack = (w / 100).min(Self::MAX_SLACK);
+        match *self {
+            Applied::Set(Some(a)) if a >= w && a - w <= slack => None,
+            _ => {
+                let new = w.saturating_add(slack / 2);
+                *self = Applied::Set(Some(new));
+                Some(Some(new))
+            }
+        }
     }
 }
 
@@ -693,4 +814,40 @@ fn position_kwargs(machine: &str, [x, y, z]: [u32; 3]) -> Map<String, Value> {
     kw.insert("y".into(), y.into());
     kw.insert("z".into(), z.into());
     kw
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_timeouts_are_set_again_only_when_they_must_be() {
+        let ms = Duration::from_millis;
+        let ten = Duration::from_secs(10);
+        let mut a = Applied::Unknown;
+        // Whatever the stream came with, the first is set: a little over.
+        let Some(Some(set)) = a.update(Some(ten)) else {
+            panic!("the first timeout was not set");
+        };
+        assert!(set >= ten && set - ten <= Applied::MAX_SLACK, "{set:?}");
+        // The next calls' deadlines, microseconds apart, keep it.
+        assert_eq!(a.update(Some(ten - Duration::from_micros(40))), None);
+        assert_eq!(a.update(Some(ten + Duration::from_micros(40))), None);
+        // Much shorter: the socket must not wait long past the deadline.
+        assert_eq!(
+            a.update(Some(ms(900))),
+            Some(Some(ms(904) + Duration::from_micros(500)))
+        );
+        // Longer: the socket must not give up before the deadline.
+        assert!(a.update(Some(ms(950))).is_some());
+        // A very short wait gets next to no slack.
+        assert_eq!(
+            a.update(Some(Duration::from_micros(50))),
+            Some(Some(Duration::from_nanos(50_250)))
+        );
+        // No deadline at all.
+        assert_eq!(a.update(None), Some(None));
+        assert_eq!(a.update(None), None);
+        assert!(a.update(Some(ten)).is_some());
+    }
 }

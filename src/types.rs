@@ -555,7 +555,7 @@ impl CreateJobOptions {
 /// Reading typed values out of untrusted JSON, with errors that say where.
 pub(crate) mod decode {
     use super::*;
-    use crate::protocol::kind_of;
+    use crate::protocol::{ObjectOnly, decode_return_as, kind_of};
 
     fn shown(v: &Value) -> String {
         let mut s = v.to_string();
@@ -892,6 +892,131 @@ pub(crate) mod decode {
         })
     }
 
+    /// The whole `list_jobs` reply line decoded in one pass, when it is
+    /// well formed: `None` sends the caller to the general path
+    /// ([`crate::protocol::decode_line`] then [`job_description`]), which
+    /// gives the same result for every line accepted here and names the
+    /// field of anything this rejects.
+    pub(crate) fn job_list_line(line: &[u8]) -> Option<Vec<JobDescription>> {
+        decode_return_as::<WireJobList>(line).map(|list| list.0)
+    }
+
+    /// A list of [`WireJob`]s, each converted as soon as it is read, so
+    /// that the wire form of the whole list never exists at once.
+    struct WireJobList(Vec<JobDescription>);
+
+    impl<'de> serde::Deserialize<'de> for WireJobList {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = WireJobList;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a list of jobs")
+                }
+                fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                    self,
+                    mut seq: A,
+                ) -> std::result::Result<WireJobList, A::Error> {
+                    let mut jobs = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+                    while let Some(ObjectOnly(job)) = seq.next_element::<ObjectOnly<WireJob>>()? {
+                        jobs.push(JobDescription::from(job));
+                    }
+                    Ok(WireJobList(jobs))
+                }
+            }
+            d.deserialize_seq(V)
+        }
+    }
+
+    /// One `list_jobs` entry as it is on the wire, in the strict form both
+    /// servers send: integers where [`job_description`] also takes integral
+    /// floats, and no `NaN` or `false` stand-ins. A missing field and `null`
+    /// are alike, as there.
+    #[derive(serde::Deserialize)]
+    struct WireJob {
+        job_id: u64,
+        #[serde(default)]
+        owner: Option<String>,
+        #[serde(default)]
+        start_time: Option<f64>,
+        #[serde(default)]
+        keepalive: Option<WireNumber>,
+        state: u64,
+        #[serde(default)]
+        power: Option<bool>,
+        #[serde(default)]
+        args: Option<Vec<Value>>,
+        #[serde(default)]
+        kwargs: Option<Map<String, Value>>,
+        #[serde(default)]
+        allocated_machine_name: Option<String>,
+        #[serde(default)]
+        boards: Option<Vec<[u32; 3]>>,
+        #[serde(default)]
+        keepalivehost: Option<String>,
+        #[serde(default)]
+        reason: Option<String>,
+    }
+
+    /// `""` means "none", as in [`Fields::opt_string`].
+    fn non_empty(s: Option<String>) -> Option<String> {
+        s.filter(|s| !s.is_empty())
+    }
+
+    impl From<WireJob> for JobDescription {
+        fn from(w: WireJob) -> JobDescription {
+            let mut boards: Vec<Board> = w
+                .boards
+                .unwrap_or_default()
+                .into_iter()
+                .map(|[x, y, z]| Board { x, y, z })
+                .collect();
+            boards.sort_unstable();
+            JobDescription {
+                job_id: w.job_id,
+                owner: non_empty(w.owner),
+                start_time: w.start_time,
+                keepalive: w.keepalive.map(|n| n.0),
+                state: JobState::from_code(w.state),
+                power: w.power,
+                args: w.args.unwrap_or_default(),
+                kwargs: w.kwargs.unwrap_or_default(),
+                allocated_machine_name: non_empty(w.allocated_machine_name),
+                boards,
+                keepalive_host: non_empty(w.keepalivehost),
+                reason: non_empty(w.reason),
+            }
+        }
+    }
+
+    /// A JSON number kept as the integer or float it was sent as, as
+    /// [`as_number`] does.
+    struct WireNumber(Number);
+
+    impl<'de> serde::Deserialize<'de> for WireNumber {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+            struct V;
+            impl serde::de::Visitor<'_> for V {
+                type Value = WireNumber;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a number")
+                }
+                fn visit_i64<E>(self, v: i64) -> std::result::Result<WireNumber, E> {
+                    Ok(WireNumber(Number::Int(v)))
+                }
+                fn visit_u64<E>(self, v: u64) -> std::result::Result<WireNumber, E> {
+                    Ok(WireNumber(
+                        i64::try_from(v).map_or(Number::Float(v as f64), Number::Int),
+                    ))
+                }
+                fn visit_f64<E>(self, v: f64) -> std::result::Result<WireNumber, E> {
+                    Ok(WireNumber(Number::Float(v)))
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+
     pub(crate) fn machine_description(v: &Value) -> Result<MachineDescription> {
         const CTX: &str = "list_machines";
         let f = Fields::of(v, CTX)?;
@@ -1146,5 +1271,54 @@ mod tests {
         );
         o.min_ratio = f64::NAN;
         assert!(o.validate(&JobRequest::Boards(6)).is_err());
+    }
+
+    /// `list_jobs` decoded by the general path: `decode_line`, then
+    /// `job_description` on each entry.
+    fn general_job_list(line: &str) -> Result<Vec<JobDescription>> {
+        list_of(&ret(line), "list_jobs", job_description)
+    }
+
+    #[test]
+    fn job_list_fast_path_agrees_with_the_general_path() -> Result<()> {
+        let lines = [
+            // The Python server's form.
+            r#"{"return": [{"job_id": 1, "owner": "me", "start_time": 1795470705.6071072, "keepalive": 60.0, "state": 3, "power": true, "args": [2, 3], "kwargs": {"machine": "m", "tags": null, "min_ratio": 0.333}, "allocated_machine_name": "m", "boards": [[1, 0, 2], [0, 0, 0]], "keepalivehost": "10.0.0.1"}]}"#,
+            // Queued, never expiring, an integer keepalive, fields left out.
+            r#"{"return": [{"job_id": 2, "owner": "x", "start_time": 5, "keepalive": null, "state": 1, "power": null, "args": [], "kwargs": {}, "allocated_machine_name": null, "boards": null, "keepalivehost": null}, {"job_id": 3, "state": 2, "keepalive": 5}, {"job_id": 4, "state": 9, "keepalive": 18446744073709551615}]}"#,
+            // The Java service's form: empty strings for "none".
+            r#"{"return": [{"job_id": 7, "owner": "", "start_time": 1.7e9, "keepalive": 1700000000.5, "state": 3, "power": false, "args": [1], "kwargs": {"owner": "o"}, "allocated_machine_name": "", "boards": [], "keepalivehost": "", "reason": ""}]}"#,
+            // Escapes and unknown fields.
+            r#"{"return": [{"job_id": 8, "owner": "caf\u00e9 \"q\"", "state": 3, "extra": {"a": [1]}, "boards": [[4294967295, 0, 1]]}]}"#,
+            r#"{"return": []}"#,
+        ];
+        for line in lines {
+            let fast = job_list_line(line.as_bytes());
+            assert!(fast.is_some(), "fast path turned down {line}");
+            assert_eq!(fast, Some(general_job_list(line)?), "{line}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn job_list_fast_path_leaves_the_unusual_to_the_general_path() {
+        let lines = [
+            // Accepted by the general path, in a form the fast path leaves.
+            r#"{"return": [{"job_id": 1.0, "state": 3}]}"#,
+            r#"{"return": [{"job_id": 1, "state": 3, "owner": false}]}"#,
+            r#"{"return": [{"job_id": 1, "state": 3, "start_time": NaN}]}"#,
+            r#"{"return": [{"job_id": 1, "state": 3, "boards": [[1.0, 2, 0]]}]}"#,
+            r#"{"return": [{"job_id": 1, "state": 3, "owner": "a", "owner": "b"}]}"#,
+            r#"{"return": [{"job_id": 1, "state": 3}], "extra": 1}"#,
+            // Rejected by both.
+            r#"{"return": [[1, "me", 5.0, null, 3]]}"#,
+            r#"{"return": [{"state": 3}]}"#,
+            r#"{"return": [{"job_id": 1, "state": 3, "boards": [[1, 2]]}]}"#,
+            r#"{"return": {"job_id": 1}}"#,
+            r#"{"exception": "no"}"#,
+        ];
+        for line in lines {
+            assert!(job_list_line(line.as_bytes()).is_none(), "{line}");
+        }
     }
 }

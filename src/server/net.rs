@@ -37,7 +37,10 @@ pub(crate) struct Outbox {
 
 #[derive(Debug, Default)]
 struct OutState {
-    queue: VecDeque<Arc<str>>,
+    /// Shared, as one notification goes to many clients; an `Arc<String>`
+    /// rather than an `Arc<str>`, so that a reply (which may be a
+    /// `list_jobs` of hundreds of kilobytes) is queued without a copy.
+    queue: VecDeque<Arc<String>>,
     bytes: usize,
     closed: bool,
 }
@@ -150,7 +153,7 @@ impl Outbox {
     }
 
     /// Queues a line; a client whose queue would overflow is disconnected.
-    fn push(&self, line: Arc<str>) {
+    fn push(&self, line: Arc<String>) {
         let mut s = lock(&self.state);
         if s.closed {
             return;
@@ -196,7 +199,7 @@ impl Outbox {
         lock(&self.state).closed
     }
 
-    fn next(&self) -> Option<Arc<str>> {
+    fn next(&self) -> Option<Arc<String>> {
         let mut s = lock(&self.state);
         loop {
             if let Some(line) = s.queue.pop_front() {
@@ -242,9 +245,9 @@ impl Core {
         if jobs.is_empty() && machines.is_empty() {
             return;
         }
-        let all_jobs: Option<Arc<str>> =
+        let all_jobs: Option<Arc<String>> =
             (!jobs.is_empty()).then(|| commands::jobs_changed(&jobs).into());
-        let all_machines: Option<Arc<str>> =
+        let all_machines: Option<Arc<String>> =
             (!machines.is_empty()).then(|| commands::machines_changed(&machines).into());
         for c in self.connections.values() {
             for (watch_all, line) in [
@@ -650,8 +653,8 @@ mod tests {
     fn outbox_close_flushes_what_is_queued() -> io::Result<()> {
         let (mut peer, server_side) = pair()?;
         let outbox = Arc::new(Outbox::new(server_side, 1000));
-        outbox.push(Arc::from("one\n"));
-        outbox.push(Arc::from("two\n"));
+        outbox.push(Arc::new("one\n".to_owned()));
+        outbox.push(Arc::new("two\n".to_owned()));
         outbox.close();
         let o = outbox.clone();
         let writer = thread::spawn(move || write_loop(&o));

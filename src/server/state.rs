@@ -131,6 +131,12 @@ pub(crate) struct Controller {
     changed_jobs: BTreeSet<u64>,
     changed_machines: BTreeSet<String>,
     dirty: bool,
+    /// No job's keepalive runs out before this (`None`: no job's ever
+    /// does), so that `tick`, which runs after every command, only looks
+    /// through the jobs when one may have expired. A refreshed keepalive
+    /// only ever moves later, so the bound stays true until a scan
+    /// recomputes it.
+    next_expiry: Option<Instant>,
 }
 
 /// Unix time in seconds, as the Python server reports `start_time`.
@@ -181,6 +187,15 @@ impl Controller {
             changed_jobs: BTreeSet::new(),
             changed_machines: BTreeSet::new(),
             dirty: false,
+            next_expiry: None,
+        }
+    }
+
+    /// Keeps [`next_expiry`](Self::next_expiry) a lower bound after a job's
+    /// keepalive deadline is set to `until`.
+    fn expiry_at_or_after(&mut self, until: Option<Instant>) {
+        if let Some(t) = until {
+            self.next_expiry = Some(self.next_expiry.map_or(t, |e| e.min(t)));
         }
     }
 
@@ -235,8 +250,10 @@ impl Controller {
             "job {id}: created by {} from {host}: {:?}",
             spec.owner, spec.request
         );
+        let until = keepalive_deadline(now, spec.keepalive);
+        self.expiry_at_or_after(until);
         let job = Job {
-            keepalive_until: keepalive_deadline(now, spec.keepalive),
+            keepalive_until: until,
             spec,
             start_time: unix_now(),
             keepalivehost: host.to_owned(),
@@ -362,8 +379,10 @@ impl Controller {
         debug!("job {id}: allocated {count} board(s) of {name}");
         self.changed_machines.insert(name);
         if let Some(job) = self.jobs.get_mut(&id) {
-            job.keepalive_until = keepalive_deadline(now, job.spec.keepalive);
+            let until = keepalive_deadline(now, job.spec.keepalive);
+            job.keepalive_until = until;
             job.keepalivehost = job.creator_host.clone();
+            self.expiry_at_or_after(until);
         }
         self.start_power(id, true, now);
     }
@@ -473,14 +492,17 @@ impl Controller {
             self.dirty = true;
             self.advance_queues(now);
         }
-        let expired: Vec<u64> = self
-            .jobs
-            .iter()
-            .filter(|(_, j)| j.keepalive_until.is_some_and(|t| t < now))
-            .map(|(&id, _)| id)
-            .collect();
-        for id in expired {
-            self.destroy(id, Some("Job timed out.".to_owned()), now);
+        if self.next_expiry.is_some_and(|t| t < now) {
+            let expired: Vec<u64> = self
+                .jobs
+                .iter()
+                .filter(|(_, j)| j.keepalive_until.is_some_and(|t| t < now))
+                .map(|(&id, _)| id)
+                .collect();
+            for id in expired {
+                self.destroy(id, Some("Job timed out.".to_owned()), now);
+            }
+            self.next_expiry = self.jobs.values().filter_map(|j| j.keepalive_until).min();
         }
     }
 
@@ -505,11 +527,13 @@ impl Controller {
         let Some(job) = id.and_then(|id| self.jobs.get_mut(&id)) else {
             return false;
         };
-        job.keepalive_until = keepalive_deadline(now, job.spec.keepalive);
+        let until = keepalive_deadline(now, job.spec.keepalive);
+        job.keepalive_until = until;
         if job.keepalivehost != host {
             job.keepalivehost = host.to_owned();
             self.dirty = true;
         }
+        self.expiry_at_or_after(until);
         true
     }
 
@@ -900,25 +924,29 @@ impl Controller {
         }
         self.advance_queues(now);
         self.dirty = true;
+        self.next_expiry = self.jobs.values().filter_map(|j| j.keepalive_until).min();
     }
 }
 
-/// One entry of `list_jobs`, in the Python server's key order. Serialised
-/// straight from the job table: with a thousand jobs, building a `Value`
-/// tree first would double the time the shared state is locked.
-#[derive(Debug, Serialize)]
+/// One entry of `list_jobs`, in the Python server's key order. Encoded
+/// straight from the job table (see `commands::encode_jobs`): with a
+/// thousand jobs, building a `Value` tree first would double the time the
+/// shared state is locked. The derived form is what the hand-written
+/// encoder is tested against.
+#[derive(Debug)]
+#[cfg_attr(test, derive(Serialize))]
 pub(crate) struct JobRow<'a> {
-    job_id: u64,
-    owner: &'a str,
-    start_time: f64,
-    keepalive: &'a Value,
-    state: u8,
-    power: Option<bool>,
-    args: &'a [Value],
-    kwargs: &'a Map<String, Value>,
-    allocated_machine_name: Option<&'a str>,
-    boards: Option<&'a [Board]>,
-    keepalivehost: &'a str,
+    pub job_id: u64,
+    pub owner: &'a str,
+    pub start_time: f64,
+    pub keepalive: &'a Value,
+    pub state: u8,
+    pub power: Option<bool>,
+    pub args: &'a [Value],
+    pub kwargs: &'a Map<String, Value>,
+    pub allocated_machine_name: Option<&'a str>,
+    pub boards: Option<&'a [Board]>,
+    pub keepalivehost: &'a str,
 }
 
 fn phase_number(phase: Phase) -> u8 {

@@ -10,7 +10,7 @@
 //! only contact with the outside world is the C library's time-zone
 //! database, read by [`format_local_time`].
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::cmp::Reverse;
 use std::fmt::Write as _;
 use std::str::FromStr;
 
@@ -44,14 +44,14 @@ pub enum Colour {
 }
 
 impl Colour {
-    fn code(self) -> u8 {
+    fn code(self) -> &'static str {
         match self {
-            Colour::Red => 31,
-            Colour::Green => 32,
-            Colour::Yellow => 33,
-            Colour::Blue => 34,
-            Colour::Magenta => 35,
-            Colour::Cyan => 36,
+            Colour::Red => "31",
+            Colour::Green => "32",
+            Colour::Yellow => "33",
+            Colour::Blue => "34",
+            Colour::Magenta => "35",
+            Colour::Cyan => "36",
         }
     }
 }
@@ -132,21 +132,39 @@ impl Style {
         }
     }
 
-    /// The SGR parameters, such as `2;32`; empty for [`Style::PLAIN`].
+    /// The SGR parameters as a string, for the tests.
+    #[cfg(test)]
     pub fn codes(self) -> String {
-        let mut codes: Vec<String> = Vec::new();
+        let mut codes = String::new();
+        self.write_codes(&mut codes);
+        codes
+    }
+
+    /// Appends the SGR parameters, such as `2;32`, to `out`; nothing for
+    /// [`Style::PLAIN`].
+    fn write_codes(self, out: &mut String) {
+        let start = out.len();
+        let mut code = |c: &str| {
+            if out.len() > start {
+                out.push(';');
+            }
+            out.push_str(c);
+        };
         if self.underscore {
-            codes.push("4".to_owned());
+            code("4");
         }
         match self.intensity {
-            Some(Intensity::Bright) => codes.push("1".to_owned()),
-            Some(Intensity::Dim) => codes.push("2".to_owned()),
+            Some(Intensity::Bright) => code("1"),
+            Some(Intensity::Dim) => code("2"),
             None => {}
         }
         if let Some(colour) = self.colour {
-            codes.push(colour.code().to_string());
+            code(colour.code());
         }
-        codes.join(";")
+    }
+
+    fn is_plain(self) -> bool {
+        self == Style::PLAIN
     }
 }
 
@@ -157,11 +175,28 @@ impl Style {
 /// (`\e[0m`), as the Python tools do, so fragments can be concatenated in
 /// any order without one's attributes leaking into the next.
 pub fn paint(text: &str, style: Style, enabled: bool) -> String {
-    let codes = style.codes();
-    if !enabled || codes.is_empty() {
-        return text.to_owned();
+    let mut out = String::with_capacity(text.len() + 12);
+    paint_into(&mut out, text, style, enabled);
+    out
+}
+
+/// [`paint`], appending to `out`: the table and map renderers paint
+/// thousands of fragments and should not allocate for each.
+pub fn paint_into(out: &mut String, text: &str, style: Style, enabled: bool) {
+    if !enabled || style.is_plain() {
+        out.push_str(text);
+        return;
     }
-    format!("\x1b[{codes}m{text}\x1b[0m")
+    out.push_str("\x1b[");
+    style.write_codes(out);
+    out.push('m');
+    out.push_str(text);
+    out.push_str("\x1b[0m");
+}
+
+/// Appends `n` spaces.
+fn push_spaces(out: &mut String, n: usize) {
+    out.extend(std::iter::repeat_n(' ', n));
 }
 
 /// The colour of a job in the machine view, chosen by `job_id mod 15`.
@@ -303,25 +338,27 @@ pub fn render_table(header: &[&str], rows: &[Vec<Cell>], colour: bool) -> String
         }
     }
 
-    let mut out = String::new();
+    let mut out = String::with_capacity(
+        (widths.iter().sum::<usize>() + 2 * widths.len() + 1) * (rows.len() + 1),
+    );
     for row in all_rows {
-        let mut line = String::new();
+        let line_start = out.len();
         for (i, cell) in row.iter().enumerate() {
             if i > 0 {
-                line.push_str("  ");
+                out.push_str("  ");
             }
-            let width = widths.get(i).copied().unwrap_or(0);
-            let padding = " ".repeat(width.saturating_sub(cell.text.chars().count()));
-            let painted = paint(&cell.text, cell.style, colour);
+            let len = cell.text.chars().count();
+            let padding = widths.get(i).copied().unwrap_or(0).saturating_sub(len);
             if cell.right_aligned {
-                line.push_str(&padding);
-                line.push_str(&painted);
+                push_spaces(&mut out, padding);
+                paint_into(&mut out, &cell.text, cell.style, colour);
             } else {
-                line.push_str(&painted);
-                line.push_str(&padding);
+                paint_into(&mut out, &cell.text, cell.style, colour);
+                push_spaces(&mut out, padding);
             }
         }
-        out.push_str(py_rstrip(&line));
+        let kept = py_rstrip(&out[line_start..]).len();
+        out.truncate(line_start + kept);
         out.push('\n');
     }
     out
@@ -381,7 +418,7 @@ pub struct MapGroup {
 /// The three edge slots of a map cell. Seen from the hexagon in cell
 /// `(c, r)`, its upper-left side is the `/` of its own cell, and its
 /// lower-left side and bottom are the `\` and `___` of cell `(c, r − 1)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Slot {
     /// `___`, slot 0.
     Bottom,
@@ -462,23 +499,89 @@ fn board_cell((x, y, z): Board) -> (i64, i64) {
 /// with `writeln!` by the machine view, but is also the multi-line value of
 /// the `Allocation` entry of a definition list. Nothing to draw gives `""`.
 pub fn render_board_map(groups: &[MapGroup], dead_links: &[DeadLink], colour: bool) -> String {
-    let mut labels: HashMap<(i64, i64), String> = HashMap::new();
-    let mut edges: HashMap<(i64, i64, Slot), String> = HashMap::new();
+    let (texts, marks) = draw(groups, dead_links, colour);
+    let cells = resolve(&marks);
+    let Some(c_min) = cells.iter().map(|cell| cell.c).min() else {
+        return String::new();
+    };
+
+    let mut out = String::new();
+    let mut i = 0;
+    while i < cells.len() {
+        let r = cells[i].r;
+        let row_start = out.len();
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        let line_start = out.len();
+        let mut next_c = c_min;
+        while let Some(cell) = cells.get(i).filter(|cell| cell.r == r) {
+            i += 1;
+            let c = cell.c;
+            let gap = usize::try_from(c - next_c).unwrap_or(0);
+            push_spaces(&mut out, 4 * gap);
+            next_c = c + 1;
+            // A hexagon's label sits in a cell whose column and row have the
+            // same parity, preceded by its upper-left `/`; the cells in
+            // between hold the `\` and `___` where hexagons meet.
+            let (first, second) = if (c - r).rem_euclid(2) == 0 {
+                (
+                    cell.parts[Part::Edge(Slot::Forward).index()],
+                    cell.parts[Part::Label.index()],
+                )
+            } else {
+                (
+                    cell.parts[Part::Edge(Slot::Back).index()],
+                    cell.parts[Part::Edge(Slot::Bottom).index()],
+                )
+            };
+            out.push_str(first.map_or(" ", |t| texts.get(t)));
+            out.push_str(second.map_or("   ", |t| texts.get(t)));
+        }
+        let kept = py_rstrip(&out[line_start..]).len();
+        if kept == 0 {
+            out.truncate(row_start);
+        } else {
+            out.truncate(line_start + kept);
+        }
+    }
+    out
+}
+
+/// Records every label and edge of a board map as a [`Mark`], in drawing
+/// order, with its text kept once in the [`Texts`].
+fn draw(groups: &[MapGroup], dead_links: &[DeadLink], colour: bool) -> (Texts, Vec<Mark>) {
+    // A map of a whole machine has tens of thousands of marks: one
+    // allocation for all the marks and one for all their texts, where
+    // hashing each into a map of strings cost ten times as much.
+    let mut texts = Texts::default();
+    let mut marks: Vec<Mark> = Vec::new();
 
     for group in groups {
-        let cells: HashSet<(i64, i64)> = group.boards.iter().map(|&b| board_cell(b)).collect();
+        let mut cells: Vec<(i64, i64)> = group.boards.iter().map(|&b| board_cell(b)).collect();
+        cells.sort_unstable();
+        cells.dedup();
+        let label = texts.paint(&group.label, group.label_style, colour);
+        // The text of each slot's edge, inside and on the outline.
+        let edge = |texts: &mut Texts, slot: Slot| {
+            [group.inner, group.outer].map(|style| texts.paint(slot.edge(), style, colour))
+        };
+        let bottom = edge(&mut texts, Slot::Bottom);
+        let back = edge(&mut texts, Slot::Back);
+        let forward = edge(&mut texts, Slot::Forward);
         for &(c, r) in &cells {
-            labels.insert((c, r), paint(&group.label, group.label_style, colour));
+            marks.push(Mark::new(c, r, Part::Label, label));
             for link in (0..6).filter_map(link_edge) {
                 let (dc, dr) = link.neighbour;
                 let (ec, er) = link.cell;
-                let style = if cells.contains(&(c + dc, r + dr)) {
-                    group.inner
-                } else {
-                    group.outer
+                let inside = cells.binary_search(&(c + dc, r + dr)).is_ok();
+                let [inner, outer] = match link.slot {
+                    Slot::Bottom => bottom,
+                    Slot::Back => back,
+                    Slot::Forward => forward,
                 };
-                let text = paint(link.slot.edge(), style, colour);
-                edges.insert((c + ec, r + er, link.slot), text);
+                let text = if inside { inner } else { outer };
+                marks.push(Mark::new(c + ec, r + er, Part::Edge(link.slot), text));
             }
         }
     }
@@ -491,55 +594,157 @@ pub fn render_board_map(groups: &[MapGroup], dead_links: &[DeadLink], colour: bo
         let (c, r) = board_cell((x, y, z));
         let (ec, er) = link.cell;
         let text = if colour {
-            paint(link.slot.edge(), Style::RED, true)
+            texts.paint(link.slot.edge(), Style::RED, true)
         } else {
-            link.slot.dead().to_owned()
+            texts.paint(link.slot.dead(), Style::PLAIN, false)
         };
-        edges.insert((c + ec, r + er, link.slot), text);
+        marks.push(Mark::new(c + ec, r + er, Part::Edge(link.slot), text));
     }
 
-    // Only occupied cells are visited, so a sparse map costs time in
-    // proportion to its output, not to the area of its bounding box; the
-    // blank cells in between are all four spaces whatever their parity.
-    let mut rows: BTreeMap<i64, BTreeSet<i64>> = BTreeMap::new();
-    for &(c, r) in labels.keys() {
-        rows.entry(r).or_default().insert(c);
-    }
-    for &(c, r, _) in edges.keys() {
-        rows.entry(r).or_default().insert(c);
-    }
-    let Some(c_min) = rows.values().filter_map(|cs| cs.first().copied()).min() else {
-        return String::new();
+    (texts, marks)
+}
+
+/// A map cell with something drawn in it: the text of each [`Part`], by
+/// [`Part::index`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct DrawnCell {
+    r: i64,
+    c: i64,
+    parts: [Option<usize>; 4],
+}
+
+/// The cells that `marks` (in drawing order) draw in, each part with the
+/// text drawn last, from the top row down and left to right.
+fn resolve(marks: &[Mark]) -> Vec<DrawnCell> {
+    let Some((r_max, c_min, width, height)) = bounds(marks) else {
+        return Vec::new();
     };
+    if width.saturating_mul(height) <= 4 * marks.len() + 4096 {
+        // A machine's map fills most of its bounding box.
+        resolve_dense(marks, r_max, c_min, width, height)
+    } else {
+        // A few boards far apart: time and memory must follow the output,
+        // not the area between them.
+        resolve_sparse(marks)
+    }
+}
 
-    let mut lines: Vec<String> = Vec::new();
-    for (&r, columns) in rows.iter().rev() {
-        let mut line = String::new();
-        let mut next_c = c_min;
-        for &c in columns {
-            let gap = usize::try_from(c - next_c).unwrap_or(0);
-            line.push_str(&"    ".repeat(gap));
-            next_c = c + 1;
-            // A hexagon's label sits in a cell whose column and row have the
-            // same parity, preceded by its upper-left `/`; the cells in
-            // between hold the `\` and `___` where hexagons meet.
-            let (first, second) = if (c - r).rem_euclid(2) == 0 {
-                (edges.get(&(c, r, Slot::Forward)), labels.get(&(c, r)))
-            } else {
-                (
-                    edges.get(&(c, r, Slot::Back)),
-                    edges.get(&(c, r, Slot::Bottom)),
-                )
-            };
-            line.push_str(first.map_or(" ", String::as_str));
-            line.push_str(second.map_or("   ", String::as_str));
-        }
-        let trimmed = py_rstrip(&line);
-        if !trimmed.is_empty() {
-            lines.push(trimmed.to_owned());
+/// The top row, the leftmost column, and the width and height of the box
+/// around the marks.
+fn bounds(marks: &[Mark]) -> Option<(i64, i64, usize, usize)> {
+    let r_min = marks.iter().map(|m| m.r).min()?;
+    let r_max = marks.iter().map(|m| m.r).max()?;
+    let c_min = marks.iter().map(|m| m.c).min()?;
+    let c_max = marks.iter().map(|m| m.c).max()?;
+    let width = usize::try_from(c_max - c_min + 1).ok()?;
+    let height = usize::try_from(r_max - r_min + 1).ok()?;
+    Some((r_max, c_min, width, height))
+}
+
+/// [`resolve`] by drawing into a grid covering the box around the marks,
+/// where a later mark simply overwrites an earlier one.
+fn resolve_dense(
+    marks: &[Mark],
+    r_max: i64,
+    c_min: i64,
+    width: usize,
+    height: usize,
+) -> Vec<DrawnCell> {
+    let mut grid: Vec<Option<DrawnCell>> = vec![None; width * height];
+    for m in marks {
+        // Both differences are within the box, so neither is negative.
+        let (row, col) = ((r_max - m.r) as usize, (m.c - c_min) as usize);
+        let cell = grid[row * width + col].get_or_insert(DrawnCell {
+            r: m.r,
+            c: m.c,
+            parts: [None; 4],
+        });
+        cell.parts[m.part.index()] = Some(m.text);
+    }
+    grid.into_iter().flatten().collect()
+}
+
+/// [`resolve`] by sorting the marks; their index keeps the drawing order
+/// within a slot.
+fn resolve_sparse(marks: &[Mark]) -> Vec<DrawnCell> {
+    let mut order: Vec<(Reverse<i64>, i64, usize)> = marks
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (Reverse(m.r), m.c, i))
+        .collect();
+    order.sort_unstable();
+    let mut cells: Vec<DrawnCell> = Vec::new();
+    for (Reverse(r), c, i) in order {
+        match cells.last_mut() {
+            Some(cell) if cell.r == r && cell.c == c => {
+                cell.parts[marks[i].part.index()] = Some(marks[i].text);
+            }
+            _ => {
+                let mut cell = DrawnCell {
+                    r,
+                    c,
+                    parts: [None; 4],
+                };
+                cell.parts[marks[i].part.index()] = Some(marks[i].text);
+                cells.push(cell);
+            }
         }
     }
-    lines.join("\n")
+    cells
+}
+
+/// What a [`Mark`] draws in its cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Part {
+    Label,
+    Edge(Slot),
+}
+
+impl Part {
+    fn index(self) -> usize {
+        match self {
+            Part::Label => 0,
+            Part::Edge(Slot::Bottom) => 1,
+            Part::Edge(Slot::Back) => 2,
+            Part::Edge(Slot::Forward) => 3,
+        }
+    }
+}
+
+/// One label or edge drawn in map cell `(c, r)`, with its text's index in
+/// [`Texts`].
+#[derive(Clone, Copy, Debug)]
+struct Mark {
+    r: i64,
+    c: i64,
+    part: Part,
+    text: usize,
+}
+
+impl Mark {
+    fn new(c: i64, r: i64, part: Part, text: usize) -> Mark {
+        Mark { r, c, part, text }
+    }
+}
+
+/// Painted fragments stored end to end in one string, named by index.
+#[derive(Default)]
+struct Texts {
+    all: String,
+    ends: Vec<usize>,
+}
+
+impl Texts {
+    fn paint(&mut self, text: &str, style: Style, colour: bool) -> usize {
+        paint_into(&mut self.all, text, style, colour);
+        self.ends.push(self.all.len());
+        self.ends.len() - 1
+    }
+
+    fn get(&self, index: usize) -> &str {
+        let start = index.checked_sub(1).map_or(0, |i| self.ends[i]);
+        &self.all[start..self.ends[index]]
+    }
 }
 
 /// One job drawn on a [`machine_map`]: its key, its id (which picks its
@@ -603,37 +808,44 @@ pub fn job_map(boards: &[Board], colour: bool) -> String {
 /// the block is a single empty line.
 pub fn render_compact_cells(cells: &[(String, u64)], colour: bool) -> String {
     const WIDTH: usize = 80;
+    let digits = |mut id: u64| {
+        let mut n = 1;
+        while id >= 10 {
+            id /= 10;
+            n += 1;
+        }
+        n
+    };
     let lengths: Vec<usize> = cells
         .iter()
-        .map(|(key, id)| key.chars().count() + 1 + id.to_string().len())
+        .map(|(key, id)| key.chars().count() + 1 + digits(*id))
         .collect();
     let column = lengths.iter().copied().max().unwrap_or(0) + 2;
 
-    let mut lines = vec![String::new()];
+    // Lines are written straight into the output and right-trimmed as each
+    // one ends.
+    let mut out = String::with_capacity(cells.len() * (column + 12) + 1);
+    let mut line_start = 0;
     let mut used = 0;
+    let end_line = |out: &mut String, line_start: &mut usize| {
+        let kept = py_rstrip(&out[*line_start..]).len();
+        out.truncate(*line_start + kept);
+        out.push('\n');
+        *line_start = out.len();
+    };
     for ((key, id), &len) in cells.iter().zip(&lengths) {
         // The test comes before the cell, even for the first one, as in the
         // Python tool; a cell can only be that long with a huge key.
         if used + len > WIDTH {
-            lines.push(String::new());
+            end_line(&mut out, &mut line_start);
             used = 0;
         }
-        if let Some(line) = lines.last_mut() {
-            let _ = write!(
-                line,
-                "{}:{id}{}",
-                paint(key, job_colour(*id), colour),
-                " ".repeat(column - len)
-            );
-        }
+        paint_into(&mut out, key, job_colour(*id), colour);
+        let _ = write!(out, ":{id}");
+        push_spaces(&mut out, column - len);
         used += column;
     }
-
-    let mut out = String::new();
-    for line in &lines {
-        out.push_str(py_rstrip(line));
-        out.push('\n');
-    }
+    end_line(&mut out, &mut line_start);
     out
 }
 
@@ -716,10 +928,26 @@ pub fn format_local_time(unix_secs: f64) -> Option<String> {
     if !(1..=9999).contains(&t.year) {
         return None;
     }
-    Some(format!(
-        "{:02}/{:02}/{} {:02}:{:02}:{:02}",
-        t.day, t.month, t.year, t.hour, t.minute, t.second
-    ))
+    // By hand rather than with `format!`: `spalloc ps` formats one time per
+    // job, and the formatting machinery cost more than the conversion.
+    let mut out = String::with_capacity(19);
+    let two = |out: &mut String, n: i64| {
+        let n = u8::try_from(n.clamp(0, 99)).unwrap_or(0);
+        out.push(char::from(b'0' + n / 10));
+        out.push(char::from(b'0' + n % 10));
+    };
+    two(&mut out, t.day);
+    out.push('/');
+    two(&mut out, t.month);
+    out.push('/');
+    let _ = write!(out, "{}", t.year);
+    out.push(' ');
+    two(&mut out, t.hour);
+    out.push(':');
+    two(&mut out, t.minute);
+    out.push(':');
+    two(&mut out, t.second);
+    Some(out)
 }
 
 /// A broken-down local time.
@@ -1408,6 +1636,47 @@ mod tests {
         assert_eq!(6, got.lines().count(), "{got}");
         let last = got.lines().last().unwrap_or("");
         eqnice!(format!("{}\\___/", "    ".repeat(1000)), last);
+    }
+
+    #[test]
+    fn map_grid_and_sorted_resolution_agree() {
+        // Whichever way the cells are resolved, the same marks give the same
+        // cells: a whole machine with a job drawn over it and dead links,
+        // and two boards far apart.
+        let live = boards_of(4, 3, &[(3, 2, 2), (2, 0, 1)]);
+        let job = job_15_boards();
+        let groups = [
+            MapGroup {
+                boards: live,
+                label: " . ".to_owned(),
+                label_style: Style::DIM,
+                inner: Style::DIM,
+                outer: Style::DIM,
+            },
+            MapGroup {
+                boards: job,
+                label: " A ".to_owned(),
+                label_style: Style::GREEN,
+                inner: Style::GREEN,
+                outer: Style::BRIGHT,
+            },
+            MapGroup {
+                boards: vec![(0, 0, 0), (30, 40, 2)],
+                label: " B ".to_owned(),
+                label_style: Style::BLUE,
+                inner: Style::BLUE,
+                outer: Style::BRIGHT,
+            },
+        ];
+        for colour in [false, true] {
+            let (_, marks) = draw(&groups, &[(1, 1, 0, 2), (0, 0, 0, 5)], colour);
+            let Some((r_max, c_min, width, height)) = bounds(&marks) else {
+                panic!("nothing was drawn");
+            };
+            let dense = resolve_dense(&marks, r_max, c_min, width, height);
+            assert_eq!(dense, resolve_sparse(&marks));
+            assert!(dense.len() > 60, "{}", dense.len());
+        }
     }
 
     // ---- compact cells -----------------------------------------------------

@@ -1,0 +1,297 @@
+#!/usr/bin/env bash
+# Measures the spalloc tools and library against the published Python client
+# (spalloc 1!7.4.1), both talking to the same virtual server in the same run,
+# and against the floor this machine allows; writes PERFORMANCE.md.
+#
+#   benches/compare.sh [--quick] [--out FILE]
+#
+# One `spalloc serve` is started on a free loopback port with a 20 x 20
+# triad machine (1200 boards), power delay 0 and seconds_before_free 0, and
+# filled with 1000 live single-board jobs that never expire. Then, taking
+# turns so that a burst of load from elsewhere lands on both clients:
+#   1. `spalloc ps` vs `spalloc-ps` (wall time);
+#   2. `spalloc machine big` vs `spalloc-machine big` (wall time);
+#   3. `version` calls per second on one connection: ProtocolClient vs the
+#      Python ProtocolClient vs a bare loopback client and server exchanging
+#      the same bytes (the floor), plus a bare client against the real
+#      server (what the server itself costs);
+#   4. a job's life, create -> ready -> destroy: Job vs the Python Job;
+#   5. peak memory while holding a job: `spalloc alloc -c sleep N` vs the
+#      Python `spalloc -c sleep N`, summed over each client's processes
+#      (the Python keepalive process included, the `sleep` left out);
+#   6. the virtual server's own time for list_jobs and for creating and
+#      destroying a job, over loopback with bare sockets.
+# Medians are reported. --quick takes fewer samples (for trying the script,
+# not for the record). Needs cargo, python3 (with venv) and access to PyPI
+# the first time; the Python client goes into a private virtualenv under the
+# target directory. No configuration file of the user's is read: HOME and
+# the working directory point into a temporary directory.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+OUT="$ROOT/PERFORMANCE.md"
+QUICK=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) QUICK=1 ;;
+        --out) OUT="$(realpath -m "$2")"; shift ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+COMMAND="benches/compare.sh"
+if [ "$QUICK" = 1 ]; then COMMAND="benches/compare.sh --quick"; fi
+
+if [ "$QUICK" = 1 ]; then
+    WALL_RUNS=5; RPC_ROUNDS=2; RPC_SECONDS=0.5; LIFE_ROUNDS=2; RSS_ROUNDS=1; SERVER_COUNT=20
+else
+    WALL_RUNS=21; RPC_ROUNDS=5; RPC_SECONDS=1; LIFE_ROUNDS=5; RSS_ROUNDS=3; SERVER_COUNT=200
+fi
+RUST_LIVES=20    # lives per bench_lifecycle run
+PY_LIVES=5       # lives per lifecycle.py run (each takes tens of milliseconds)
+HOLD_SECONDS=3   # how long each client holds its job for the memory test
+
+say() { printf '%s\n' "$*" >&2; }
+
+# ---- build -------------------------------------------------------------------
+cd "$ROOT"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+say "building release binaries..."
+cargo build --release --quiet --bin spalloc \
+    --example bench_fill --example bench_wall --example bench_rss \
+    --example bench_rpc --example bench_rpc_floor --example bench_lifecycle \
+    --example bench_server
+SPALLOC="$TARGET/release/spalloc"
+EX="$TARGET/release/examples"
+# Asked now: rustup finds its toolchains through HOME, which changes below.
+RUSTC="$(rustc --version)"
+
+# ---- the Python client, in a private virtualenv --------------------------------
+PY_PACKAGE='spalloc==1!7.4.1'
+VENV="$TARGET/compare-pyspalloc"
+if [ ! -x "$VENV/bin/spalloc-ps" ]; then
+    say "installing $PY_PACKAGE into $VENV..."
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "$PY_PACKAGE"
+fi
+PY="$VENV/bin/python"
+PY_VERSION="$("$PY" -c 'import importlib.metadata as m; print(m.version("spalloc"))')"
+
+# ---- a sandbox and the server ------------------------------------------------------
+WORK="$(mktemp -d)"
+SERVER_PID=""
+cleanup() {
+    if [ -n "$SERVER_PID" ]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+mkdir -p "$WORK/home/.config"
+export HOME="$WORK/home" XDG_CONFIG_HOME="$WORK/home/.config"
+unset SPALLOC_PYTHON_CLIENT RUST_LOG
+cd "$WORK"
+
+cat > server.toml <<'EOF'
+[server]
+ip = "127.0.0.1"
+timeout_check_interval = 5.0
+seconds_before_free = 0.0
+power_delay = 0.0
+
+[[machine]]
+name = "big"
+tags = ["default"]
+width = 20
+height = 20
+EOF
+"$SPALLOC" serve --config server.toml --port 0 > serve.out 2> serve.err &
+SERVER_PID=$!
+PORT=""
+for _ in $(seq 100); do
+    PORT="$(sed -n 's/^spalloc virtual server listening on .*:\([0-9]*\)$/\1/p' serve.out)"
+    [ -n "$PORT" ] && break
+    sleep 0.05
+done
+if [ -z "$PORT" ]; then
+    say "the server did not start:"; cat serve.err >&2; exit 1
+fi
+HOST=127.0.0.1
+say "server on $HOST:$PORT; filling it with 1000 jobs..."
+"$EX/bench_fill" "$HOST" "$PORT" 1000 filler@example.org >&2
+
+# ---- helpers ---------------------------------------------------------------------
+# `field NAME TEXT`: the value of NAME=... in TEXT.
+field() { printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -n 1; }
+# `median X...`
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
+# `calc EXPR`: floating-point arithmetic.
+calc() { awk "BEGIN {print $*}"; }
+# `fmt DIGITS X`
+fmt() { awk -v d="$1" -v x="$2" 'BEGIN {printf "%.*f", d, x}'; }
+# `yes_no CONDITION`
+yes_no() { if awk "BEGIN {exit !($*)}"; then echo "**yes**"; else echo "no"; fi; }
+
+LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ---- 1, 2: ps and machine ----------------------------------------------------------
+say "1. spalloc ps vs spalloc-ps ($WALL_RUNS runs each)..."
+out="$("$EX/bench_wall" "$WALL_RUNS" \
+    rust -- "$SPALLOC" ps -H "$HOST" -P "$PORT" :: \
+    python -- "$VENV/bin/spalloc-ps" --hostname "$HOST" --port "$PORT")"
+PS_RUST="$(field median_ms "$(grep '^rust ' <<<"$out")")"
+PS_PY="$(field median_ms "$(grep '^python ' <<<"$out")")"
+
+say "2. spalloc machine big vs spalloc-machine big ($WALL_RUNS runs each)..."
+out="$("$EX/bench_wall" "$WALL_RUNS" \
+    rust -- "$SPALLOC" machine -H "$HOST" -P "$PORT" big :: \
+    python -- "$VENV/bin/spalloc-machine" --hostname "$HOST" --port "$PORT" big)"
+MACHINE_RUST="$(field median_ms "$(grep '^rust ' <<<"$out")")"
+MACHINE_PY="$(field median_ms "$(grep '^python ' <<<"$out")")"
+
+# The two process-start floors, for context: an empty Rust binary's worth
+# (`spalloc --version`) and the interpreter's (`python -c pass`).
+out="$("$EX/bench_wall" "$WALL_RUNS" \
+    rust -- "$SPALLOC" --version :: python -- "$PY" -c pass)"
+START_RUST="$(field median_ms "$(grep '^rust ' <<<"$out")")"
+START_PY="$(field median_ms "$(grep '^python ' <<<"$out")")"
+
+# ---- 3: RPC rate ---------------------------------------------------------------------
+say "3. version calls per second ($RPC_ROUNDS rounds of ${RPC_SECONDS}s each)..."
+rpc_rust=(); rpc_py=(); rpc_floor=(); rpc_bare=()
+for _ in $(seq "$RPC_ROUNDS"); do
+    rpc_rust+=("$(field calls_per_s "$("$EX/bench_rpc" "$HOST" "$PORT" "$RPC_SECONDS")")")
+    rpc_py+=("$(field calls_per_s "$("$PY" "$ROOT/benches/python/rpc_rate.py" "$HOST" "$PORT" "$RPC_SECONDS")")")
+    out="$("$EX/bench_rpc_floor" "$HOST" "$PORT" "$RPC_SECONDS")"
+    rpc_floor+=("$(field calls_per_s "$out")")
+    rpc_bare+=("$(field server_calls_per_s "$out")")
+done
+RPC_RUST="$(median "${rpc_rust[@]}")"
+RPC_PY="$(median "${rpc_py[@]}")"
+RPC_FLOOR="$(median "${rpc_floor[@]}")"
+RPC_BARE="$(median "${rpc_bare[@]}")"
+
+# ---- 4: job lifecycle ---------------------------------------------------------------
+say "4. job lifecycle ($LIFE_ROUNDS rounds)..."
+life_rust=(); life_py=()
+for _ in $(seq "$LIFE_ROUNDS"); do
+    life_rust+=("$(field median_ms "$("$EX/bench_lifecycle" "$HOST" "$PORT" "$RUST_LIVES")")")
+    life_py+=("$(field median_ms "$("$PY" "$ROOT/benches/python/lifecycle.py" "$HOST" "$PORT" "$PY_LIVES")")")
+done
+LIFE_RUST="$(median "${life_rust[@]}")"
+LIFE_PY="$(median "${life_py[@]}")"
+
+# ---- 5: memory while holding a job ----------------------------------------------------
+say "5. peak memory holding a job ($RSS_ROUNDS rounds of ${HOLD_SECONDS}s)..."
+rss_rust=(); rss_py=(); hwm_rust=(); hwm_py=(); procs_rust=""; procs_py=""
+for _ in $(seq "$RSS_ROUNDS"); do
+    out="$("$EX/bench_rss" --exclude sh,sleep -- "$SPALLOC" alloc -H "$HOST" -P "$PORT" \
+        --owner perf@example.org -q -c sleep "$HOLD_SECONDS")"
+    rss_rust+=("$(field peak_rss_kb "$out")"); hwm_rust+=("$(field sum_hwm_kb "$out")")
+    procs_rust="$(field processes "$out")"
+    out="$("$EX/bench_rss" --exclude sh,sleep -- "$VENV/bin/spalloc" --hostname "$HOST" --port "$PORT" \
+        --owner perf@example.org -q -c sleep "$HOLD_SECONDS")"
+    rss_py+=("$(field peak_rss_kb "$out")"); hwm_py+=("$(field sum_hwm_kb "$out")")
+    procs_py="$(field processes "$out")"
+done
+RSS_RUST="$(median "${rss_rust[@]}")"; RSS_PY="$(median "${rss_py[@]}")"
+HWM_RUST="$(median "${hwm_rust[@]}")"; HWM_PY="$(median "${hwm_py[@]}")"
+
+# ---- 6: the server's own speed -------------------------------------------------------
+say "6. virtual server operations ($SERVER_COUNT of each)..."
+out="$("$EX/bench_server" "$HOST" "$PORT" "$SERVER_COUNT")"
+SRV_VERSION="$(field version_us "$out")"
+SRV_LIST="$(field list_jobs_us "$out")"
+SRV_STATE="$(field get_job_state_us "$out")"
+SRV_CREATE="$(field create_destroy_us "$out")"
+
+LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ---- the report ------------------------------------------------------------------------
+PS_RATIO="$(calc "$PS_PY / $PS_RUST")"
+MACHINE_RATIO="$(calc "$MACHINE_PY / $MACHINE_RUST")"
+RPC_RATIO="$(calc "$RPC_RUST / $RPC_PY")"
+RPC_OF_FLOOR="$(calc "$RPC_FLOOR / $RPC_RUST")"
+RPC_PY_OF_FLOOR="$(calc "$RPC_FLOOR / $RPC_PY")"
+LIFE_RATIO="$(calc "$LIFE_PY / $LIFE_RUST")"
+RSS_RATIO="$(calc "$RSS_PY / $RSS_RUST")"
+HWM_RATIO="$(calc "$HWM_PY / $HWM_RUST")"
+
+CPU="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
+CORES="$(nproc)"
+MEM="$(awk '/^MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)"
+KERNEL="$(uname -sr)"
+COMMIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+    COMMIT="$COMMIT (with uncommitted changes)"
+fi
+PYTHON="$("$PY" --version 2>&1)"
+DATE="$(date -u '+%Y-%m-%d %H:%M UTC')"
+
+NOTES="$ROOT/benches/PERFORMANCE.notes.md"
+{
+cat <<EOF
+# Performance
+
+Produced by \`$COMMAND\` on $DATE, at commit $COMMIT. Rerun that command to
+reproduce it (it builds what it needs, installs the Python client into a
+private virtualenv, and rewrites this file).
+
+| Machine | |
+|---|---|
+| CPU | $CPU, $CORES cores |
+| Memory | $MEM |
+| Kernel | $KERNEL |
+| Toolchains | $RUSTC; $PYTHON with spalloc $PY_VERSION |
+| Load average (1, 5, 15 min) | $LOAD_BEFORE before, $LOAD_AFTER after |
+
+Both clients talk to one \`spalloc serve\` on loopback: a 20 x 20 triad
+machine (1200 boards), power delay 0, seconds_before_free 0, holding 1000
+live single-board jobs. The two sides take turns, and each figure is a
+median. Wall times include starting the process.
+
+## Results
+
+| # | What | spalloc (Rust) | Python client | Ratio | Target | Met |
+|---|---|---:|---:|---:|---|:-:|
+| 1 | \`spalloc ps\` vs \`spalloc-ps\`, 1000 live jobs: wall time | $(fmt 1 "$PS_RUST") ms | $(fmt 1 "$PS_PY") ms | $(fmt 1 "$PS_RATIO")x faster | >= 20x | $(yes_no "$PS_RATIO >= 20") |
+| 2 | \`spalloc machine big\` vs \`spalloc-machine big\`, 1200 boards: wall time | $(fmt 1 "$MACHINE_RUST") ms | $(fmt 1 "$MACHINE_PY") ms | $(fmt 1 "$MACHINE_RATIO")x faster | >= 20x | $(yes_no "$MACHINE_RATIO >= 20") |
+| 3a | \`version\` round trips per second, one connection: \`ProtocolClient\` | $(fmt 0 "$RPC_RUST")/s | $(fmt 0 "$RPC_PY")/s | $(fmt 2 "$RPC_RATIO")x faster | >= 5x | $(yes_no "$RPC_RATIO >= 5") |
+| 3b | ... against the floor: bare loopback client and server, same bytes, $(fmt 0 "$RPC_FLOOR")/s | $(fmt 2 "$RPC_OF_FLOOR")x below the floor | $(fmt 2 "$RPC_PY_OF_FLOOR")x below | | within 2x | $(yes_no "$RPC_OF_FLOOR <= 2") |
+| 4 | Job life, create -> ready -> destroy (\`Job\` vs Python \`Job\`) | $(fmt 2 "$LIFE_RUST") ms | $(fmt 1 "$LIFE_PY") ms | $(fmt 0 "$LIFE_RATIO")x faster | >= 10x | $(yes_no "$LIFE_RATIO >= 10") |
+| 5 | Peak memory holding a job (\`spalloc alloc -c sleep $HOLD_SECONDS\` vs \`spalloc -c sleep $HOLD_SECONDS\`), client processes summed | $(fmt 1 "$(calc "$RSS_RUST / 1024")") MiB | $(fmt 1 "$(calc "$RSS_PY / 1024")") MiB | $(fmt 1 "$RSS_RATIO")x less | <= 1/5 | $(yes_no "$RSS_RATIO >= 5") |
+| 6a | Virtual server: \`list_jobs\` with 1000 jobs (one round trip) | $(fmt 0 "$SRV_LIST") us | | | < 1 ms | $(yes_no "$SRV_LIST < 1000") |
+| 6b | Virtual server: create and destroy a one-board job (two round trips) | $(fmt 0 "$SRV_CREATE") us | | | < 1 ms | $(yes_no "$SRV_CREATE < 1000") |
+
+Context for these figures:
+
+- Starting a process: \`spalloc --version\` takes $(fmt 1 "$START_RUST") ms,
+  and \`python -c pass\` $(fmt 1 "$START_PY") ms, of rows 1 and 2.
+- Row 3: a bare client (plain socket reads and writes, no decoding) gets
+  $(fmt 0 "$RPC_BARE") calls/s from the real server, where
+  \`ProtocolClient\` gets $(fmt 0 "$RPC_RUST")/s: the rest of the gap to the
+  floor is the server's work and its thread hand-offs, not the client's.
+  The floor itself is only $(fmt 2 "$RPC_PY_OF_FLOOR")x the Python client's
+  rate on this machine, so no client could be 5x faster than Python here;
+  see the notes below.
+- Row 5 counts what the client costs, not the command it runs: the
+  processes of each tree, sampled from \`/proc\` every 5 ms, less the
+  \`sh\`/\`sleep\` of the command. Rust: $procs_rust; Python: $procs_py
+  (peak \`VmHWM\` in KiB per process). Summing each process's own peak
+  (\`VmHWM\`) instead gives $(fmt 1 "$(calc "$HWM_RUST / 1024")") MiB vs
+  $(fmt 1 "$(calc "$HWM_PY / 1024")") MiB ($(fmt 1 "$HWM_RATIO")x).
+- Row 6 uses bare sockets, so it is the server's time plus one loopback
+  round trip per request: \`version\` alone takes $(fmt 0 "$SRV_VERSION") us
+  and \`get_job_state\` $(fmt 0 "$SRV_STATE") us.
+- The micro-benchmarks (\`cargo bench\`: \`protocol\`, \`render\`, \`server\`)
+  break these down further; they are not run by this script.
+
+EOF
+if [ -f "$NOTES" ]; then
+    cat "$NOTES"
+fi
+} > "$OUT"
+say "wrote $OUT"
