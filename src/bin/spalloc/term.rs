@@ -226,33 +226,34 @@ pub fn job_colour(job_id: u64) -> Style {
 pub fn job_key(index: usize) -> String {
     // Bijective base 26: there is no zero digit, so after each digit is
     // taken the remaining value is shifted down by one.
-    let mut letters = Vec::new();
+    // The digits come out last first, into the end of a small buffer.
+    let mut letters = [0u8; 16];
+    let mut at = letters.len();
     let mut n = index;
     loop {
-        letters.push(b'A' + (n % 26) as u8);
+        at -= 1;
+        letters[at] = b'A' + (n % 26) as u8;
         if n < 26 {
             break;
         }
         n = n / 26 - 1;
     }
-    letters.iter().rev().map(|&b| char::from(b)).collect()
+    letters[at..].iter().map(|&b| char::from(b)).collect()
 }
 
-/// Centres `text` in `width` characters as Python's `str.center` does.
+/// Appends `text` centred in `width` characters as Python's `str.center`
+/// does.
 ///
 /// When the padding cannot be split evenly, Python puts the extra space on
 /// the left if the width is odd and on the right if it is even: `'A'` →
 /// `' A '`, `'AB'` → `' AB'` in three columns. Text already as wide as
-/// `width` is returned unchanged.
-pub fn py_center(text: &str, width: usize) -> String {
-    let len = text.chars().count();
-    if len >= width {
-        return text.to_owned();
-    }
-    let margin = width - len;
+/// `width` is appended unchanged.
+pub fn push_centred(out: &mut String, text: &str, width: usize) {
+    let margin = width.saturating_sub(text.chars().count());
     let left = margin / 2 + (margin & width & 1);
-    let right = margin - left;
-    format!("{}{text}{}", " ".repeat(left), " ".repeat(right))
+    push_spaces(out, left);
+    out.push_str(text);
+    push_spaces(out, margin - left);
 }
 
 /// Strips trailing whitespace as Python's `str.rstrip()` does.
@@ -499,6 +500,35 @@ fn board_cell((x, y, z): Board) -> (i64, i64) {
 /// with `writeln!` by the machine view, but is also the multi-line value of
 /// the `Allocation` entry of a definition list. Nothing to draw gives `""`.
 pub fn render_board_map(groups: &[MapGroup], dead_links: &[DeadLink], colour: bool) -> String {
+    let views: Vec<GroupView<'_>> = groups.iter().map(MapGroup::view).collect();
+    render_views(&views, dead_links, colour)
+}
+
+/// A [`MapGroup`] that borrows its boards and label, so that the map of a
+/// machine with a thousand jobs need not copy each job's boards first.
+#[derive(Clone, Copy, Debug)]
+struct GroupView<'a> {
+    boards: &'a [Board],
+    label: &'a str,
+    label_style: Style,
+    inner: Style,
+    outer: Style,
+}
+
+impl MapGroup {
+    fn view(&self) -> GroupView<'_> {
+        GroupView {
+            boards: &self.boards,
+            label: &self.label,
+            label_style: self.label_style,
+            inner: self.inner,
+            outer: self.outer,
+        }
+    }
+}
+
+/// [`render_board_map`] of borrowed groups.
+fn render_views(groups: &[GroupView<'_>], dead_links: &[DeadLink], colour: bool) -> String {
     let (texts, marks) = draw(groups, dead_links, colour);
     let cells = resolve(&marks);
     let Some(c_min) = cells.iter().map(|cell| cell.c).min() else {
@@ -550,18 +580,20 @@ pub fn render_board_map(groups: &[MapGroup], dead_links: &[DeadLink], colour: bo
 
 /// Records every label and edge of a board map as a [`Mark`], in drawing
 /// order, with its text kept once in the [`Texts`].
-fn draw(groups: &[MapGroup], dead_links: &[DeadLink], colour: bool) -> (Texts, Vec<Mark>) {
+fn draw(groups: &[GroupView<'_>], dead_links: &[DeadLink], colour: bool) -> (Texts, Vec<Mark>) {
     // A map of a whole machine has tens of thousands of marks: one
     // allocation for all the marks and one for all their texts, where
     // hashing each into a map of strings cost ten times as much.
     let mut texts = Texts::default();
     let mut marks: Vec<Mark> = Vec::new();
+    let mut cells: Vec<(i64, i64)> = Vec::new();
 
     for group in groups {
-        let mut cells: Vec<(i64, i64)> = group.boards.iter().map(|&b| board_cell(b)).collect();
+        cells.clear();
+        cells.extend(group.boards.iter().map(|&b| board_cell(b)));
         cells.sort_unstable();
         cells.dedup();
-        let label = texts.paint(&group.label, group.label_style, colour);
+        let label = texts.paint(group.label, group.label_style, colour);
         // The text of each slot's edge, inside and on the outline.
         let edge = |texts: &mut Texts, slot: Slot| {
             [group.inner, group.outer].map(|style| texts.paint(slot.edge(), style, colour))
@@ -763,24 +795,34 @@ pub fn machine_map(
     dead_links: &[DeadLink],
     colour: bool,
 ) -> String {
-    let mut groups = vec![MapGroup {
-        boards: live_boards.to_vec(),
-        label: " . ".to_owned(),
+    // The jobs' centred keys, end to end in one string.
+    let mut labels = String::new();
+    let mut ends = Vec::with_capacity(jobs.len());
+    for &(key, _, _) in jobs {
+        push_centred(&mut labels, key, 3);
+        ends.push(labels.len());
+    }
+    let mut groups = Vec::with_capacity(jobs.len() + 1);
+    groups.push(GroupView {
+        boards: live_boards,
+        label: " . ",
         label_style: Style::DIM,
         inner: Style::DIM,
         outer: Style::DIM,
-    }];
-    for &(key, job_id, boards) in jobs {
+    });
+    let mut start = 0;
+    for (&(_, job_id, boards), &end) in jobs.iter().zip(&ends) {
         let style = job_colour(job_id);
-        groups.push(MapGroup {
-            boards: boards.to_vec(),
-            label: py_center(key, 3),
+        groups.push(GroupView {
+            boards,
+            label: &labels[start..end],
             label_style: style,
             inner: style,
             outer: Style::BRIGHT,
         });
+        start = end;
     }
-    render_board_map(&groups, dead_links, colour)
+    render_views(&groups, dead_links, colour)
 }
 
 /// The map of one job's boards, as the `Allocation` entry of `spalloc job`
@@ -1129,6 +1171,12 @@ mod tests {
         }
         // Does not panic at the extreme.
         assert!(!job_key(usize::MAX).is_empty());
+    }
+
+    fn py_center(text: &str, width: usize) -> String {
+        let mut out = String::new();
+        push_centred(&mut out, text, width);
+        out
     }
 
     #[test]
@@ -1669,7 +1717,8 @@ mod tests {
             },
         ];
         for colour in [false, true] {
-            let (_, marks) = draw(&groups, &[(1, 1, 0, 2), (0, 0, 0, 5)], colour);
+            let views: Vec<GroupView<'_>> = groups.iter().map(MapGroup::view).collect();
+            let (_, marks) = draw(&views, &[(1, 1, 0, 2), (0, 0, 0, 5)], colour);
             let Some((r_max, c_min, width, height)) = bounds(&marks) else {
                 panic!("nothing was drawn");
             };
