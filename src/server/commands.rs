@@ -17,7 +17,7 @@ use serde_json::ser::Formatter;
 use serde_json::{Map, Value, json};
 
 use super::allocator::{Request, Shape};
-use super::state::{Controller, JobRow, NewJob, WhereIs};
+use super::state::{Controller, FixedParts, JobRow, NewJob, WhereIs};
 
 /// What one connection asked to be told about.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -172,15 +172,11 @@ fn encode_jobs(out: &mut Vec<u8>, rows: &[JobRow<'_>]) {
 }
 
 fn encode_job(out: &mut Vec<u8>, row: &JobRow<'_>) {
+    let (from_owner, request) = row.fixed.get_or_init(|| encode_fixed(row));
     // Writing into a `Vec` cannot fail.
     out.extend_from_slice(b"{\"job_id\": ");
     let _ = PythonStyle.write_u64(out, row.job_id);
-    out.extend_from_slice(b", \"owner\": ");
-    encode_str(out, row.owner);
-    out.extend_from_slice(b", \"start_time\": ");
-    encode_value(out, &row.start_time);
-    out.extend_from_slice(b", \"keepalive\": ");
-    encode_json(out, row.keepalive);
+    out.extend_from_slice(from_owner.as_bytes());
     out.extend_from_slice(b", \"state\": ");
     let _ = PythonStyle.write_u8(out, row.state);
     out.extend_from_slice(b", \"power\": ");
@@ -189,10 +185,7 @@ fn encode_job(out: &mut Vec<u8>, row: &JobRow<'_>) {
         Some(true) => b"true",
         Some(false) => b"false",
     });
-    out.extend_from_slice(b", \"args\": ");
-    encode_list(out, row.args);
-    out.extend_from_slice(b", \"kwargs\": ");
-    encode_object(out, row.kwargs);
+    out.extend_from_slice(request.as_bytes());
     out.extend_from_slice(b", \"allocated_machine_name\": ");
     match row.allocated_machine_name {
         None => out.extend_from_slice(b"null"),
@@ -218,6 +211,27 @@ fn encode_job(out: &mut Vec<u8>, row: &JobRow<'_>) {
     out.extend_from_slice(b", \"keepalivehost\": ");
     encode_str(out, row.keepalivehost);
     out.push(b'}');
+}
+
+/// The parts of a job's entry that never change: `owner` to `keepalive`,
+/// and `args` with `kwargs`, each with its leading `", "`.
+fn encode_fixed(row: &JobRow<'_>) -> FixedParts {
+    let mut out = Vec::with_capacity(128);
+    out.extend_from_slice(b", \"owner\": ");
+    encode_str(&mut out, row.owner);
+    out.extend_from_slice(b", \"start_time\": ");
+    encode_value(&mut out, &row.start_time);
+    out.extend_from_slice(b", \"keepalive\": ");
+    encode_json(&mut out, row.keepalive);
+    let split = out.len();
+    out.extend_from_slice(b", \"args\": ");
+    encode_list(&mut out, row.args);
+    out.extend_from_slice(b", \"kwargs\": ");
+    encode_object(&mut out, row.kwargs);
+    let request = out.split_off(split);
+    // Everything written is ASCII, as `PythonStyle` escapes the rest.
+    let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap_or_default().into();
+    (text(out), text(request))
 }
 
 /// A value as [`encode`] writes it, with the fast path of [`encode_str`]
@@ -774,6 +788,7 @@ fn parse_where_is(call: &Call<'_>) -> Result<WhereIs, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::OnceCell;
 
     #[test]
     fn job_rows_encode_as_the_derived_form_does() {
@@ -787,6 +802,7 @@ mod tests {
         };
         let empty = Map::new();
         let boards = [(0, 0, 0), (-1, 7, 2), (i32::MAX, i32::MIN, 1)];
+        let fixed: [OnceCell<FixedParts>; 3] = Default::default();
         let rows = [
             JobRow {
                 job_id: 1,
@@ -800,6 +816,7 @@ mod tests {
                 allocated_machine_name: Some("big"),
                 boards: Some(&boards[..1]),
                 keepalivehost: "127.0.0.1",
+                fixed: &fixed[0],
             },
             JobRow {
                 job_id: u64::MAX,
@@ -813,6 +830,7 @@ mod tests {
                 allocated_machine_name: None,
                 boards: None,
                 keepalivehost: "",
+                fixed: &fixed[1],
             },
             JobRow {
                 job_id: 0,
@@ -826,9 +844,13 @@ mod tests {
                 allocated_machine_name: Some("\u{1F600}"),
                 boards: Some(&boards),
                 keepalivehost: "::1\n",
+                fixed: &fixed[2],
             },
         ];
         let line = |rows: &[JobRow<'_>]| encode_line(&json!({ "return": rows }));
+        assert_eq!(encode_jobs_reply(&rows), line(&rows));
+        // Again, from the parts kept the first time.
+        assert!(fixed.iter().all(|f| f.get().is_some()));
         assert_eq!(encode_jobs_reply(&rows), line(&rows));
         assert_eq!(encode_jobs_reply(&rows[..1]), line(&rows[..1]));
         assert_eq!(encode_jobs_reply(&[]), "{\"return\": []}\n");

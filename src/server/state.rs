@@ -7,6 +7,7 @@
 //! never touches a socket or a clock of its own: every operation gets `now`
 //! from its caller, which keeps timing decisions in one place and testable.
 
+use std::cell::OnceCell;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -64,6 +65,9 @@ struct JobAlloc {
 #[derive(Debug, Clone)]
 struct Job {
     spec: NewJob,
+    /// The parts of the job's `list_jobs` entry that never change, encoded
+    /// on first use (see [`JobRow::fixed`]).
+    listed: OnceCell<FixedParts>,
     start_time: f64,
     keepalive_until: Option<Instant>,
     keepalivehost: String,
@@ -255,6 +259,7 @@ impl Controller {
         let job = Job {
             keepalive_until: until,
             spec,
+            listed: OnceCell::new(),
             start_time: unix_now(),
             keepalivehost: host.to_owned(),
             creator_host: host.to_owned(),
@@ -620,6 +625,7 @@ impl Controller {
                     .map(|a| self.machines[a.machine].def.name.as_str()),
                 boards: j.alloc.as_ref().map(|a| a.boards.as_slice()),
                 keepalivehost: &j.keepalivehost,
+                fixed: &j.listed,
             })
             .collect()
     }
@@ -868,6 +874,7 @@ impl Controller {
             let mut job = Job {
                 keepalive_until: keepalive_deadline(now, spec.keepalive),
                 spec,
+                listed: OnceCell::new(),
                 start_time: sj.start_time,
                 keepalivehost: sj.keepalivehost,
                 creator_host: sj.creator_host,
@@ -947,7 +954,16 @@ pub(crate) struct JobRow<'a> {
     pub allocated_machine_name: Option<&'a str>,
     pub boards: Option<&'a [Board]>,
     pub keepalivehost: &'a str,
+    /// `owner` to `keepalive`, and `args` and `kwargs`, already encoded
+    /// (with their leading `", "`), or the place to keep them once they
+    /// are: they never change, and are most of the encoding work.
+    #[cfg_attr(test, serde(skip))]
+    pub fixed: &'a OnceCell<FixedParts>,
 }
+
+/// Two runs of a `list_jobs` entry, encoded: from `owner` to `keepalive`,
+/// and `args` with `kwargs`.
+pub(crate) type FixedParts = (Box<str>, Box<str>);
 
 fn phase_number(phase: Phase) -> u8 {
     match phase {

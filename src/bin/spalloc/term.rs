@@ -274,9 +274,50 @@ fn py_rstrip(s: &str) -> &str {
 /// `Cell::from(15u64)` or `Cell::from("queue")`, then `.styled(…)`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cell {
-    text: String,
+    text: CellText,
     right_aligned: bool,
     style: Style,
+}
+
+/// The longest text a [`Cell`] keeps inline.
+const INLINE: usize = 22;
+
+/// A cell's text. Most are short (states, counts, dates, host names), and
+/// keeping those inline spares a table of a thousand rows an allocation per
+/// cell.
+#[derive(Clone, PartialEq, Eq)]
+enum CellText {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(String),
+}
+
+impl CellText {
+    fn new(text: &str) -> CellText {
+        match u8::try_from(text.len()) {
+            Ok(len) if text.len() <= INLINE => {
+                let mut bytes = [0; INLINE];
+                bytes[..text.len()].copy_from_slice(text.as_bytes());
+                CellText::Inline { len, bytes }
+            }
+            _ => CellText::Heap(text.to_owned()),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Copied from a `str` whole, so always valid UTF-8.
+            CellText::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            CellText::Heap(s) => s,
+        }
+    }
+}
+
+impl std::fmt::Debug for CellText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
 }
 
 impl Cell {
@@ -288,12 +329,21 @@ impl Cell {
 
 impl From<&str> for Cell {
     fn from(text: &str) -> Cell {
-        Cell::from(text.to_owned())
+        Cell {
+            text: CellText::new(text),
+            right_aligned: false,
+            style: Style::PLAIN,
+        }
     }
 }
 
 impl From<String> for Cell {
     fn from(text: String) -> Cell {
+        let text = if text.len() <= INLINE {
+            CellText::new(&text)
+        } else {
+            CellText::Heap(text)
+        };
         Cell {
             text,
             right_aligned: false,
@@ -302,11 +352,34 @@ impl From<String> for Cell {
     }
 }
 
+/// The decimal digits of `n`, inline: no integer a cell takes has more than
+/// 20 digits and a sign.
+fn int_text(n: i128) -> CellText {
+    let mut digits = [0u8; 40];
+    let mut at = digits.len();
+    // Every integer type a cell takes fits in 64 bits without its sign, and
+    // dividing those is much cheaper than dividing 128-bit ones.
+    let mut m = u64::try_from(n.unsigned_abs()).unwrap_or(u64::MAX);
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        at -= 1;
+        digits[at] = b'-';
+    }
+    CellText::new(std::str::from_utf8(&digits[at..]).unwrap_or_default())
+}
+
 macro_rules! int_cells {
     ($($t:ty),*) => {$(
         impl From<$t> for Cell {
             fn from(n: $t) -> Cell {
-                Cell { text: n.to_string(), right_aligned: true, style: Style::PLAIN }
+                Cell { text: int_text(n as i128), right_aligned: true, style: Style::PLAIN }
             }
         }
     )*};
@@ -331,7 +404,7 @@ pub fn render_table(header: &[&str], rows: &[Vec<Cell>], colour: bool) -> String
     let mut widths: Vec<usize> = Vec::new();
     for row in all_rows.clone() {
         for (i, cell) in row.iter().enumerate() {
-            let len = cell.text.chars().count();
+            let len = cell.text.as_str().chars().count();
             match widths.get_mut(i) {
                 Some(w) => *w = (*w).max(len),
                 None => widths.push(len),
@@ -348,13 +421,14 @@ pub fn render_table(header: &[&str], rows: &[Vec<Cell>], colour: bool) -> String
             if i > 0 {
                 out.push_str("  ");
             }
-            let len = cell.text.chars().count();
+            let text = cell.text.as_str();
+            let len = text.chars().count();
             let padding = widths.get(i).copied().unwrap_or(0).saturating_sub(len);
             if cell.right_aligned {
                 push_spaces(&mut out, padding);
-                paint_into(&mut out, &cell.text, cell.style, colour);
+                paint_into(&mut out, text, cell.style, colour);
             } else {
-                paint_into(&mut out, &cell.text, cell.style, colour);
+                paint_into(&mut out, text, cell.style, colour);
                 push_spaces(&mut out, padding);
             }
         }
@@ -529,65 +603,181 @@ impl MapGroup {
 
 /// [`render_board_map`] of borrowed groups.
 fn render_views(groups: &[GroupView<'_>], dead_links: &[DeadLink], colour: bool) -> String {
-    let (texts, marks) = draw(groups, dead_links, colour);
-    let cells = resolve(&marks);
-    let Some(c_min) = cells.iter().map(|cell| cell.c).min() else {
+    let Some(area) = MapBox::around(groups, dead_links) else {
+        return String::new();
+    };
+    let boards: usize = groups.iter().map(|g| g.boards.len()).sum();
+    if area.width.saturating_mul(area.height) <= 28 * boards + 4096 {
+        // A machine's map fills most of the box around it.
+        render_dense(groups, dead_links, colour, &area)
+    } else {
+        // A few boards far apart: time and memory must follow the output,
+        // not the area between them.
+        render_sparse(groups, dead_links, colour)
+    }
+}
+
+/// The box of map cells that a map draws in.
+#[derive(Debug)]
+struct MapBox {
+    r_max: i64,
+    c_min: i64,
+    width: usize,
+    height: usize,
+}
+
+impl MapBox {
+    /// Exactly the box of the cells [`draw`] marks: each board marks its
+    /// own cell, the column to its right and the rows above and below.
+    fn around(groups: &[GroupView<'_>], dead_links: &[DeadLink]) -> Option<MapBox> {
+        let boards = groups
+            .iter()
+            .flat_map(|g| g.boards.iter())
+            .map(|&b| board_cell(b))
+            .flat_map(|(c, r)| [(c, r - 1), (c + 1, r + 1)]);
+        let links = dead_links.iter().filter_map(|&(x, y, z, link)| {
+            let (c, r) = board_cell((x, y, z));
+            link_edge(link).map(|l| (c + l.cell.0, r + l.cell.1))
+        });
+        let (mut r_min, mut r_max, mut c_min, mut c_max) = (i64::MAX, i64::MIN, i64::MAX, i64::MIN);
+        for (c, r) in boards.chain(links) {
+            (r_min, r_max) = (r_min.min(r), r_max.max(r));
+            (c_min, c_max) = (c_min.min(c), c_max.max(c));
+        }
+        Some(MapBox {
+            r_max,
+            c_min,
+            width: usize::try_from(c_max.checked_sub(c_min)?.checked_add(1)?).ok()?,
+            height: usize::try_from(r_max.checked_sub(r_min)?.checked_add(1)?).ok()?,
+        })
+    }
+}
+
+/// No text in this part of the cell.
+const NONE: u32 = u32::MAX;
+
+/// [`render_views`] on a grid covering the map's box, where a later mark
+/// simply overwrites an earlier one, and each row is then written out
+/// cell by cell.
+fn render_dense(
+    groups: &[GroupView<'_>],
+    dead_links: &[DeadLink],
+    colour: bool,
+    area: &MapBox,
+) -> String {
+    let mut texts = Texts::default();
+    let mut grid: Vec<[u32; 4]> = vec![[NONE; 4]; area.width * area.height];
+    draw(groups, dead_links, colour, &mut texts, &mut |m| {
+        // Within the box by its construction, so neither is negative.
+        let (row, col) = ((area.r_max - m.r) as usize, (m.c - area.c_min) as usize);
+        // A text index past `u32` would need billions of groups.
+        grid[row * area.width + col][m.part.index()] = u32::try_from(m.text).unwrap_or(NONE);
+    });
+    let part = |t: u32| (t != NONE).then_some(t as usize);
+
+    let mut out = String::new();
+    for (row, cells) in grid.chunks(area.width).enumerate() {
+        let r = area.r_max - row as i64;
+        let row_start = out.len();
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        let line_start = out.len();
+        for (col, parts) in cells.iter().enumerate() {
+            let c = area.c_min + col as i64;
+            push_cell(&mut out, &texts, c, r, parts.map(part));
+        }
+        end_map_line(&mut out, row_start, line_start);
+    }
+    out
+}
+
+/// [`render_views`] by sorting the marks; their index keeps the drawing
+/// order within a slot. Cells with nothing in them are skipped, their
+/// columns left as spaces.
+fn render_sparse(groups: &[GroupView<'_>], dead_links: &[DeadLink], colour: bool) -> String {
+    let mut texts = Texts::default();
+    let mut marks = Vec::new();
+    draw(groups, dead_links, colour, &mut texts, &mut |m| {
+        marks.push(m)
+    });
+    let mut order: Vec<(Reverse<i64>, i64, usize)> = marks
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (Reverse(m.r), m.c, i))
+        .collect();
+    order.sort_unstable();
+    let Some(c_min) = marks.iter().map(|m| m.c).min() else {
         return String::new();
     };
 
     let mut out = String::new();
     let mut i = 0;
-    while i < cells.len() {
-        let r = cells[i].r;
+    while let Some(&(Reverse(r), ..)) = order.get(i) {
         let row_start = out.len();
         if !out.is_empty() {
             out.push('\n');
         }
         let line_start = out.len();
         let mut next_c = c_min;
-        while let Some(cell) = cells.get(i).filter(|cell| cell.r == r) {
-            i += 1;
-            let c = cell.c;
+        while let Some(&(Reverse(row), c, _)) = order.get(i).filter(|o| o.0.0 == r) {
+            // The last mark of each part of this cell wins.
+            let mut parts = [None; 4];
+            while let Some(&(_, _, m)) = order.get(i).filter(|o| o.0.0 == row && o.1 == c) {
+                parts[marks[m].part.index()] = Some(marks[m].text);
+                i += 1;
+            }
             let gap = usize::try_from(c - next_c).unwrap_or(0);
             push_spaces(&mut out, 4 * gap);
             next_c = c + 1;
-            // A hexagon's label sits in a cell whose column and row have the
-            // same parity, preceded by its upper-left `/`; the cells in
-            // between hold the `\` and `___` where hexagons meet.
-            let (first, second) = if (c - r).rem_euclid(2) == 0 {
-                (
-                    cell.parts[Part::Edge(Slot::Forward).index()],
-                    cell.parts[Part::Label.index()],
-                )
-            } else {
-                (
-                    cell.parts[Part::Edge(Slot::Back).index()],
-                    cell.parts[Part::Edge(Slot::Bottom).index()],
-                )
-            };
-            out.push_str(first.map_or(" ", |t| texts.get(t)));
-            out.push_str(second.map_or("   ", |t| texts.get(t)));
+            push_cell(&mut out, &texts, c, r, parts);
         }
-        let kept = py_rstrip(&out[line_start..]).len();
-        if kept == 0 {
-            out.truncate(row_start);
-        } else {
-            out.truncate(line_start + kept);
-        }
+        end_map_line(&mut out, row_start, line_start);
     }
     out
 }
 
-/// Records every label and edge of a board map as a [`Mark`], in drawing
-/// order, with its text kept once in the [`Texts`].
-fn draw(groups: &[GroupView<'_>], dead_links: &[DeadLink], colour: bool) -> (Texts, Vec<Mark>) {
-    // A map of a whole machine has tens of thousands of marks: one
-    // allocation for all the marks and one for all their texts, where
-    // hashing each into a map of strings cost ten times as much.
-    let mut texts = Texts::default();
-    let mut marks: Vec<Mark> = Vec::new();
-    let mut cells: Vec<(i64, i64)> = Vec::new();
+/// Writes map cell `(c, r)`, four characters wide: a hexagon's label sits
+/// in a cell whose column and row have the same parity, preceded by its
+/// upper-left `/`; the cells in between hold the `\` and `___` where
+/// hexagons meet.
+fn push_cell(out: &mut String, texts: &Texts, c: i64, r: i64, parts: [Option<usize>; 4]) {
+    let (first, second) = if (c - r).rem_euclid(2) == 0 {
+        (
+            parts[Part::Edge(Slot::Forward).index()],
+            parts[Part::Label.index()],
+        )
+    } else {
+        (
+            parts[Part::Edge(Slot::Back).index()],
+            parts[Part::Edge(Slot::Bottom).index()],
+        )
+    };
+    out.push_str(first.map_or(" ", |t| texts.get(t)));
+    out.push_str(second.map_or("   ", |t| texts.get(t)));
+}
 
+/// Right-trims the map line started at `line_start`, and drops it with
+/// the newline before it (which starts at `row_start`) if nothing is left.
+fn end_map_line(out: &mut String, row_start: usize, line_start: usize) {
+    let kept = py_rstrip(&out[line_start..]).len();
+    if kept == 0 {
+        out.truncate(row_start);
+    } else {
+        out.truncate(line_start + kept);
+    }
+}
+
+/// Marks every label and edge of a board map, in drawing order, keeping
+/// each distinct text once in `texts`.
+fn draw(
+    groups: &[GroupView<'_>],
+    dead_links: &[DeadLink],
+    colour: bool,
+    texts: &mut Texts,
+    mark: &mut impl FnMut(Mark),
+) {
+    let mut cells: Vec<(i64, i64)> = Vec::new();
     for group in groups {
         cells.clear();
         cells.extend(group.boards.iter().map(|&b| board_cell(b)));
@@ -595,14 +785,14 @@ fn draw(groups: &[GroupView<'_>], dead_links: &[DeadLink], colour: bool) -> (Tex
         cells.dedup();
         let label = texts.paint(group.label, group.label_style, colour);
         // The text of each slot's edge, inside and on the outline.
-        let edge = |texts: &mut Texts, slot: Slot| {
+        let mut edge = |slot: Slot| {
             [group.inner, group.outer].map(|style| texts.paint(slot.edge(), style, colour))
         };
-        let bottom = edge(&mut texts, Slot::Bottom);
-        let back = edge(&mut texts, Slot::Back);
-        let forward = edge(&mut texts, Slot::Forward);
+        let bottom = edge(Slot::Bottom);
+        let back = edge(Slot::Back);
+        let forward = edge(Slot::Forward);
         for &(c, r) in &cells {
-            marks.push(Mark::new(c, r, Part::Label, label));
+            mark(Mark::new(c, r, Part::Label, label));
             for link in (0..6).filter_map(link_edge) {
                 let (dc, dr) = link.neighbour;
                 let (ec, er) = link.cell;
@@ -613,7 +803,7 @@ fn draw(groups: &[GroupView<'_>], dead_links: &[DeadLink], colour: bool) -> (Tex
                     Slot::Forward => forward,
                 };
                 let text = if inside { inner } else { outer };
-                marks.push(Mark::new(c + ec, r + er, Part::Edge(link.slot), text));
+                mark(Mark::new(c + ec, r + er, Part::Edge(link.slot), text));
             }
         }
     }
@@ -630,99 +820,8 @@ fn draw(groups: &[GroupView<'_>], dead_links: &[DeadLink], colour: bool) -> (Tex
         } else {
             texts.paint(link.slot.dead(), Style::PLAIN, false)
         };
-        marks.push(Mark::new(c + ec, r + er, Part::Edge(link.slot), text));
+        mark(Mark::new(c + ec, r + er, Part::Edge(link.slot), text));
     }
-
-    (texts, marks)
-}
-
-/// A map cell with something drawn in it: the text of each [`Part`], by
-/// [`Part::index`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct DrawnCell {
-    r: i64,
-    c: i64,
-    parts: [Option<usize>; 4],
-}
-
-/// The cells that `marks` (in drawing order) draw in, each part with the
-/// text drawn last, from the top row down and left to right.
-fn resolve(marks: &[Mark]) -> Vec<DrawnCell> {
-    let Some((r_max, c_min, width, height)) = bounds(marks) else {
-        return Vec::new();
-    };
-    if width.saturating_mul(height) <= 4 * marks.len() + 4096 {
-        // A machine's map fills most of its bounding box.
-        resolve_dense(marks, r_max, c_min, width, height)
-    } else {
-        // A few boards far apart: time and memory must follow the output,
-        // not the area between them.
-        resolve_sparse(marks)
-    }
-}
-
-/// The top row, the leftmost column, and the width and height of the box
-/// around the marks.
-fn bounds(marks: &[Mark]) -> Option<(i64, i64, usize, usize)> {
-    let r_min = marks.iter().map(|m| m.r).min()?;
-    let r_max = marks.iter().map(|m| m.r).max()?;
-    let c_min = marks.iter().map(|m| m.c).min()?;
-    let c_max = marks.iter().map(|m| m.c).max()?;
-    let width = usize::try_from(c_max - c_min + 1).ok()?;
-    let height = usize::try_from(r_max - r_min + 1).ok()?;
-    Some((r_max, c_min, width, height))
-}
-
-/// [`resolve`] by drawing into a grid covering the box around the marks,
-/// where a later mark simply overwrites an earlier one.
-fn resolve_dense(
-    marks: &[Mark],
-    r_max: i64,
-    c_min: i64,
-    width: usize,
-    height: usize,
-) -> Vec<DrawnCell> {
-    let mut grid: Vec<Option<DrawnCell>> = vec![None; width * height];
-    for m in marks {
-        // Both differences are within the box, so neither is negative.
-        let (row, col) = ((r_max - m.r) as usize, (m.c - c_min) as usize);
-        let cell = grid[row * width + col].get_or_insert(DrawnCell {
-            r: m.r,
-            c: m.c,
-            parts: [None; 4],
-        });
-        cell.parts[m.part.index()] = Some(m.text);
-    }
-    grid.into_iter().flatten().collect()
-}
-
-/// [`resolve`] by sorting the marks; their index keeps the drawing order
-/// within a slot.
-fn resolve_sparse(marks: &[Mark]) -> Vec<DrawnCell> {
-    let mut order: Vec<(Reverse<i64>, i64, usize)> = marks
-        .iter()
-        .enumerate()
-        .map(|(i, m)| (Reverse(m.r), m.c, i))
-        .collect();
-    order.sort_unstable();
-    let mut cells: Vec<DrawnCell> = Vec::new();
-    for (Reverse(r), c, i) in order {
-        match cells.last_mut() {
-            Some(cell) if cell.r == r && cell.c == c => {
-                cell.parts[marks[i].part.index()] = Some(marks[i].text);
-            }
-            _ => {
-                let mut cell = DrawnCell {
-                    r,
-                    c,
-                    parts: [None; 4],
-                };
-                cell.parts[marks[i].part.index()] = Some(marks[i].text);
-                cells.push(cell);
-            }
-        }
-    }
-    cells
 }
 
 /// What a [`Mark`] draws in its cell.
@@ -1388,6 +1487,34 @@ mod tests {
         eqnice!("H1  H2\nx\n", render_table(&["H1", "H2"], &rows, false));
     }
 
+    #[test]
+    fn cells_keep_any_text_and_integer() {
+        // Short texts are kept inline and longer ones on the heap; both, and
+        // every integer type's extremes, come out as they went in.
+        let long = "a text well over twenty-two bytes long";
+        let cases: [(Cell, &str); 9] = [
+            (Cell::from(0u8), "0"),
+            (Cell::from(7usize), "7"),
+            (Cell::from(u64::MAX), "18446744073709551615"),
+            (Cell::from(i64::MIN), "-9223372036854775808"),
+            (Cell::from(-5i32), "-5"),
+            (Cell::from(""), ""),
+            (Cell::from("caf\u{e9} \u{1F600}"), "caf\u{e9} \u{1F600}"),
+            (
+                Cell::from("exactly twenty-two!!!!"),
+                "exactly twenty-two!!!!",
+            ),
+            (Cell::from(long.to_owned()), long),
+        ];
+        for (cell, text) in cases {
+            assert_eq!(cell.text.as_str(), text);
+            eqnice!(
+                format!("x\n{text}\n"),
+                render_table(&["x"], &[vec![cell]], false)
+            );
+        }
+    }
+
     // ---- definition lists ---------------------------------------------------
 
     #[test]
@@ -1687,45 +1814,71 @@ mod tests {
     }
 
     #[test]
-    fn map_grid_and_sorted_resolution_agree() {
-        // Whichever way the cells are resolved, the same marks give the same
-        // cells: a whole machine with a job drawn over it and dead links,
-        // and two boards far apart.
+    fn map_grid_and_sorted_rendering_agree() {
+        // Whichever way a map is drawn, it comes out the same: a whole
+        // machine with a job drawn over it and dead links (one on a board
+        // that is not drawn), and a group of two boards far apart.
         let live = boards_of(4, 3, &[(3, 2, 2), (2, 0, 1)]);
         let job = job_15_boards();
         let groups = [
-            MapGroup {
-                boards: live,
-                label: " . ".to_owned(),
+            GroupView {
+                boards: &live,
+                label: " . ",
                 label_style: Style::DIM,
                 inner: Style::DIM,
                 outer: Style::DIM,
             },
-            MapGroup {
-                boards: job,
-                label: " A ".to_owned(),
+            GroupView {
+                boards: &job,
+                label: " A ",
                 label_style: Style::GREEN,
                 inner: Style::GREEN,
                 outer: Style::BRIGHT,
             },
-            MapGroup {
-                boards: vec![(0, 0, 0), (30, 40, 2)],
-                label: " B ".to_owned(),
+            GroupView {
+                boards: &[(0, 0, 0), (30, 40, 2)],
+                label: " B ",
                 label_style: Style::BLUE,
                 inner: Style::BLUE,
                 outer: Style::BRIGHT,
             },
         ];
+        let dead = [(1, 1, 0, 2), (0, 0, 0, 5), (9, 0, 0, 0)];
         for colour in [false, true] {
-            let views: Vec<GroupView<'_>> = groups.iter().map(MapGroup::view).collect();
-            let (_, marks) = draw(&views, &[(1, 1, 0, 2), (0, 0, 0, 5)], colour);
-            let Some((r_max, c_min, width, height)) = bounds(&marks) else {
-                panic!("nothing was drawn");
-            };
-            let dense = resolve_dense(&marks, r_max, c_min, width, height);
-            assert_eq!(dense, resolve_sparse(&marks));
-            assert!(dense.len() > 60, "{}", dense.len());
+            for n in 1..=groups.len() {
+                let Some(area) = MapBox::around(&groups[..n], &dead) else {
+                    panic!("nothing to draw");
+                };
+                let dense = render_dense(&groups[..n], &dead, colour, &area);
+                eqnice!(dense, render_sparse(&groups[..n], &dead, colour));
+                assert!(dense.lines().count() > 10);
+            }
         }
+        eqnice!(BIG_MAP, {
+            let live = boards_of(4, 3, &[(3, 2, 2), (2, 0, 1)]);
+            let job = job_15_boards();
+            let jobs: [MapJob<'_>; 1] = [("A", 15, &job)];
+            render_sparse(
+                &[
+                    GroupView {
+                        boards: &live,
+                        label: " . ",
+                        label_style: Style::DIM,
+                        inner: Style::DIM,
+                        outer: Style::DIM,
+                    },
+                    GroupView {
+                        boards: jobs[0].2,
+                        label: " A ",
+                        label_style: job_colour(15),
+                        inner: job_colour(15),
+                        outer: Style::BRIGHT,
+                    },
+                ],
+                &[(1, 1, 0, 2)],
+                false,
+            )
+        });
     }
 
     // ---- compact cells -----------------------------------------------------
