@@ -778,11 +778,13 @@ fn draw(
     mark: &mut impl FnMut(Mark),
 ) {
     let mut cells: Vec<(i64, i64)> = Vec::new();
+    let mut members = CellSet::default();
     for group in groups {
         cells.clear();
         cells.extend(group.boards.iter().map(|&b| board_cell(b)));
         cells.sort_unstable();
         cells.dedup();
+        members.fill(&cells);
         let label = texts.paint(group.label, group.label_style, colour);
         // The text of each slot's edge, inside and on the outline.
         let mut edge = |slot: Slot| {
@@ -796,7 +798,7 @@ fn draw(
             for link in (0..6).filter_map(link_edge) {
                 let (dc, dr) = link.neighbour;
                 let (ec, er) = link.cell;
-                let inside = cells.binary_search(&(c + dc, r + dr)).is_ok();
+                let inside = members.contains(&cells, (c + dc, r + dr));
                 let [inner, outer] = match link.slot {
                     Slot::Bottom => bottom,
                     Slot::Back => back,
@@ -821,6 +823,65 @@ fn draw(
             texts.paint(link.slot.dead(), Style::PLAIN, false)
         };
         mark(Mark::new(c + ec, r + er, Part::Edge(link.slot), text));
+    }
+}
+
+/// Which cells belong to one group, for the neighbour test of every edge:
+/// a bitmap over the group's box when the group fills enough of it (a
+/// whole machine's boards are thousands of tests), else a binary search of
+/// the sorted cells.
+#[derive(Debug, Default)]
+struct CellSet {
+    c0: i64,
+    r0: i64,
+    width: usize,
+    height: usize,
+    bits: Vec<u64>,
+    /// Whether `bits` describes the current group.
+    mapped: bool,
+}
+
+impl CellSet {
+    /// Describes the group whose sorted, distinct cells are `cells`.
+    fn fill(&mut self, cells: &[(i64, i64)]) {
+        self.mapped = false;
+        if cells.len() < 32 {
+            return;
+        }
+        let (Some(&(c0, _)), Some(&(c1, _))) = (cells.first(), cells.last()) else {
+            return;
+        };
+        let r0 = cells.iter().map(|&(_, r)| r).min().unwrap_or(0);
+        let r1 = cells.iter().map(|&(_, r)| r).max().unwrap_or(0);
+        let (Ok(width), Ok(height)) = (usize::try_from(c1 - c0 + 1), usize::try_from(r1 - r0 + 1))
+        else {
+            return;
+        };
+        let area = width.saturating_mul(height);
+        if area > 64 * cells.len() {
+            return;
+        }
+        self.bits.clear();
+        self.bits.resize(area.div_ceil(64), 0);
+        for &(c, r) in cells {
+            // Within the box just measured.
+            let i = (c - c0) as usize * height + (r - r0) as usize;
+            self.bits[i / 64] |= 1 << (i % 64);
+        }
+        (self.c0, self.r0, self.width, self.height, self.mapped) = (c0, r0, width, height, true);
+    }
+
+    fn contains(&self, cells: &[(i64, i64)], (c, r): (i64, i64)) -> bool {
+        if !self.mapped {
+            return cells.binary_search(&(c, r)).is_ok();
+        }
+        match (usize::try_from(c - self.c0), usize::try_from(r - self.r0)) {
+            (Ok(dc), Ok(dr)) if dc < self.width && dr < self.height => {
+                let i = dc * self.height + dr;
+                self.bits[i / 64] & (1 << (i % 64)) != 0
+            }
+            _ => false,
+        }
     }
 }
 
