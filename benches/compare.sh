@@ -225,7 +225,9 @@ CORES="$(nproc)"
 MEM="$(awk '/^MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)"
 KERNEL="$(uname -sr)"
 COMMIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-if [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+# This report and its notes do not change what is measured.
+if [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no -- . \
+        ':!PERFORMANCE.md' ':!benches/PERFORMANCE.notes.md' 2>/dev/null)" ]; then
     COMMIT="$COMMIT (with uncommitted changes)"
 fi
 PYTHON="$("$PY" --version 2>&1)"
