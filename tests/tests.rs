@@ -5,6 +5,7 @@ mod support;
 
 mod cli_alloc;
 mod cli_serve;
+mod cli_views;
 mod client;
 mod docs;
 mod job;
