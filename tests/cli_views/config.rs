@@ -229,6 +229,27 @@ fn bad_values_are_config_errors() {
         "{}",
         out.stderr
     );
+    // Settings outside any section, or a line that is no setting, are
+    // errors with the line number, as in Python's configparser.
+    for (text, message) in [
+        (
+            "port = 1\n",
+            "line 1: 'port = 1' comes before any [section] header",
+        ),
+        (
+            "[spalloc]\nowner = me\nhostname\n",
+            "line 3: expected 'key = value', got 'hostname'",
+        ),
+    ] {
+        let sb = Sandbox::new();
+        sb.write_config(ConfigFile::Cwd, text);
+        let out = sb.run(&["ps"]);
+        out.expect_code(2);
+        same(
+            &format!("spalloc: config error: ./.spalloc: {message}\n"),
+            &out.stderr,
+        );
+    }
     // A file that is not INI at all.
     let sb = Sandbox::new();
     sb.write_config(ConfigFile::Cwd, "[spalloc\nport = 1\n");
