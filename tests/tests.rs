@@ -9,4 +9,5 @@ mod client;
 mod docs;
 mod job;
 mod pyclient;
+mod reliability;
 mod server;
