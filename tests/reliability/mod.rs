@@ -75,17 +75,22 @@ pub fn live_jobs(addr: SocketAddr) -> Vec<JobDescription> {
     direct(addr).list_jobs().expect("list_jobs")
 }
 
-/// One job's state, asked of the server directly.
+/// One job's state, asked of the server directly. Note that this counts as
+/// a keepalive for the job.
 pub fn state_of(addr: SocketAddr, id: u64) -> JobStateInfo {
     direct(addr).get_job_state(id).expect("get_job_state")
 }
 
-/// Whether a job is live (queued, powering or ready).
+/// Whether a job is live (queued, powering or ready). Asks with
+/// `list_jobs`, because `get_job_state` would itself count as a keepalive.
 pub fn is_live(addr: SocketAddr, id: u64) -> bool {
-    matches!(
-        state_of(addr, id).state,
-        JobState::Queued | JobState::Power | JobState::Ready
-    )
+    live_jobs(addr).iter().any(|j| {
+        j.job_id == id
+            && matches!(
+                j.state,
+                JobState::Queued | JobState::Power | JobState::Ready
+            )
+    })
 }
 
 /// Waits until the server holds no live job; the jobs left otherwise.
