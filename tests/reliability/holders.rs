@@ -251,10 +251,10 @@ fn sigkill_of_spalloc_alloc_leaves_the_job_to_expire() {
 #[test]
 fn signals_while_powering_on_release_the_job() {
     let mut failures = Vec::new();
-    for (signal, code, reason) in [
-        (SIGINT, 4, "Keyboard interrupt (SIGINT)."),
-        (SIGTERM, 143, "Terminated (SIGTERM)."),
-        (SIGHUP, 129, "Hangup (SIGHUP)."),
+    for (signal, name, code, reason) in [
+        (SIGINT, "SIGINT", 4, "Keyboard interrupt (SIGINT)."),
+        (SIGTERM, "SIGTERM", 143, "Terminated (SIGTERM)."),
+        (SIGHUP, "SIGHUP", 129, "Hangup (SIGHUP)."),
     ] {
         let server = start_server(one_triad().power_delay(Duration::from_secs(30)));
         let addr = server.local_addr();
@@ -275,7 +275,7 @@ fn signals_while_powering_on_release_the_job() {
             && s.reason.as_deref() == Some(reason);
         record(
             "signals",
-            json!({"case": format!("signal {signal} while powering on"),
+            json!({"case": format!("{name} to spalloc alloc while powering on"),
                    "outcome": if ok { "pass" } else { "fail" },
                    "detail": {"exit": out.code, "reason": s.reason,
                               "exit after (s)": (t.elapsed().as_secs_f64() * 100.0).round() / 100.0}}),
@@ -320,7 +320,7 @@ fn sighup_while_create_is_in_flight_destroys_the_new_job() {
         && destroys[0].kwargs["reason"] == "Hangup (SIGHUP).";
     record(
         "signals",
-        json!({"case": "SIGHUP while create_job is in flight",
+        json!({"case": "SIGHUP to spalloc alloc while create_job is in flight",
                "outcome": if ok { "pass" } else { "fail" },
                "detail": {"exit": out.code, "destroy_job calls": destroys.len()}}),
     );

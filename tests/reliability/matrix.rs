@@ -382,7 +382,10 @@ fn lib_cell(phase: Phase, fault: Fault) -> Result<Value, String> {
     }))
 }
 
-fn report(suite: &str, results: &[((Phase, Fault), Result<Result<Value, String>, String>)]) {
+/// A cell's result: `Err` if it panicked, `Ok(Err)` if a check failed.
+type CellResult = Result<Result<Value, String>, String>;
+
+fn report(suite: &str, results: &[((Phase, Fault), CellResult)]) {
     let mut failures = Vec::new();
     for ((phase, fault), r) in results {
         let (outcome, detail) = match r {
