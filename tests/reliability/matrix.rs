@@ -598,3 +598,73 @@ fn wait_until_ready_rides_out_an_outage_at_its_start() {
     assert!(took < Duration::from_secs(2), "{took:?}");
     proxy.clear();
 }
+
+/// A server that stops answering for good (both directions stalled): the
+/// release must still end within a bound set by the timeout (stopping the
+/// keepalive thread, one destroy attempt, one reconnection), and the
+/// server expires the job once it can act again.
+#[test]
+fn release_is_bounded_when_the_server_hangs_for_good() {
+    let server = start_server(one_triad());
+    let addr = server.local_addr();
+    let proxy = Proxy::start(addr);
+    let mut job = Job::create(JobRequest::AnyBoard, &options(proxy.port())).expect("create");
+    job.wait_until_ready(Some(CALL_LIMIT)).expect("ready");
+    let id = job.id();
+    proxy.inject(Fault::StallUp, Duration::from_secs(60));
+    proxy.inject(Fault::StallDown, Duration::from_secs(60));
+    let t = Instant::now();
+    drop(job);
+    let lib_took = t.elapsed();
+    let expired = eventually(EXPIRY, || !is_live(addr, id));
+
+    // The same for `spalloc alloc`, hung just as its command finishes.
+    let proxy = Proxy::start(addr);
+    let sb = Sandbox::new();
+    sb.use_server(proxy.addr());
+    let running = sb.spawn(&[
+        "alloc",
+        "--timeout",
+        "1",
+        "--reconnect-delay",
+        "0.1",
+        "--keepalive",
+        "2",
+        "-q",
+        "-c",
+        "touch started && sleep 1",
+    ]);
+    let marker = sb.cwd().join("started");
+    assert!(
+        eventually(Duration::from_secs(10), || marker.exists()),
+        "{}",
+        running.stderr()
+    );
+    proxy.inject(Fault::StallUp, Duration::from_secs(60));
+    proxy.inject(Fault::StallDown, Duration::from_secs(60));
+    let t = Instant::now();
+    let out = running.finish(Duration::from_secs(30));
+    let cli_took = t.elapsed();
+    let cli_expired = no_jobs_within(addr, EXPIRY).is_ok();
+
+    // Timeout 1 s: stop grace (2 s) + destroy (1 s) + reconnect (1 s).
+    let bound = Duration::from_secs(5);
+    let ok = lib_took < bound
+        && expired
+        && cli_took < bound + Duration::from_secs(1)
+        && out.stderr.contains("could not be destroyed")
+        && cli_expired;
+    record(
+        "holders",
+        json!({"case": "release while the server hangs for good (timeout 1 s, keepalive 2 s)",
+               "outcome": if ok { "pass" } else { "fail" },
+               "detail": {"drop(Job) took (s)": secs(lib_took),
+                          "spalloc alloc exit after the command (s)": secs(cli_took),
+                          "spalloc alloc said": out.stderr.lines().last().unwrap_or_default(),
+                          "jobs expired on the server": expired && cli_expired}}),
+    );
+    assert!(
+        ok,
+        "drop {lib_took:?} (expired {expired}); alloc {cli_took:?} {out:?} (expired {cli_expired})"
+    );
+}
