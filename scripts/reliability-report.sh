@@ -18,8 +18,10 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 fuzz_secs="${1:-${FUZZ_SECONDS:-0}}"
-log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
+# The raw records stay beside the build, for a closer look.
+log="${CARGO_TARGET_DIR:-$PWD/target}/reliability-records.jsonl"
+mkdir -p "$(dirname "$log")"
+: >"$log"
 export SPALLOC_RELIABILITY_LOG="$log"
 status=0
 
@@ -55,6 +57,7 @@ machine="$(uname -srm); $(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p
 python3 - "$log" "$command" "$machine" "${SPALLOC_LOAD_SECS:-12}" >RELIABILITY.md <<'EOF'
 import datetime
 import json
+import re
 import sys
 
 log, command, machine, load_secs = sys.argv[1:5]
@@ -134,6 +137,10 @@ def matrix(key, title, intro):
                 row.append("**FAIL**")
                 continue
             text = "ok" if not d.get("error") else "error"
+            if d.get("call") == "none":
+                # No call was under fault: the job was only being held.
+                row.append("job kept")
+                continue
             if "exit" in d and d["exit"] != 0:
                 text = f"exit {d['exit']}"
             rel = d.get("released")
@@ -142,7 +149,9 @@ def matrix(key, title, intro):
             text += f" ({d.get('call_secs', 0):.2f} s)"
             row.append(text)
             if d.get("error"):
-                errors.setdefault(d["error"], []).append(f"{p} x {f}")
+                # One entry per message, whatever port the cell's proxy had.
+                message = re.sub(r"127\.0\.0\.1:[0-9]+", "127.0.0.1:PORT", d["error"])
+                errors.setdefault(message, []).append(f"{p} x {f}")
         w(f"| {p} | " + " | ".join(row) + " |")
     w("")
     fails = [r for r in rs if not ok(r)]
@@ -157,7 +166,8 @@ def matrix(key, title, intro):
 matrix("matrix-library", "Fault x phase matrix: library `Job`",
        "Each cell: its own virtual server and fault proxy; keepalive 2 s, timeout 1 s, "
        "reconnect delay 0.1 s; a fault lasts 0.4 s (delay: 0.15 s per line). `ok`: the call "
-       "under fault succeeded; `error`: it failed with the error listed below; `expired`: the "
+       "under fault succeeded; `error`: it failed with the error listed below; `job kept`: no call "
+       "was under fault, the job was only being held; `expired`: the "
        "client could not tell the server, which expired the job after its keepalive. The time is "
        "how long the call under fault took. Every cell then checked: the job (if any) was alive "
        "one keepalive after the fault cleared, keepalives reached the server, the job's own "

@@ -129,7 +129,13 @@ mod tests {
         match (a, b) {
             (Value::Number(x), Value::Number(y)) if x.is_f64() || y.is_f64() => {
                 match (x.as_f64(), y.as_f64()) {
-                    (Some(x), Some(y)) => x == y || (x - y).abs() <= x.abs().max(y.abs()) * 1e-15,
+                    (Some(x), Some(y)) => {
+                        // Relative for normal numbers; subnormals carry
+                        // few bits, so any difference below the smallest
+                        // normal number is allowed there.
+                        let scale = x.abs().max(y.abs());
+                        x == y || (x - y).abs() <= (scale * 1e-15).max(f64::MIN_POSITIVE)
+                    }
                     _ => false,
                 }
             }
