@@ -660,7 +660,27 @@ impl Job {
     /// [`wait_for_state_change`](Self::wait_for_state_change).
     pub fn wait_until_ready(&mut self, timeout: Option<Duration>) -> Result<()> {
         let deadline = timeout.map(|t| Instant::now() + t);
-        let mut info = self.state_info()?;
+        // The first look must ride out a lost connection just as the waits
+        // below do: failing here would end a wait that a brief outage (a
+        // server restart, a dropped connection) should only have delayed.
+        let mut info = loop {
+            self.interrupt.take()?;
+            match self.state_info() {
+                Ok(info) => break info,
+                Err(e) if e.is_transport() => {
+                    debug!("job {}: cannot get the state: {e}; retrying", self.id);
+                    self.disconnect();
+                    match time_left(deadline) {
+                        Some(left) if left.is_zero() => return Err(Error::Timeout),
+                        left => {
+                            let delay = self.server.reconnect_delay;
+                            self.pause(left.map_or(delay, |l| l.min(delay)))?;
+                        }
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        };
         loop {
             match info.state {
                 JobState::Ready => return Ok(()),

@@ -10,4 +10,5 @@ mod client;
 mod docs;
 mod job;
 mod pyclient;
+mod reliability;
 mod server;
