@@ -233,6 +233,11 @@ impl Config {
     }
 
     fn merge_str(&mut self, text: &str, origin: &Path) -> Result<()> {
+        check_syntax(text).map_err(|message| Error::Config {
+            path: origin.to_owned(),
+            key: None,
+            message,
+        })?;
         // Python's configparser: section names are case-sensitive, keys are
         // not (we fold them ourselves), no inline comments, indented lines
         // continue a value.
@@ -352,6 +357,43 @@ impl fmt::Display for FileStatus {
             FileStatus::NotAFile => "not a file",
         })
     }
+}
+
+/// Rejects what Python's configparser rejects and the `configparser` crate
+/// would quietly accept: settings before any `[section]` header, and lines
+/// that are neither a header, a `key = value` (or `key: value`) pair, a
+/// comment, nor an indented continuation of the previous value.
+fn check_syntax(text: &str) -> std::result::Result<(), String> {
+    let mut in_section = false;
+    // Indentation of the line that started the current value, if any.
+    let mut value_indent: Option<usize> = None;
+    for (number, raw) in (1..).zip(text.lines()) {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        let indent = raw.len() - raw.trim_start().len();
+        if value_indent.is_some_and(|v| indent > v) {
+            continue;
+        }
+        if line.starts_with('[') && line.ends_with(']') && line.len() > 2 {
+            in_section = true;
+            value_indent = None;
+            continue;
+        }
+        if !in_section {
+            return Err(format!(
+                "line {number}: '{line}' comes before any [section] header"
+            ));
+        }
+        if !line.contains(['=', ':']) {
+            return Err(format!(
+                "line {number}: expected 'key = value', got '{line}'"
+            ));
+        }
+        value_indent = Some(indent);
+    }
+    Ok(())
 }
 
 /// The exact, case-sensitive `None` means "no value", as in the Python
@@ -525,7 +567,7 @@ mod tests {
     }
 
     #[test]
-    fn bad_values_name_file_and_key() {
+    fn bad_values_name_file_and_key() -> Result<()> {
         for (text, expect) in [
             (
                 "[spalloc]\nport = abc\n",
@@ -549,7 +591,15 @@ mod tests {
             ),
             (
                 "[spalloc]\nowner\n",
-                "test.ini: key 'owner': has no value (expected 'key = value')",
+                "test.ini: line 2: expected 'key = value', got 'owner'",
+            ),
+            (
+                "port = 1\n[spalloc]\n",
+                "test.ini: line 1: 'port = 1' comes before any [section] header",
+            ),
+            (
+                "[spalloc]\nport = 1\ngarbage here\n",
+                "test.ini: line 3: expected 'key = value', got 'garbage here'",
             ),
         ] {
             let err = parse(text).unwrap_err();
@@ -558,6 +608,10 @@ mod tests {
         }
         let err = parse("[spalloc\nport = 1\n").unwrap_err().to_string();
         assert!(err.starts_with("test.ini: line 1"), "{err}");
+        // Continuation lines, comments and blank lines are fine.
+        let c = parse("# c\n\n[spalloc]\nowner = a\n  b\n; c\n")?;
+        assert_eq!(c.owner.as_deref(), Some("a\nb"));
+        Ok(())
     }
 
     #[test]

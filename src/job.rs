@@ -27,6 +27,10 @@ use crate::types::{
 /// Limit used when the configured timeout is "forever" but the operation must
 /// end (destroying in `Drop`, the keepalive thread's calls).
 const FALLBACK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a destroy keeps retrying after a transport failure, and how
+/// often.
+const DESTROY_RETRY_WINDOW: Duration = Duration::from_secs(1);
+const DESTROY_RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// Keepalive period when the job was created without a keepalive: the Java
 /// service then applies its 60 s default, so keep it alive anyway.
 const NO_KEEPALIVE_PERIOD: Duration = Duration::from_secs(30);
@@ -660,7 +664,27 @@ impl Job {
     /// [`wait_for_state_change`](Self::wait_for_state_change).
     pub fn wait_until_ready(&mut self, timeout: Option<Duration>) -> Result<()> {
         let deadline = timeout.map(|t| Instant::now() + t);
-        let mut info = self.state_info()?;
+        // The first look must ride out a lost connection just as the waits
+        // below do: failing here would end a wait that a brief outage (a
+        // server restart, a dropped connection) should only have delayed.
+        let mut info = loop {
+            self.interrupt.take()?;
+            match self.state_info() {
+                Ok(info) => break info,
+                Err(e) if e.is_transport() => {
+                    debug!("job {}: cannot get the state: {e}; retrying", self.id);
+                    self.disconnect();
+                    match time_left(deadline) {
+                        Some(left) if left.is_zero() => return Err(Error::Timeout),
+                        left => {
+                            let delay = self.server.reconnect_delay;
+                            self.pause(left.map_or(delay, |l| l.min(delay)))?;
+                        }
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        };
         loop {
             match info.state {
                 JobState::Ready => return Ok(()),
@@ -730,7 +754,18 @@ impl Job {
         if let Some(c) = self.client.as_mut() {
             c.set_timeout(bounded);
         }
-        let result = self.rpc_with(bounded, |c| c.destroy_job(id, reason));
+        let mut result = self.rpc_with(bounded, |c| c.destroy_job(id, reason));
+        // A moment's outage (a dropped connection, a server refusing
+        // connections while it restarts) should not leave the job running
+        // until it expires, but a server that is gone must not hold up the
+        // caller either: keep trying, briefly.
+        let give_up = Instant::now() + DESTROY_RETRY_WINDOW;
+        while result.as_ref().is_err_and(Error::is_transport) && Instant::now() < give_up {
+            debug!("job {id}: destroying failed; trying again");
+            self.disconnect();
+            thread::sleep(DESTROY_RETRY_PAUSE);
+            result = self.rpc_with(bounded, |c| c.destroy_job(id, reason));
+        }
         self.disconnect();
         match result {
             // The job is gone either way.

@@ -38,6 +38,8 @@
 mod client;
 mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod job;
 pub mod protocol;
 pub mod server;

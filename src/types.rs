@@ -570,11 +570,18 @@ pub(crate) mod decode {
         s
     }
 
+    /// "a string \"x\"", "a number 5", "null", "a boolean true".
+    fn described(v: &Value) -> String {
+        match v {
+            Value::Null => "null".to_owned(),
+            other => format!("{} {}", kind_of(other), shown(other)),
+        }
+    }
+
     fn wrong(ctx: &str, field: &str, expected: &str, got: &Value) -> Error {
         Error::protocol(format!(
-            "{ctx}: field '{field}': expected {expected}, got {} {}",
-            kind_of(got),
-            shown(got)
+            "{ctx}: field '{field}': expected {expected}, got {}",
+            described(got)
         ))
     }
 
@@ -629,9 +636,8 @@ pub(crate) mod decode {
             match v {
                 Value::Object(obj) => Ok(Fields { obj, ctx }),
                 other => Err(Error::protocol(format!(
-                    "{ctx}: expected an object, got {} {}",
-                    kind_of(other),
-                    shown(other)
+                    "{ctx}: expected an object, got {}",
+                    described(other)
                 ))),
             }
         }
@@ -1081,9 +1087,8 @@ pub(crate) mod decode {
         match v {
             Value::Array(items) => items.iter().map(item).collect(),
             other => Err(Error::protocol(format!(
-                "{ctx}: expected a list, got {} {}",
-                kind_of(other),
-                shown(other)
+                "{ctx}: expected a list, got {}",
+                described(other)
             ))),
         }
     }

@@ -5,8 +5,10 @@ mod support;
 
 mod cli_alloc;
 mod cli_serve;
+mod cli_views;
 mod client;
 mod docs;
 mod job;
 mod pyclient;
+mod reliability;
 mod server;

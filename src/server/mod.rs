@@ -221,6 +221,43 @@ impl VirtualServer {
     }
 }
 
+/// Fuzzing hook, not part of the supported API: runs each `\n`-separated
+/// request line of `input` through the server's request handling, in order,
+/// against a fresh in-memory server (one 2 x 2-triad machine, instant power
+/// changes, no sockets, no threads), and returns the reply lines.
+///
+/// The fuzz target `server_requests` and the property tests call this to
+/// check that no request, however malformed, can panic the server.
+#[doc(hidden)]
+pub fn fuzz_requests(input: &[u8]) -> Vec<String> {
+    let config = ServerConfig::for_tests().machines(vec![Machine::new("m", 2, 2)]);
+    let Ok(defs) = config.validate() else {
+        return Vec::new();
+    };
+    let settings = Settings {
+        power_delay: config.power_delay,
+        seconds_before_free: config.seconds_before_free,
+        max_retired_jobs: config.max_retired_jobs,
+    };
+    let mut controller = Controller::new(settings, defs);
+    let mut subscriptions = commands::Subscriptions::default();
+    let mut replies = Vec::new();
+    for line in input.split(|&b| b == b'\n') {
+        let now = Instant::now();
+        let mut ctx = commands::Context {
+            controller: &mut controller,
+            subscriptions: &mut subscriptions,
+            version: &config.version,
+            host: "127.0.0.1",
+            now,
+        };
+        replies.push(commands::handle_line(&mut ctx, line));
+        controller.tick(now);
+        controller.take_changes();
+    }
+    replies
+}
+
 impl Drop for VirtualServer {
     fn drop(&mut self) {
         self.stop();

@@ -600,8 +600,13 @@ pub fn normalise(sub: Sub, args: &[String]) -> Normalised {
                         opts.push(args[i].clone());
                         i += 1;
                     }
-                    // argh reports the missing value.
-                    None => {}
+                    // argh reports the missing value, provided the option
+                    // stays last: the positionals would otherwise follow as
+                    // `-- …` and argh would take the `--` as its value.
+                    None => {
+                        positionals.clear();
+                        break;
+                    }
                 }
             }
             Kind::OptionalValue { bare } => {
@@ -783,6 +788,13 @@ mod tests {
             argv(Sub::WhereIs, "-j 15 9 5 --json"),
             "--job-chip --json -- 15 9 5"
         );
+    }
+
+    #[test]
+    fn a_missing_value_stays_missing() {
+        // Not `--hostname -- 15`, which would make `--` the host name.
+        assert_eq!(argv(Sub::Job, "15 --hostname"), "--hostname");
+        assert_eq!(argv(Sub::WhereIs, "-j 15 9 5 -P"), "--job-chip --port");
     }
 
     #[test]

@@ -210,11 +210,23 @@ pub trait View {
 /// Runs a `--watch` loop: draw, wait for a change, repeat; reconnects after
 /// a lost connection; ends with exit 0 on Ctrl-C. `json` frames are not
 /// separated by blank lines or preceded by a clear-screen.
+///
+/// Every text frame is followed by exactly one empty line, whatever ends
+/// it: a notification, Ctrl-C, or a lost connection (as Python's
+/// `finally: print("")` does). So frames stay apart on a pipe even when a
+/// reconnection comes between them.
 pub fn watch(server: &Server, term: Term, json: bool, view: &mut dyn View) -> CliResult {
     let interrupt = Interrupt::catch();
     let mut client = server.connect()?;
     view.subscribe(&mut client).map_err(|e| server.error(e))?;
     let stdout = io::stdout();
+    let mut frames = Frames {
+        json,
+        open: false,
+        out: &stdout,
+    };
+    // Whether the loss of the connection has been reported and no frame has
+    // been drawn since: one message per loss, not one per failed attempt.
     let mut lost = false;
     loop {
         let round = (|| -> Result<Result<bool, CliError>, Error> {
@@ -225,51 +237,65 @@ pub fn watch(server: &Server, term: Term, json: bool, view: &mut dyn View) -> Cl
             if let Err(e) = view.draw(&mut client, &mut frame)? {
                 return Ok(Err(e));
             }
-            let mut out = stdout.lock();
-            let result = (|| {
-                if term.out_cursor && !json {
-                    out.write_all(CLEAR_SCREEN.as_bytes())?;
-                }
-                out.write_all(&frame)?;
-                out.flush()
-            })();
-            if let Err(e) = result {
+            if let Err(e) = frames.show(&frame, term.out_cursor) {
                 return Ok(Err(CliError::Output(e)));
             }
-            drop(out);
+            lost = false;
             Ok(Ok(wait_notification(&mut client, &interrupt, None)?))
         })();
         match round {
-            Ok(Ok(true)) => {
-                lost = false;
-                if !json {
-                    writeln!(stdout.lock())?;
-                }
-            }
+            Ok(Ok(true)) => frames.close()?,
             Ok(Ok(false)) => {
-                if !json {
-                    writeln!(stdout.lock())?;
-                }
+                frames.close()?;
                 return Ok(ExitCode::SUCCESS);
             }
             Ok(Err(e)) => return Err(e),
             Err(e) if e.is_transport() => {
+                frames.close()?;
                 if !lost {
                     eprintln!("Lost connection to server: {}; reconnecting…", reason(&e));
                     lost = true;
                 }
                 match reconnect(server, &interrupt, view)? {
                     Some(c) => client = c,
-                    None => {
-                        if !json {
-                            writeln!(stdout.lock())?;
-                        }
-                        return Ok(ExitCode::SUCCESS);
-                    }
+                    None => return Ok(ExitCode::SUCCESS),
                 }
             }
             Err(e) => return Err(server.error(e)),
         }
+    }
+}
+
+/// The frames of a watch on stdout, and the empty line owed after each.
+struct Frames<'a> {
+    json: bool,
+    /// A text frame has been printed and its empty line has not.
+    open: bool,
+    out: &'a io::Stdout,
+}
+
+impl Frames<'_> {
+    /// Prints a frame (after a clear-screen on a terminal).
+    fn show(&mut self, frame: &[u8], clear: bool) -> io::Result<()> {
+        let mut out = self.out.lock();
+        if clear && !self.json {
+            out.write_all(CLEAR_SCREEN.as_bytes())?;
+        }
+        out.write_all(frame)?;
+        out.flush()?;
+        self.open = !self.json;
+        Ok(())
+    }
+
+    /// Ends the current frame with its empty line, if it is owed one.
+    fn close(&mut self) -> io::Result<()> {
+        if self.open {
+            self.open = false;
+            let mut out = self.out.lock();
+            out.write_all(b"\n")?;
+            out.flush()?;
+        }
+        Ok(())
     }
 }
 

@@ -113,7 +113,9 @@ pub fn run(mut args: JobArgs, ctx: &Ctx) -> CliResult {
             }
         }
         Action::Destroy => {
-            let reason = match (args.destroy_reason, &owner) {
+            // An empty REASON (`--destroy ""`) gets the default too, as
+            // in the Python tool.
+            let reason = match (args.destroy_reason.filter(|r| !r.is_empty()), &owner) {
                 (Some(r), _) => r,
                 (None, Some(o)) => format!("Destroyed by {o}"),
                 (None, None) => String::new(),

@@ -16,13 +16,15 @@ use crate::term::{self, Cell, render_compact_cells, render_deflist, render_table
 
 /// Runs `spalloc machine`.
 pub fn run(args: MachineArgs, ctx: &Ctx) -> CliResult {
+    let config = load_config()?;
+    let server = Server::resolve(&args, &config)?;
+    // After the hostname, as the Python tool checks them; still before
+    // anything is sent.
     if args.detailed && args.machine.is_none() {
         return Err(CliError::Usage(
             "--detailed only works when a specific machine is specified".into(),
         ));
     }
-    let config = load_config()?;
-    let server = Server::resolve(&args, &config)?;
     let colour = ctx.term.out_colour;
     if args.watch {
         let json = args.json;

@@ -163,7 +163,7 @@ fn dispatch<T: FromArgs + Common>(
         Err(early) => {
             return match early.status {
                 Ok(()) => print_stdout(&early.output),
-                Err(()) => usage_error::<T>(prog, early.output.trim_end()),
+                Err(()) => usage_error::<T>(prog, &argparse_wording(&early.output)),
             };
         }
     };
@@ -211,6 +211,54 @@ fn usage_error<T: FromArgs>(prog: &str, message: &str) -> ExitCode {
     ExitCode::from(exit::code::USAGE)
 }
 
+/// The messages of Rust's integer and float parsers, by the type argparse
+/// would name.
+const PARSE_REASONS: [(&str, &str); 6] = [
+    ("int", "invalid digit found in string"),
+    ("int", "cannot parse integer from empty string"),
+    ("int", "number too large to fit in target type"),
+    ("int", "number too small to fit in target type"),
+    ("float", "invalid float literal"),
+    ("float", "cannot parse float from empty string"),
+];
+
+/// An argh error message in argparse's words (`argument --port: invalid
+/// int value: 'abc'`, `unrecognized arguments: --frob`), which the Python
+/// tools' users know and §1.3 asks for. Anything else is kept as argh put
+/// it.
+fn argparse_wording(message: &str) -> String {
+    let m = message.trim_end();
+    if let Some(arg) = m.strip_prefix("Unrecognized argument: ") {
+        return format!("unrecognized arguments: {}", arg.trim_matches('"'));
+    }
+    if let Some(opt) = m
+        .strip_prefix("No value provided for option '")
+        .and_then(|r| r.strip_suffix("'."))
+    {
+        return format!("argument {opt}: expected one argument");
+    }
+    let rest = m
+        .strip_prefix("Error parsing option '")
+        .or_else(|| m.strip_prefix("Error parsing positional argument '"));
+    let Some((name, rest)) = rest.and_then(|r| r.split_once("' with value '")) else {
+        return m.to_owned();
+    };
+    // The value may itself contain quotes, so recognise the reason from the
+    // end when it is one of the parsers' own.
+    for (kind, reason) in PARSE_REASONS {
+        if let Some(value) = rest
+            .strip_suffix(reason)
+            .and_then(|r| r.strip_suffix("': "))
+        {
+            return format!("argument {name}: invalid {kind} value: '{value}'");
+        }
+    }
+    match rest.split_once("': ") {
+        Some((_, reason)) => format!("argument {name}: {reason}"),
+        None => m.to_owned(),
+    }
+}
+
 fn print_stdout(text: &str) -> ExitCode {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
@@ -227,4 +275,51 @@ fn init_logging(debug: bool) {
     let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
         .format_timestamp_millis()
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argh_errors_in_argparse_words() {
+        let cases = [
+            (
+                "Error parsing option '--port' with value 'abc': invalid digit found in string\n",
+                "argument --port: invalid int value: 'abc'",
+            ),
+            (
+                "Error parsing option '--port' with value '99999': number too large to fit in target type\n",
+                "argument --port: invalid int value: '99999'",
+            ),
+            (
+                "Error parsing option '--timeout' with value 'soon': invalid float literal\n",
+                "argument --timeout: invalid float value: 'soon'",
+            ),
+            (
+                "Error parsing positional argument 'job_id' with value 'x': y': invalid digit found in string\n",
+                "argument job_id: invalid int value: 'x': y'",
+            ),
+            (
+                "Error parsing option '--color' with value 'red': invalid choice: 'red' (choose from 'auto', 'always', 'never')\n",
+                "argument --color: invalid choice: 'red' (choose from 'auto', 'always', 'never')",
+            ),
+            (
+                "Unrecognized argument: --frob\n",
+                "unrecognized arguments: --frob",
+            ),
+            (
+                "Unrecognized argument: \"-x\"\n",
+                "unrecognized arguments: -x",
+            ),
+            (
+                "No value provided for option '--port'.\n",
+                "argument --port: expected one argument",
+            ),
+            ("Something else entirely.\n", "Something else entirely."),
+        ];
+        for (argh, argparse) in cases {
+            assert_eq!(argparse_wording(argh), argparse, "{argh:?}");
+        }
+    }
 }

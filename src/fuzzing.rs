@@ -1,0 +1,485 @@
+//! Entry points for the fuzz targets in `fuzz/` and for property tests; not
+//! part of the supported API (hidden from the documentation, and free to
+//! change).
+//!
+//! Each takes raw bytes and pushes them through everything that decodes
+//! untrusted input, so that a fuzzer only has to look for panics, hangs and
+//! runaway memory. The virtual server's hook is
+//! [`crate::server::fuzz_requests`].
+
+use serde_json::Value;
+
+use crate::protocol::{Incoming, decode_line, decode_return_as};
+use crate::types::decode;
+
+/// Decodes `line` as a line from a server and, when it is a reply, runs
+/// every typed reply decoder on its value. Returns how many decoders
+/// accepted it (so that the work cannot be optimised away).
+///
+/// It also checks that the one-pass decoders the client tries first agree
+/// with the general path on every line they accept, and panics if they do
+/// not, so that fuzzing and the property tests below look for that too.
+pub fn decode_server_line(line: &[u8]) -> usize {
+    let general = decode_line(line);
+    one_pass_agrees(line, &general);
+    match general {
+        Ok(Incoming::Return(v)) => 1 + decode_reply(&v),
+        Ok(_) => 1,
+        Err(e) => usize::from(e.to_string().is_empty()),
+    }
+}
+
+/// Panics unless each one-pass decoder either turns `line` down or gives
+/// what the general path (`general`, then the typed decoder) gives.
+fn one_pass_agrees(line: &[u8], general: &crate::Result<Incoming>) {
+    let value = match general {
+        Ok(Incoming::Return(v)) => Some(v),
+        _ => None,
+    };
+    if let Some(fast) = decode_return_as::<Value>(line) {
+        assert_eq!(Some(&fast), value, "one-pass decoding of a reply differs");
+    }
+    if let Some(fast) = decode::job_list_line(line) {
+        let slow = value.map(|v| decode::list_of(v, "list_jobs", decode::job_description));
+        assert!(
+            matches!(slow, Some(Ok(ref jobs)) if *jobs == fast),
+            "one-pass decoding of list_jobs differs: {slow:?}"
+        );
+    }
+}
+
+/// Runs every typed reply decoder on `v`; returns how many accepted it.
+pub fn decode_reply(v: &Value) -> usize {
+    let results = [
+        decode::job_state(v).is_ok(),
+        decode::machine_info(v).is_ok(),
+        decode::job_description(v).is_ok(),
+        decode::list_of(v, "list_jobs", decode::job_description).is_ok(),
+        decode::machine_description(v).is_ok(),
+        decode::list_of(v, "list_machines", decode::machine_description).is_ok(),
+        decode::where_is(v).is_ok(),
+        decode::board(v).is_some(),
+        decode::position(v).is_some(),
+        decode::chip(v).is_some(),
+        decode::id_list(v, "jobs_changed").is_ok(),
+        decode::string_list(v, "machines_changed").is_ok(),
+        decode::as_u64(v).is_some(),
+        decode::as_f64(v).is_some(),
+        decode::as_number(v).is_some(),
+    ];
+    results.into_iter().filter(|ok| *ok).count()
+}
+
+#[cfg(test)]
+mod tests {
+    //! Property tests: arbitrary bytes, arbitrary JSON, valid replies with
+    //! one field broken, deep nesting and huge numbers. None may panic; a
+    //! broken field must be named in the error.
+
+    use super::*;
+    use crate::error::Error;
+    use proptest::prelude::*;
+    use proptest::test_runner::{TestCaseError, TestRunner};
+    use serde_json::{Map, json};
+
+    const FIELDS: &[&str] = &[
+        "state",
+        "power",
+        "keepalive",
+        "reason",
+        "start_time",
+        "keepalivehost",
+        "width",
+        "height",
+        "connections",
+        "machine_name",
+        "boards",
+        "job_id",
+        "owner",
+        "args",
+        "kwargs",
+        "allocated_machine_name",
+        "name",
+        "tags",
+        "dead_boards",
+        "dead_links",
+        "machine",
+        "logical",
+        "physical",
+        "chip",
+        "board_chip",
+        "job_chip",
+    ];
+
+    fn leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            (0u64..10).prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            prop_oneof![
+                Just("NaN".to_owned()),
+                Just("Infinity".to_owned()),
+                Just(String::new()),
+                ".{0,12}",
+            ]
+            .prop_map(Value::String),
+        ]
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            3 => proptest::sample::select(FIELDS).prop_map(str::to_owned),
+            1 => "[a-z_]{0,8}",
+        ]
+    }
+
+    fn json() -> impl Strategy<Value = Value> {
+        leaf().prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::vec((key(), inner), 0..8)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
+            ]
+        })
+    }
+
+    /// Equal, except that floats may differ in the last bit: serde_json's
+    /// default float parsing is fast rather than exact.
+    fn same(a: &Value, b: &Value) -> bool {
+        match (a, b) {
+            (Value::Number(x), Value::Number(y)) if x.is_f64() || y.is_f64() => {
+                match (x.as_f64(), y.as_f64()) {
+                    (Some(x), Some(y)) => {
+                        // Relative for normal numbers; subnormals carry
+                        // few bits, so any difference below the smallest
+                        // normal number is allowed there.
+                        let scale = x.abs().max(y.abs());
+                        x == y || (x - y).abs() <= (scale * 1e-15).max(f64::MIN_POSITIVE)
+                    }
+                    _ => false,
+                }
+            }
+            (Value::Array(x), Value::Array(y)) => {
+                x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y))
+            }
+            (Value::Object(x), Value::Object(y)) => {
+                x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+            }
+            _ => a == b,
+        }
+    }
+
+    /// One valid reply of each kind [`decode_as`] reads, in its order.
+    fn valid_replies() -> Vec<Value> {
+        vec![
+            json!({"state": 3, "power": true, "keepalive": 60.0, "reason": null,
+                       "start_time": 1.5, "keepalivehost": "h"}),
+            json!({"width": 8, "height": 8, "connections": [[[0, 0], "h"]],
+                       "machine_name": "m", "boards": [[0, 0, 0]]}),
+            json!({"job_id": 1, "owner": "o", "start_time": 1.0, "keepalive": 60,
+                       "state": 3, "power": true, "args": [], "kwargs": {},
+                       "allocated_machine_name": "m", "boards": [[0, 0, 0]],
+                       "keepalivehost": "h"}),
+            json!({"name": "m", "tags": ["default"], "width": 1, "height": 1,
+                       "dead_boards": [], "dead_links": [[0, 0, 0, 1]]}),
+            json!({"machine": "m", "logical": [0, 0, 0], "physical": [0, 0, 0],
+                       "chip": [0, 0], "board_chip": [0, 0], "job_id": 1,
+                       "job_chip": [0, 0]}),
+        ]
+    }
+
+    fn ctx_of(i: usize) -> &'static str {
+        [
+            "get_job_state",
+            "get_job_machine_info",
+            "list_jobs",
+            "list_machines",
+            "where_is",
+        ][i]
+    }
+
+    const CASES: u32 = 512;
+
+    /// Runs one property for [`CASES`] cases, records the outcome in
+    /// `$SPALLOC_RELIABILITY_LOG` (as the integration tests do) and fails
+    /// the test with the minimal failing input.
+    fn check<S: Strategy>(
+        name: &str,
+        strategy: S,
+        test: impl Fn(S::Value) -> Result<(), TestCaseError>,
+    ) {
+        let mut runner = TestRunner::new(ProptestConfig {
+            cases: CASES,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        });
+        let result = runner.run(&strategy, test);
+        if let Some(path) = std::env::var_os("SPALLOC_RELIABILITY_LOG") {
+            let line = json!({
+                "suite": "properties",
+                "case": name,
+                "cases": CASES,
+                "outcome": if result.is_ok() { "pass" } else { "fail" },
+            });
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
+                let _ = std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes());
+            }
+        }
+        if let Err(e) = result {
+            panic!("{name}: {e}");
+        }
+    }
+
+    fn decode_as(which: usize, v: &Value) -> Result<(), Error> {
+        match which {
+            0 => decode::job_state(v).map(drop),
+            1 => decode::machine_info(v).map(drop),
+            2 => decode::job_description(v).map(drop),
+            3 => decode::machine_description(v).map(drop),
+            _ => decode::where_is(v).map(drop),
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        check(
+            "client: arbitrary bytes as a server line",
+            proptest::collection::vec(any::<u8>(), 0..512),
+            |bytes| {
+                decode_server_line(&bytes);
+                Ok(())
+            },
+        );
+    }
+
+    #[test]
+    fn arbitrary_json_text_never_panics() {
+        check(
+            "client: JSON-like text, bare and as a reply value",
+            "[\\[\\]{}\",:0-9a-zA-Z.eE+\\- \\\\]{0,200}",
+            |text| {
+                decode_server_line(text.as_bytes());
+                let mut line = b"{\"return\": ".to_vec();
+                line.extend_from_slice(text.as_bytes());
+                line.push(b'}');
+                decode_server_line(&line);
+                Ok(())
+            },
+        );
+    }
+
+    #[test]
+    fn arbitrary_replies_decode_or_fail_cleanly() {
+        check(
+            "client: arbitrary JSON replies through every typed decoder",
+            json(),
+            |v| {
+                let line = serde_json::to_vec(&json!({"return": v})).expect("encode");
+                // The line decodes back to the same value...
+                match decode_line(&line) {
+                    Ok(Incoming::Return(back)) => {
+                        prop_assert!(same(&back, &v), "{} != {}", back, v)
+                    }
+                    other => prop_assert!(false, "not a return: {:?}", other),
+                }
+                // ...and every typed decoder either accepts it or says
+                // which reply it could not read.
+                decode_reply(&v);
+                for which in 0..5 {
+                    if let Err(e) = decode_as(which, &v) {
+                        prop_assert!(matches!(e, Error::Protocol(_)), "{:?}", e);
+                        prop_assert!(e.to_string().contains(ctx_of(which)), "{}", e);
+                    }
+                }
+                Ok(())
+            },
+        );
+    }
+
+    #[test]
+    fn one_broken_field_is_named() {
+        check(
+            "client: valid replies with one field wrong or missing",
+            (
+                0usize..5,
+                proptest::sample::select(FIELDS),
+                proptest::option::of(json()),
+            ),
+            |(which, field, replacement)| {
+                let mut reply = valid_replies().swap_remove(which);
+                prop_assert!(decode_as(which, &valid_replies()[which]).is_ok());
+                if let Value::Object(obj) = &mut reply {
+                    match &replacement {
+                        Some(r) => obj.insert(field.to_owned(), r.clone()),
+                        None => obj.remove(field),
+                    };
+                }
+                if decode_as(which, &reply).is_err() {
+                    let text = decode_as(which, &reply)
+                        .expect_err("failed once")
+                        .to_string();
+                    prop_assert!(
+                        text.contains(&format!("'{field}'")),
+                        "{} (broke {})",
+                        text,
+                        field
+                    );
+                }
+                Ok(())
+            },
+        );
+    }
+
+    #[test]
+    fn one_pass_list_jobs_agrees_with_the_general_path() {
+        // Valid entries with up to two fields replaced (by anything) or
+        // removed, in lists of one or two: wherever the one-pass decoder
+        // accepts the line, `decode_server_line` checks that it gives what
+        // the general path gives.
+        let change = (
+            proptest::sample::select(FIELDS),
+            proptest::option::of(prop_oneof![
+                json(),
+                Just(json!(false)),
+                Just(json!("")),
+                Just(json!(1.0)),
+                Just(json!(u64::MAX)),
+                Just(json!([[1, 2, 3], [0, 0, 1]])),
+            ]),
+        );
+        check(
+            "client: list_jobs decoded in one pass or by the general path",
+            (change.clone(), change, any::<bool>()),
+            |(first, second, two)| {
+                let mut entry = valid_replies().swap_remove(2);
+                if let Value::Object(obj) = &mut entry {
+                    for (field, replacement) in [first, second] {
+                        match replacement {
+                            Some(r) => obj.insert(field.to_owned(), r),
+                            None => obj.remove(field),
+                        };
+                    }
+                }
+                let mut list = vec![entry];
+                if two {
+                    list.push(valid_replies().swap_remove(2));
+                }
+                let line = json!({ "return": list }).to_string();
+                decode_server_line(line.as_bytes());
+                Ok(())
+            },
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error() {
+        check(
+            "client: nesting up to 200,000 deep",
+            (1usize..200_000, any::<bool>()),
+            |(depth, object)| {
+                let mut line = b"{\"return\": ".to_vec();
+                for _ in 0..depth {
+                    line.extend_from_slice(if object { b"{\"a\":" } else { b"[" });
+                }
+                prop_assert_eq!(decode_server_line(&line), 0);
+                Ok(())
+            },
+        );
+    }
+
+    #[test]
+    fn huge_numbers_are_errors_or_values() {
+        check(
+            "client: numbers of up to 400 digits, exponents up to 1000",
+            (
+                "[1-9][0-9]{0,400}",
+                proptest::option::of(-1000i32..1000),
+                proptest::sample::select(FIELDS),
+            ),
+            |(digits, exponent, field)| {
+                let number = match exponent {
+                    Some(e) => format!("{digits}e{e}"),
+                    None => digits,
+                };
+                let line =
+                    format!("{{\"return\": {{\"{field}\": {number}, \"state\": {number}}}}}");
+                decode_server_line(line.as_bytes());
+                let line = format!("{{\"jobs_changed\": [{number}]}}");
+                decode_server_line(line.as_bytes());
+                Ok(())
+            },
+        );
+    }
+
+    fn request_line() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            proptest::collection::vec(
+                any::<u8>().prop_filter("no newline", |b| *b != b'\n'),
+                0..64
+            ),
+            (
+                proptest::sample::select(
+                    &[
+                        "version",
+                        "create_job",
+                        "job_keepalive",
+                        "get_job_state",
+                        "get_job_machine_info",
+                        "power_on_job_boards",
+                        "power_off_job_boards",
+                        "destroy_job",
+                        "notify_job",
+                        "no_notify_job",
+                        "notify_machine",
+                        "no_notify_machine",
+                        "list_jobs",
+                        "list_machines",
+                        "get_board_position",
+                        "get_board_at_position",
+                        "where_is",
+                        "report_problem",
+                        "login",
+                        "nonsense",
+                    ][..]
+                ),
+                proptest::collection::vec(leaf(), 0..5),
+                proptest::collection::vec((key(), leaf()), 0..5),
+            )
+                .prop_map(|(command, args, kwargs)| {
+                    let kwargs: Map<String, Value> = kwargs.into_iter().collect();
+                    serde_json::to_vec(&json!({"command": command, "args": args, "kwargs": kwargs}))
+                        .expect("encode")
+                }),
+        ]
+    }
+
+    #[test]
+    fn the_server_answers_every_line_with_one_json_reply() {
+        check(
+            "server: sequences of arbitrary and command-shaped request lines",
+            proptest::collection::vec(request_line(), 1..12),
+            |lines| {
+                let input = lines.join(&b'\n');
+                let replies = crate::server::fuzz_requests(&input);
+                prop_assert_eq!(replies.len(), lines.len());
+                for r in &replies {
+                    prop_assert!(r.ends_with('\n') && r.matches('\n').count() == 1, "{}", r);
+                    match decode_line(r.as_bytes()) {
+                        Ok(Incoming::Return(_) | Incoming::Exception(_)) => {}
+                        other => prop_assert!(false, "{} -> {:?}", r, other),
+                    }
+                }
+                Ok(())
+            },
+        );
+    }
+}
