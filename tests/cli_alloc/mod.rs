@@ -645,46 +645,6 @@ fn signal_with_no_destroy_keeps_the_job_but_not_the_csv() {
     assert_no_csv(&sb);
 }
 
-#[test]
-fn signal_while_create_is_in_flight_destroys_the_new_job() {
-    for (signal, code) in [(SIGINT, 4), (SIGTERM, 143)] {
-        let server = FakeServer::start(Dialect::Python, |c| match c.command.as_str() {
-            "version" => Reply::Return(json!("1!7.1.0")),
-            "create_job" => Reply::Script(vec![
-                crate::support::Action::Sleep(Duration::from_millis(800)),
-                crate::support::Action::Send(b"{\"return\": 7}\n".to_vec()),
-            ]),
-            _ => Reply::Return(Value::Null),
-        });
-        let sb = Sandbox::new();
-        let port = server.port().to_string();
-        let running = sb.spawn(&[
-            "alloc",
-            "-H",
-            "127.0.0.1",
-            "-P",
-            &port,
-            "--owner",
-            "me",
-            "-c",
-            "true",
-        ]);
-        assert!(server.wait_for_count("create_job", 1));
-        running.signal(signal);
-        let out = running.finish(LONG);
-        out.expect_code(code);
-        let destroys = server.calls_named("destroy_job");
-        assert_eq!(destroys.len(), 1, "{out:?}");
-        assert_eq!(destroys[0].job_id(), Some(7));
-        assert!(
-            destroys[0].kwargs["reason"]
-                .as_str()
-                .is_some_and(|r| r.contains("SIG"))
-        );
-        assert_no_csv(&sb);
-    }
-}
-
 /// Runs `spalloc ARGS…` on a pseudo-terminal (through util-linux
 /// `script`), returning everything written to the terminal.
 fn on_terminal(sb: &Sandbox, args: &[&str], extra_env: &[(&str, &str)]) -> String {

@@ -288,41 +288,51 @@ fn signals_while_powering_on_release_the_job() {
 }
 
 #[test]
-fn sighup_while_create_is_in_flight_destroys_the_new_job() {
-    let server = FakeServer::start(Dialect::Python, |c| match c.command.as_str() {
-        "version" => Reply::Return(json!("1!7.1.0")),
-        "create_job" => Reply::Script(vec![
-            Action::Sleep(Duration::from_millis(800)),
-            Action::Send(b"{\"return\": 7}\n".to_vec()),
-        ]),
-        _ => Reply::Return(Value::Null),
-    });
-    let sb = Sandbox::new();
-    let port = server.port().to_string();
-    let running = sb.spawn(&[
-        "alloc",
-        "-H",
-        "127.0.0.1",
-        "-P",
-        &port,
-        "--owner",
-        "me",
-        "-c",
-        "true",
-    ]);
-    assert!(server.wait_for_count("create_job", 1));
-    running.signal(SIGHUP);
-    let out = running.finish(LONG);
-    let destroys = server.calls_named("destroy_job");
-    let ok = out.code == Some(129)
-        && destroys.len() == 1
-        && destroys[0].job_id() == Some(7)
-        && destroys[0].kwargs["reason"] == "Hangup (SIGHUP).";
-    record(
-        "signals",
-        json!({"case": "SIGHUP to spalloc alloc while create_job is in flight",
-               "outcome": if ok { "pass" } else { "fail" },
-               "detail": {"exit": out.code, "destroy_job calls": destroys.len()}}),
-    );
-    assert!(ok, "{out:?} {destroys:?}");
+fn signal_while_create_is_in_flight_destroys_the_new_job() {
+    for (signal, name, code, reason) in [
+        (SIGINT, "SIGINT", 4, "Keyboard interrupt (SIGINT)."),
+        (SIGTERM, "SIGTERM", 143, "Terminated (SIGTERM)."),
+        (SIGHUP, "SIGHUP", 129, "Hangup (SIGHUP)."),
+    ] {
+        // The reply to create_job comes late, so the signal arrives while
+        // the request is in flight: spalloc must wait for the id and then
+        // destroy the job it did not know about yet.
+        let server = FakeServer::start(Dialect::Python, |c| match c.command.as_str() {
+            "version" => Reply::Return(json!("1!7.1.0")),
+            "create_job" => Reply::Script(vec![
+                Action::Sleep(Duration::from_millis(800)),
+                Action::Send(b"{\"return\": 7}\n".to_vec()),
+            ]),
+            _ => Reply::Return(Value::Null),
+        });
+        let sb = Sandbox::new();
+        let port = server.port().to_string();
+        let running = sb.spawn(&[
+            "alloc",
+            "-H",
+            "127.0.0.1",
+            "-P",
+            &port,
+            "--owner",
+            "me",
+            "-c",
+            "true",
+        ]);
+        assert!(server.wait_for_count("create_job", 1));
+        running.signal(signal);
+        let out = running.finish(LONG);
+        let destroys = server.calls_named("destroy_job");
+        let ok = out.code == Some(code)
+            && destroys.len() == 1
+            && destroys[0].job_id() == Some(7)
+            && destroys[0].kwargs["reason"] == reason
+            && sb.leftover_temp_files().is_empty();
+        record(
+            "signals",
+            json!({"case": format!("{name} to spalloc alloc while create_job is in flight"),
+                   "outcome": if ok { "pass" } else { "fail" },
+                   "detail": {"exit": out.code, "destroy_job calls": destroys.len()}}),
+        );
+        assert!(ok, "{out:?} {destroys:?}");
+    }
 }
