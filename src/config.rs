@@ -265,6 +265,7 @@ impl Config {
                 }
             }
         }
+        let raw: Vec<(String, Option<String>)> = values.clone();
         for (key, value) in values {
             let Some(index) = KEYS.iter().position(|k| *k == key) else {
                 debug!("{}: ignoring unknown key '{key}'", origin.display());
@@ -276,6 +277,7 @@ impl Config {
                 message,
             };
             let value = value.ok_or_else(|| err("has no value (expected 'key = value')".into()))?;
+            let value = interpolate(&value, &raw, 0).map_err(err)?;
             self.set(KEYS[index], &value).map_err(err)?;
             self.sources[index] = Some(origin.to_owned());
         }
@@ -357,6 +359,52 @@ impl fmt::Display for FileStatus {
             FileStatus::NotAFile => "not a file",
         })
     }
+}
+
+/// Python's `ConfigParser` interpolation, which the Python client's files
+/// are written for: `%%` is a literal `%`, and `%(key)s` is the value of
+/// another key in the same section (or `[DEFAULT]`).
+fn interpolate(
+    value: &str,
+    keys: &[(String, Option<String>)],
+    depth: usize,
+) -> std::result::Result<String, String> {
+    // Python's own limit on nested references.
+    const MAX_DEPTH: usize = 10;
+    if !value.contains('%') {
+        return Ok(value.to_owned());
+    }
+    if depth >= MAX_DEPTH {
+        return Err(format!(
+            "'%(…)s' references nest more than {MAX_DEPTH} deep"
+        ));
+    }
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        if let Some(after) = rest.strip_prefix("%%") {
+            out.push('%');
+            rest = after;
+        } else if let Some((name, after)) = rest.strip_prefix("%(").and_then(|r| r.split_once(")s"))
+        {
+            let name = name.to_lowercase();
+            let target = keys
+                .iter()
+                .find(|(k, _)| *k == name)
+                .and_then(|(_, v)| v.as_deref())
+                .ok_or_else(|| format!("'%({name})s' refers to a key that is not set"))?;
+            out.push_str(&interpolate(target, keys, depth + 1)?);
+            rest = after;
+        } else {
+            return Err(
+                "'%' must be followed by '%' or '(key)s' (write '%%' for a literal '%')".into(),
+            );
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// Rejects what Python's configparser rejects and the `configparser` crate
@@ -630,6 +678,34 @@ mod tests {
         assert_eq!((c.max_dead_boards, c.tags), (None, None));
         // Unknown keys are ignored.
         assert!(parse("[spalloc]\ncolour = blue\n").is_ok());
+        Ok(())
+    }
+
+    #[test]
+    fn percent_interpolation_as_in_python() -> Result<()> {
+        let c = parse(
+            "[DEFAULT]\nuser = bob\n[spalloc]\nowner = %(user)s@example.org\nhostname = 100%%.example.org\n",
+        )?;
+        assert_eq!(c.owner.as_deref(), Some("bob@example.org"));
+        assert_eq!(c.hostname.as_deref(), Some("100%.example.org"));
+        let c = parse("[spalloc]\nmachine = %(hostname)s\nhostname = %(owner)s\nowner = x\n")?;
+        assert_eq!(c.machine.as_deref(), Some("x"));
+        for (text, message) in [
+            (
+                "[spalloc]\nowner = 100%\n",
+                "test.ini: key 'owner': '%' must be followed by '%' or '(key)s' (write '%%' for a literal '%')",
+            ),
+            (
+                "[spalloc]\nowner = %(nobody)s\n",
+                "test.ini: key 'owner': '%(nobody)s' refers to a key that is not set",
+            ),
+            (
+                "[spalloc]\nowner = %(owner)s\n",
+                "test.ini: key 'owner': '%(…)s' references nest more than 10 deep",
+            ),
+        ] {
+            assert_eq!(parse(text).unwrap_err().to_string(), message);
+        }
         Ok(())
     }
 
