@@ -431,6 +431,13 @@ fn unreachable_server_fails_fast() {
         .owner("me");
     let start = Instant::now();
     let err = Job::create(JobRequest::AnyBoard, &opts).unwrap_err();
-    assert!(matches!(err, Error::Io(_)), "{err:?}");
+    assert!(matches!(err, Error::Connect { .. }), "{err:?}");
     assert!(start.elapsed() < Duration::from_secs(3));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "cannot connect to 127.0.0.1:{}: connection refused",
+            opts.port
+        )
+    );
 }

@@ -104,9 +104,11 @@ impl ServerConfig {
         }
     }
 
-    /// The machine used when none is configured: `virtual`, 4 x 2 triads.
+    /// The machine used when none is configured: `virtual`, 4 x 2 triads,
+    /// its boards on addresses from 127.100.0.0, which never leave this
+    /// computer (a tool that tries to boot them cannot reach a real host).
     pub fn default_machine() -> Machine {
-        Machine::new("virtual", 4, 2)
+        Machine::new("virtual", 4, 2).base_ip(Ipv4Addr::new(127, 100, 0, 0))
     }
 
     /// Sets [`listen`](Self::listen).
