@@ -1040,7 +1040,7 @@ mod tests {
             matches!(s(&["1", "2", "3", "4"]), Err(CliError::Usage(m)) if m.starts_with("expected either"))
         );
         assert!(
-            matches!(s(&["x"]), Err(CliError::Usage(m)) if m == "argument WHAT: invalid int value: 'x'")
+            matches!(s(&["-1"]), Err(CliError::Usage(m)) if m == "argument WHAT: expected whole numbers that are not negative (N boards, W H triads, or the board X Y Z), got '-1'")
         );
     }
 

@@ -1542,16 +1542,20 @@ mod tests {
     }
 
     #[test]
-    fn table_strips_python_whitespace() {
-        // Python's `rstrip` removes a trailing tab and the separators
-        // U+001C–U+001F, but not one inside the line.
+    fn table_shows_control_characters() {
+        // Python's `rstrip` would drop a trailing tab or one of U+001C–U+001F
+        // and print the rest raw; here every control character in a cell
+        // (text from a server) is made visible, and measured as shown.
         let rows = vec![vec![Cell::from("a\x1f"), Cell::from("b\t")]];
         eqnice!(
-            "H1  H2\na\x1f  b\n",
+            "H1     H2\na\\x1f  b\\t\n",
             render_table(&["H1", "H2"], &rows, false)
         );
-        let rows = vec![vec![Cell::from("x"), Cell::from("\x1c")]];
-        eqnice!("H1  H2\nx\n", render_table(&["H1", "H2"], &rows, false));
+        let rows = vec![vec![Cell::from("x"), Cell::from("\x1b[31m".to_owned())]];
+        eqnice!(
+            "H1  H2\nx   \\e[31m\n",
+            render_table(&["H1", "H2"], &rows, false)
+        );
     }
 
     #[test]
