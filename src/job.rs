@@ -792,10 +792,10 @@ impl Job {
     /// worked. Stops the keepalive first.
     ///
     /// However long the configured timeout, this ends within the timeout
-    /// or 10 s, whichever is less (1 s at least, for retries after a quick
-    /// failure). An interruption that was pending when it began is
-    /// forgotten (it was meant for a wait); one that arrives while it runs
-    /// ends it at once.
+    /// or 10 s, whichever is less (1 s at least: a failure in the first
+    /// second is retried). An interruption that was pending when it began
+    /// is forgotten (it was meant for a wait); one that arrives while it
+    /// runs ends it at once.
     ///
     /// # Errors
     /// Transport errors if the server could not be told (the job then
@@ -847,14 +847,15 @@ impl Job {
         // deadline covers every attempt, reconnections included. A moment's
         // outage (a dropped connection, a server refusing connections while
         // it restarts) should not leave the job running until it expires,
-        // so a quick failure is retried, but a server that is gone must not
-        // hold up the caller either.
+        // so a failure in the first second is retried, but a server that
+        // is gone must not hold up the caller either.
         let limit = self
             .server
             .timeout
             .unwrap_or(FALLBACK_TIMEOUT)
             .min(FALLBACK_TIMEOUT);
         let give_up = deadline_after(limit.max(DESTROY_RETRY_WINDOW));
+        let stop_retrying = deadline_after(DESTROY_RETRY_WINDOW);
         let left = || time_left(give_up).unwrap_or(limit).min(limit);
         let result = loop {
             let attempt = self.connected_with(Some(left())).and_then(|c| {
@@ -864,7 +865,8 @@ impl Job {
             match attempt {
                 Err(e) if e.is_transport() => {
                     self.disconnect();
-                    if left() <= DESTROY_RETRY_PAUSE {
+                    let retry = time_left(stop_retrying).is_some_and(|l| !l.is_zero());
+                    if !retry || left() <= DESTROY_RETRY_PAUSE {
                         break Err(e);
                     }
                     debug!("job {id}: destroying failed ({e}); trying again");

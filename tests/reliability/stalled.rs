@@ -45,13 +45,13 @@ enum Stage {
 impl Stage {
     fn name(self) -> &'static str {
         match self {
-            Stage::Connect => "connect (server never accepts)",
-            Stage::Version => "version (no reply)",
+            Stage::Connect => "connecting (the server never accepts)",
+            Stage::Version => "the version check (no reply)",
             Stage::CreateJob => "create_job (no reply)",
-            Stage::Wait => "waiting for power (no reply)",
+            Stage::Wait => "the wait for power (no reply)",
             Stage::Command => "-c running (keepalives unanswered)",
-            Stage::Prompt => "at the prompt (keepalives unanswered)",
-            Stage::Destroy => "final destroy (no reply)",
+            Stage::Prompt => "the prompt (keepalives unanswered)",
+            Stage::Destroy => "the final destroy (no reply)",
         }
     }
 }
@@ -127,16 +127,11 @@ fn run(case: &Case) -> Ran {
         (None, None) => unreachable!(),
     }
     .to_string();
-    let mut args = vec![
-        "alloc",
-        "-H",
-        "127.0.0.1",
-        "-P",
-        &port,
-        "--owner",
-        "me",
-        "--debug",
-    ];
+    let mut args = vec!["alloc", "-H", "127.0.0.1", "-P", &port, "--owner", "me"];
+    if case.stage == Stage::Connect {
+        // The log line that says the connection attempt is under way.
+        args.push("--debug");
+    }
     if case.unlimited {
         args.extend(["--timeout", "-1"]);
     }
@@ -196,6 +191,14 @@ fn run(case: &Case) -> Ran {
     }
 }
 
+/// The last line spalloc printed, leaving out its debug log.
+fn last_line(stderr: &str) -> &str {
+    stderr
+        .lines()
+        .rfind(|l| !l.starts_with('['))
+        .unwrap_or_default()
+}
+
 fn server_saw(server: &Option<FakeServer>, command: &str) -> bool {
     server
         .as_ref()
@@ -251,7 +254,7 @@ fn stage(stage: Stage) {
             record(
                 "signals-stalled",
                 json!({
-                    "case": format!("{} during {}{}", case.name, stage.name(),
+                    "case": format!("{} at {}{}", case.name, stage.name(),
                                     if unlimited { ", --timeout -1" } else { "" }),
                     "outcome": if problem.is_none() { "pass" } else { "fail" },
                     "detail": {
@@ -260,7 +263,7 @@ fn stage(stage: Stage) {
                         "destroy_job": r.destroys.first()
                             .and_then(|c| c.kwargs.get("reason").cloned())
                             .unwrap_or(Value::Null),
-                        "stderr (last line)": r.out.stderr.lines().last().unwrap_or_default(),
+                        "stderr (last line)": last_line(&r.out.stderr),
                     },
                 }),
             );
@@ -429,4 +432,55 @@ fn an_unanswered_destroy_ends_by_itself_even_without_a_limit() {
                           "stderr (last line)": line}}),
     );
     assert!(ok, "{took:?} {out:?}");
+}
+
+/// The other commands that catch Ctrl-C rather than die of it (`--watch`,
+/// `job --power-on`/`--power-off`) end at once too, even while a call is
+/// waiting on a server that does not answer it, with no limit on the wait.
+#[test]
+fn watches_and_power_commands_end_on_ctrl_c_during_a_stalled_call() {
+    let mut failures = Vec::new();
+    for (args, stalls, code) in [
+        (&["ps", "--watch"][..], "list_jobs", 0),
+        (&["machine", "--watch"], "list_machines", 0),
+        (&["job", "7", "--watch"], "list_jobs", 0),
+        (&["job", "7", "--power-on"], "power_on_job_boards", 7),
+        (&["job", "7", "--power-off"], "get_job_state", 7),
+    ] {
+        let server = FakeServer::start(Dialect::Python, move |c: &Call| {
+            if c.command == stalls {
+                return Reply::Nothing;
+            }
+            Reply::Return(match c.command.as_str() {
+                "version" => json!("1!7.1.0"),
+                "get_job_state" => state(Stage::Wait),
+                _ => Value::Null,
+            })
+        });
+        let sb = Sandbox::new();
+        sb.use_server(server.addr());
+        let running = sb.spawn(&[args, &["--timeout", "-1"]].concat());
+        assert!(
+            server.wait_for_count(stalls, 1),
+            "{args:?}: {}",
+            running.stderr()
+        );
+        running.signal(SIGINT);
+        let started = Instant::now();
+        let out = running.finish(LONG);
+        let took = started.elapsed();
+        let ok = out.code == Some(code) && took < PROMPT_EXIT && !out.stderr.contains("panicked");
+        record(
+            "signals-stalled",
+            json!({"case": format!("SIGINT to spalloc {} while {stalls} is unanswered, --timeout -1",
+                                   args.join(" ")),
+                   "outcome": if ok { "pass" } else { "fail" },
+                   "detail": {"exit": out.code,
+                              "exit after (s)": (took.as_secs_f64() * 100.0).round() / 100.0}}),
+        );
+        if !ok {
+            failures.push(format!("{args:?}: {took:?} {out:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

@@ -100,7 +100,8 @@ fn run_checks(sb: &Sandbox, checks: &[Check<'_>]) -> Vec<String> {
         record(
             "hostile-text",
             json!({"case": c.surface, "outcome": if p.is_none() { "pass" } else { "fail" },
-                   "detail": {"command": format!("spalloc {}", c.args.join(" ")), "exit": out.code}}),
+                   "detail": {"command": format!("spalloc {}", c.args.join(" ").replace(EVIL, "EVIL")),
+                              "exit": out.code}}),
         );
         if let Some(p) = p {
             failures.push(format!("{}: {p}\n{out:?}", c.surface));
