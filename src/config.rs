@@ -223,7 +223,7 @@ impl Config {
             Err(e) if e.kind() == io::ErrorKind::IsADirectory || path.is_dir() => {
                 FileStatus::NotAFile
             }
-            Err(e) => return Err(error(format!("cannot read: {e}"))),
+            Err(e) => return Err(error(format!("cannot read: {}", crate::error::plain(&e)))),
         };
         debug!("config file {}: {status:?}", path.display());
         self.files.push(ConfigFile {

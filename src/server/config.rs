@@ -222,7 +222,7 @@ impl ServerConfig {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             path: Some(path.to_owned()),
             field: None,
-            message: format!("cannot read the file: {e}"),
+            message: format!("cannot read the file: {}", crate::error::plain(&e)),
         })?;
         ServerConfig::from_toml_str(&text).map_err(|mut e| {
             e.path = Some(path.to_owned());

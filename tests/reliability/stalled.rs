@@ -45,13 +45,13 @@ enum Stage {
 impl Stage {
     fn name(self) -> &'static str {
         match self {
-            Stage::Connect => "connecting (the server never accepts)",
-            Stage::Version => "the version check (no reply)",
-            Stage::CreateJob => "create_job (no reply)",
-            Stage::Wait => "the wait for power (no reply)",
-            Stage::Command => "-c running (keepalives unanswered)",
-            Stage::Prompt => "the prompt (keepalives unanswered)",
-            Stage::Destroy => "the final destroy (no reply)",
+            Stage::Connect => "while connecting (the server never accepts)",
+            Stage::Version => "during the version check (no reply)",
+            Stage::CreateJob => "while create_job is in flight (no reply)",
+            Stage::Wait => "while waiting for power (no reply)",
+            Stage::Command => "while -c runs (keepalives unanswered)",
+            Stage::Prompt => "at the prompt (keepalives unanswered)",
+            Stage::Destroy => "during the final destroy (no reply)",
         }
     }
 }
@@ -254,7 +254,7 @@ fn stage(stage: Stage) {
             record(
                 "signals-stalled",
                 json!({
-                    "case": format!("{} at {}{}", case.name, stage.name(),
+                    "case": format!("{} {}{}", case.name, stage.name(),
                                     if unlimited { ", --timeout -1" } else { "" }),
                     "outcome": if problem.is_none() { "pass" } else { "fail" },
                     "detail": {

@@ -410,7 +410,10 @@ pub fn run(args: AllocArgs, ctx: &Ctx, command: Option<Vec<String>>) -> CliResul
     // first connection attempt on.
     let interrupt = InterruptHandle::new();
     let signals = Signals::catch_all(interrupt.clone()).map_err(|e| {
-        CliError::exit(code::FAILED, format!("spalloc: cannot handle signals: {e}"))
+        CliError::exit(
+            code::FAILED,
+            format!("spalloc: cannot handle signals: {}", plain(&e)),
+        )
     })?;
     plan.options.interrupt = Some(interrupt);
     let status = Status::new(plan.quiet, ctx.term.err_colour, ctx.term.err_cursor);
@@ -493,7 +496,7 @@ fn start_virtual(quiet: bool) -> Result<VirtualServer, CliError> {
     let server = VirtualServer::start(config).map_err(|e| {
         CliError::exit(
             code::NO_SERVER_OR_MACHINE,
-            format!("spalloc: cannot start the virtual server: {e}"),
+            format!("spalloc: cannot start the virtual server: {}", plain(&e)),
         )
     })?;
     if !quiet {
@@ -941,7 +944,12 @@ fn run_command(
         Ok(child) => child,
         Err(e) => {
             let program = command.first().map(String::as_str).unwrap_or_default();
-            let _ = writeln!(io::stderr(), "spalloc: cannot run '{program}': {e}");
+            let _ = writeln!(
+                io::stderr(),
+                "spalloc: cannot run '{}': {}",
+                visible(program),
+                plain(&e)
+            );
             let code = if e.kind() == io::ErrorKind::NotFound {
                 code::NOT_FOUND
             } else {
@@ -955,7 +963,11 @@ fn run_command(
     if let Err(e) = signals::watch_child(child.id(), signals.sender()) {
         // Without a watcher the command could not be waited for alongside
         // the signals: stop it rather than hang.
-        let _ = writeln!(io::stderr(), "spalloc: cannot watch the command: {e}");
+        let _ = writeln!(
+            io::stderr(),
+            "spalloc: cannot watch the command: {}",
+            plain(&e)
+        );
         let _ = child.kill();
         let _ = child.wait();
         return Outcome::done(code::FAILED);

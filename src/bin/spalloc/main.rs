@@ -218,7 +218,11 @@ fn dispatch<T: FromArgs + Common>(
         }
         Err(CliError::Output(e)) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(CliError::Output(e)) => {
-            let _ = writeln!(std::io::stderr(), "{prog}: cannot write output: {e}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "{prog}: cannot write output: {}",
+                exit::plain(&e)
+            );
             ExitCode::from(exit::code::FAILED)
         }
     }

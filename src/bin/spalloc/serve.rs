@@ -62,7 +62,7 @@ pub fn run(args: ServeArgs, _ctx: &Ctx) -> CliResult {
     let signals = Signals::catch_all(InterruptHandle::new()).map_err(|e| {
         CliError::exit(
             code::FAILED,
-            format!("spalloc serve: cannot handle signals: {e}"),
+            format!("spalloc serve: cannot handle signals: {}", plain(&e)),
         )
     })?;
     let listen = config.listen;
