@@ -251,15 +251,13 @@ impl ProtocolClient {
     }
 
     /// Marks a call as in progress, so that an interruption cuts it short;
-    /// or, if one is pending, uses it up, leaving the connection unusable.
+    /// or, if one is pending, uses it up instead. The connection, idle
+    /// until now, stays usable.
     fn arm(&mut self) -> Result<()> {
-        if let Some(a) = &self.interrupt
-            && let Err(e) = a.registration.arm()
-        {
-            self.broken = Some("an interruption");
-            return Err(e);
+        match &self.interrupt {
+            Some(a) => a.registration.arm(),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn disarm(&self) {
@@ -268,21 +266,22 @@ impl ProtocolClient {
         }
     }
 
-    /// Uses up a pending interruption, leaving the connection unusable.
-    fn check_interrupt(&mut self) -> Result<()> {
-        if let Some(a) = &self.interrupt
-            && let Err(e) = a.handle.take()
-        {
-            self.broken = Some("an interruption");
-            return Err(e);
+    /// Uses up a pending interruption, if there is one.
+    fn check_interrupt(&self) -> Result<()> {
+        match &self.interrupt {
+            Some(a) => a.handle.take(),
+            None => Ok(()),
         }
-        Ok(())
     }
 
-    /// `e`, or [`Error::Interrupted`] if an interruption is what caused it.
+    /// `e`, or [`Error::Interrupted`] if an interruption is what caused it
+    /// (by shutting the socket down, so that the connection is done for).
     fn interrupted_instead(&mut self, e: Error) -> Error {
         match self.check_interrupt() {
-            Err(interrupted) => interrupted,
+            Err(interrupted) => {
+                self.broken = Some("an interruption");
+                interrupted
+            }
             Ok(()) => e,
         }
     }
