@@ -255,9 +255,16 @@ fn any_duration_through_every_library_call() {
             if let Ok(s) = VirtualServer::start(config) {
                 s.shutdown();
             }
-            let toml = format!("[server]\npower_delay = {}\n", spelled(x));
-            if let Err(e) = ServerConfig::from_toml_str(&toml) {
-                prop_assert!(e.to_string().contains("power_delay"), "{e}");
+            for key in [
+                "power_delay",
+                "seconds_before_free",
+                "timeout_check_interval",
+                "save_interval",
+            ] {
+                let toml = format!("[server]\n{key} = {}\n", spelled(x));
+                if let Err(e) = ServerConfig::from_toml_str(&toml) {
+                    prop_assert!(e.to_string().contains(key), "{e}");
+                }
             }
             Ok(())
         },
@@ -312,6 +319,56 @@ fn any_float_on_the_command_line_runs_or_is_a_usage_error() {
                 }
             }
             prop_assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+            Ok(())
+        },
+    );
+}
+
+/// `spalloc serve`'s timings: any float starts the server or is a usage
+/// error naming the flag.
+#[test]
+fn any_float_for_the_virtual_servers_timings_serves_or_is_a_usage_error() {
+    let sb = Sandbox::new();
+    check(
+        "spalloc serve --power-delay, --seconds-before-free, --timeout-check-interval: any f64",
+        64,
+        (any_seconds(), 0..3usize),
+        |(x, which)| {
+            let flag = [
+                "--power-delay",
+                "--seconds-before-free",
+                "--timeout-check-interval",
+            ][which];
+            let value = format!("{x:?}");
+            let running = sb.spawn(&["serve", "--port", "0", flag, &value]);
+            // Serving (both lines out), or refused with a usage error.
+            crate::support::eventually(Duration::from_secs(20), || {
+                running.stderr().contains("error: ")
+                    || running
+                        .stdout()
+                        .lines()
+                        .any(|l| l.starts_with("machines: "))
+                        && running.stdout().ends_with('\n')
+            });
+            let started = running.stdout().contains("\nmachines: ");
+            if started {
+                running.signal(15);
+            }
+            let out = running.finish(Duration::from_secs(20));
+            match out.code {
+                Some(0) => prop_assert!(started),
+                Some(2) => prop_assert!(
+                    out.stderr.contains(&format!("argument {flag}: ")),
+                    "{}",
+                    out.stderr
+                ),
+                other => {
+                    return Err(TestCaseError::fail(format!(
+                        "{flag} {value}: exit {other:?}\n{}",
+                        out.stderr
+                    )));
+                }
+            }
             Ok(())
         },
     );
