@@ -89,7 +89,6 @@
 //! `south` (numbers 0 to 5 in that order).
 
 mod allocator;
-mod commands;
 mod config;
 mod freezset;
 mod geometry;
@@ -99,6 +98,7 @@ mod net;
 mod pack_tree;
 mod persist;
 mod state;
+mod v1;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -109,12 +109,12 @@ use std::time::Instant;
 
 use log::info;
 
-pub use config::{ConfigError, ServerConfig};
+pub use config::{ConfigError, Dialect, ServerConfig};
 pub use geometry::Link;
 pub use machine::{BoardLocation, Layout, MAX_TRIADS, Machine};
 
 use net::{Core, Shared};
-use state::{Controller, Settings};
+use state::{Controller, Policy, Settings};
 
 /// A running virtual spalloc server.
 ///
@@ -144,12 +144,7 @@ impl VirtualServer {
         let defs = config
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-        let settings = Settings {
-            power_delay: config.power_delay,
-            seconds_before_free: config.seconds_before_free,
-            max_retired_jobs: config.max_retired_jobs,
-        };
-        let mut controller = Controller::new(settings, defs);
+        let mut controller = Controller::new(settings(&config), defs);
         if let Some(path) = &config.state_file
             && let Some(saved) = persist::load(path)?
         {
@@ -166,7 +161,7 @@ impl VirtualServer {
         let addr = listener.local_addr()?;
         info!("virtual spalloc server listening on {addr}");
         let shared = Arc::new(Shared {
-            core: net::FairLock::new(Core::new(controller)),
+            core: net::FairLock::new(Core::new(controller, config.dialect)),
             wake: Mutex::new(false),
             wake_signal: Condvar::new(),
             config,
@@ -221,39 +216,60 @@ impl VirtualServer {
     }
 }
 
+/// The controller's settings for `config`.
+fn settings(config: &ServerConfig) -> Settings {
+    Settings {
+        power_delay: config.power_delay,
+        seconds_before_free: config.seconds_before_free,
+        max_retired_jobs: config.max_retired_jobs,
+        policy: match config.dialect {
+            Dialect::Python => Policy::python(),
+            Dialect::Java => Policy::java(),
+        },
+    }
+}
+
 /// Fuzzing hook, not part of the supported API: runs each `\n`-separated
-/// request line of `input` through the server's request handling, in order,
-/// against a fresh in-memory server (one 2 x 2-triad machine, instant power
-/// changes, no sockets, no threads), and returns the reply lines.
+/// request line of `input` through the server's request handling in the
+/// given dialect, in order, against a fresh in-memory server (one 2 x
+/// 2-triad machine, instant power changes, no sockets, no threads), and
+/// returns what became of each line: `Some(reply)`, or `None` for a line
+/// answered with silence. The list ends early, with a `None`, at a line
+/// that would close the connection.
 ///
 /// The fuzz target `server_requests` and the property tests call this to
 /// check that no request, however malformed, can panic the server.
 #[doc(hidden)]
-pub fn fuzz_requests(input: &[u8]) -> Vec<String> {
-    let config = ServerConfig::for_tests().machines(vec![Machine::new("m", 2, 2)]);
+pub fn fuzz_requests(dialect: Dialect, input: &[u8]) -> Vec<Option<String>> {
+    let config = ServerConfig::for_tests()
+        .dialect(dialect)
+        .machines(vec![Machine::new("m", 2, 2)]);
     let Ok(defs) = config.validate() else {
         return Vec::new();
     };
-    let settings = Settings {
-        power_delay: config.power_delay,
-        seconds_before_free: config.seconds_before_free,
-        max_retired_jobs: config.max_retired_jobs,
-    };
-    let mut controller = Controller::new(settings, defs);
-    let mut subscriptions = commands::Subscriptions::default();
+    let mut controller = Controller::new(settings(&config), defs);
+    let mut subscriptions = v1::Subscriptions::default();
     let mut replies = Vec::new();
     for line in input.split(|&b| b == b'\n') {
         let now = Instant::now();
-        let mut ctx = commands::Context {
+        let mut ctx = v1::Context {
             controller: &mut controller,
             subscriptions: &mut subscriptions,
             version: &config.version,
             host: "127.0.0.1",
             now,
         };
-        replies.push(commands::handle_line(&mut ctx, line));
+        let outcome = v1::handle_line(dialect, &mut ctx, line);
         controller.tick(now);
         controller.take_changes();
+        match outcome {
+            v1::Outcome::Reply(r) => replies.push(Some(r)),
+            v1::Outcome::Skip => replies.push(None),
+            v1::Outcome::Close => {
+                replies.push(None);
+                break;
+            }
+        }
     }
     replies
 }
