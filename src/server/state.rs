@@ -1490,3 +1490,36 @@ impl SavedRetired {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A state file written before the dialects: no bound machines or
+    /// keepalive times, an echoed keepalive, and retired jobs as
+    /// `[id, reason]`.
+    #[test]
+    fn state_files_of_earlier_versions_still_load() {
+        let old = r#"{"format": 1, "next_id": 4, "machines": [], "retired": [[2, "bye"], [3, null]],
+            "jobs": [{"id": 1, "owner": "me", "keepalive": 60.0, "keepalive_echo": 60,
+                      "machine": null, "tags": null, "args": [], "kwargs": {},
+                      "request": {"shape": "AnyBoard", "min_ratio": 0.0, "max_dead_boards": null,
+                                  "max_dead_links": null, "require_torus": false},
+                      "start_time": 5.0, "keepalivehost": "h", "creator_host": "h",
+                      "power": null, "allocation": null}]}"#;
+        let saved: Result<Saved, _> = serde_json::from_str(old);
+        let Ok(saved) = saved else {
+            panic!("{saved:?}");
+        };
+        assert_eq!(saved.jobs[0].bound_machine, None);
+        assert_eq!(saved.jobs[0].last_keepalive, None);
+        let retired: Vec<(u64, Retired)> = saved
+            .retired
+            .into_iter()
+            .map(SavedRetired::into_parts)
+            .collect();
+        assert_eq!(retired[0].0, 2);
+        assert_eq!(retired[0].1.reason.as_deref(), Some("bye"));
+        assert_eq!(retired[1].1.reason, None);
+    }
+}

@@ -244,3 +244,51 @@ fn a_queued_job_as_each_server_describes_it() {
         }
     }
 }
+
+/// `spalloc serve --dialect`, alone and over a configuration file.
+#[test]
+fn serve_in_either_dialect() {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/virtual-server.toml")
+        .display()
+        .to_string();
+    for (args, version) in [
+        (vec!["--dialect", "java"], "5.0.0"),
+        (vec!["--dialect", "PYTHON"], "1.1.0"),
+        (vec!["--config", &example, "--dialect", "java"], "5.0.0"),
+        (vec!["--config", &example], "1.1.0"),
+    ] {
+        let sb = Sandbox::new();
+        let running = sb.spawn(&[&["serve", "--port", "0"][..], &args].concat());
+        assert!(
+            running.wait_for_stdout("dialect:", crate::support::PATIENCE),
+            "{}",
+            running.stderr()
+        );
+        let out = running.stdout();
+        let port: u16 = out
+            .lines()
+            .find_map(|l| l.strip_prefix("spalloc virtual server listening on "))
+            .and_then(|a| a.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {out:?}"));
+        let dialect = if version == "5.0.0" { "java" } else { "python" };
+        assert!(
+            out.contains(&format!("\ndialect: {dialect} (version {version})\n")),
+            "{out}"
+        );
+        let mut c = connect(SocketAddr::from(([127, 0, 0, 1], port)));
+        assert_eq!(c.version().expect("version"), version);
+        running.signal(15);
+        running.finish(crate::support::PATIENCE).expect_code(0);
+    }
+    let sb = Sandbox::new();
+    let out = sb.run(&["serve", "--dialect", "perl"]);
+    out.expect_code(2);
+    assert!(
+        out.stderr
+            .contains("argument --dialect: \"perl\" is not a dialect: use \"python\" or \"java\""),
+        "{}",
+        out.stderr
+    );
+}

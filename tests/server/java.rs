@@ -527,3 +527,42 @@ fn notifications_come_first_once_per_key_and_not_for_creation() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn a_waiting_job_stays_tied_to_its_machine_across_a_restart() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("state.json");
+    let machines = || {
+        vec![
+            Machine::new("first", 1, 1),
+            Machine::new("second", 1, 1).base_ip("10.2.0.0".parse().expect("ip")),
+        ]
+    };
+    let config = || {
+        ServerConfig::for_tests()
+            .dialect(Dialect::Java)
+            .machines(machines())
+            .state_file(Some(path.clone()))
+    };
+    let server = VirtualServer::start(config())?;
+    let addr = server.local_addr();
+    let mut c = Client::connect(addr)?;
+    let a = c.create(json!([1, 1]), json!({}))?;
+    let b = c.create(json!([1, 1]), json!({"keepalive": 300}))?;
+    let gone = c.create(json!([]), json!({"machine": "second"}))?;
+    c.call("destroy_job", json!([gone]), json!({"reason": "done"}))?;
+    let before = c.state(gone)?;
+    server.shutdown();
+
+    let server = VirtualServer::start(config().listen(addr))?;
+    let mut c = Client::connect(server.local_addr())?;
+    let jobs = c.call("list_jobs", json!([]), json!({}))?;
+    assert_eq!(jobs[1]["job_id"], b);
+    assert_eq!(jobs[1]["allocated_machine_name"], "first");
+    assert_eq!(c.state_num(b)?, 1);
+    // A destroyed job keeps everything get_job_state reports.
+    assert_eq!(c.state(gone)?, before);
+    c.call("destroy_job", json!([a]), json!({}))?;
+    assert_eq!(c.info(b)?["machine_name"], "first");
+    Ok(())
+}
