@@ -13,7 +13,8 @@ both!(
     lifecycle,
     keepalives_keep_it,
     drop_destroys,
-    queued_then_ready
+    queued_then_ready,
+    resume
 );
 
 fn options(addr: std::net::SocketAddr) -> JobOptions {
@@ -137,4 +138,29 @@ fn queued_then_ready(dialect: Dialect) {
     let (ready, mut job) = waiter.join().expect("waiter");
     ready.expect("ready once the blocker went");
     assert_eq!(job.boards().expect("boards").map(|b| b.len()), Some(1));
+}
+
+/// Taking over a job made elsewhere. The Python server reports the job's
+/// keepalive interval, which sets the period; the Java service reports when
+/// it was last kept alive instead, which must not.
+fn resume(dialect: Dialect) {
+    let server = server(dialect);
+    let addr = server.local_addr();
+    let mut c = connect(addr);
+    let mut short = CreateJobOptions::new("elsewhere");
+    short.keepalive = Some(Number::Float(4.0));
+    let id = c.create_job(&JobRequest::AnyBoard, &short).expect("create");
+    let mut job = Job::resume(id, &options(addr).keepalive(Some(60.0))).expect("resume");
+    let want = match dialect {
+        Dialect::Python => Duration::from_secs(2),
+        Dialect::Java => Duration::from_secs(30),
+    };
+    assert_eq!(job.keepalive_period(), want);
+    assert_eq!(job.state().expect("state"), JobState::Ready);
+    drop(job);
+    assert_eq!(c.get_job_state(id).expect("state").state, JobState::Destroyed);
+    let gone = Job::resume(id, &options(addr));
+    assert!(matches!(gone, Err(spalloc::Error::JobDestroyed { .. })), "{gone:?}");
+    let unknown = Job::resume(999, &options(addr));
+    assert!(matches!(unknown, Err(spalloc::Error::JobUnknown { id: 999 })), "{unknown:?}");
 }
