@@ -158,9 +158,18 @@ fn resume(dialect: Dialect) {
     assert_eq!(job.keepalive_period(), want);
     assert_eq!(job.state().expect("state"), JobState::Ready);
     drop(job);
-    assert_eq!(c.get_job_state(id).expect("state").state, JobState::Destroyed);
+    assert_eq!(
+        c.get_job_state(id).expect("state").state,
+        JobState::Destroyed
+    );
     let gone = Job::resume(id, &options(addr));
-    assert!(matches!(gone, Err(spalloc::Error::JobDestroyed { .. })), "{gone:?}");
+    assert!(
+        matches!(gone, Err(spalloc::Error::JobDestroyed { .. })),
+        "{gone:?}"
+    );
     let unknown = Job::resume(999, &options(addr));
-    assert!(matches!(unknown, Err(spalloc::Error::JobUnknown { id: 999 })), "{unknown:?}");
+    assert!(
+        matches!(unknown, Err(spalloc::Error::JobUnknown { id: 999 })),
+        "{unknown:?}"
+    );
 }

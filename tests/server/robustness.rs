@@ -25,13 +25,22 @@ fn argument_types_are_checked_and_the_connection_survives() -> TestResult {
     let cases: Vec<(&[u8], &str)> = vec![
         (b"{\"command\": \"destroy_job\", \"args\": [1, 5]}\n", "reason must be a string, not 5"),
         (b"{\"command\": \"where_is\", \"args\": [], \"kwargs\": {\"machine\": \"m\", \"chip_x\": 0, \"chip_y\": \"0\"}}\n", "chip_y must be an integer, not '0'"),
-        (b"{\"command\": \"where_is\", \"kwargs\": {\"machine\": 5, \"x\": 0, \"y\": 0, \"z\": 0}}\n", "machine must be a string, not 5"),
+        (b"{\"command\": \"where_is\", \"kwargs\": {\"machine\": [\"m\"], \"x\": 0, \"y\": 0, \"z\": 0}}\n", "unhashable type: 'list'"),
         (b"{\"command\": \"where_is\", \"kwargs\": {\"machine\": \"m\", \"x\": 0}}\n", "Invalid arguments: machine, x"),
     ];
     for (line, want) in cases {
         let e = c.raw_err(line)?;
         assert_eq!(e, want, "{:?}", String::from_utf8_lossy(line));
         still_usable(&mut c)?;
+    }
+    // An unknown machine or job is found out first: no complaint about
+    // the coordinates.
+    for kwargs in [
+        json!({"machine": 5, "x": 0, "y": 0, "z": "zero"}),
+        json!({"machine": "nope", "chip_x": "a", "chip_y": 0}),
+        json!({"job_id": 99, "chip_x": "a", "chip_y": 0}),
+    ] {
+        assert_eq!(c.call("where_is", json!([]), kwargs)?, Value::Null);
     }
     // \r\n line endings are accepted (JSON allows the \r), and a request
     // may arrive in pieces.

@@ -25,7 +25,7 @@ use super::{Context, Outcome};
 use crate::server::Dialect;
 use crate::server::allocator::{Request, Shape};
 use crate::server::state::{
-    FixedParts, JobRow, JobStatus, Keepalive, MachineInfo, NewJob, WhereIs,
+    Controller, FixedParts, JobRow, JobStatus, Keepalive, MachineInfo, NewJob, WhereIs,
 };
 
 /// The commands of `spalloc_server`, each with its Python parameters
@@ -547,7 +547,9 @@ fn run(
                 .map_or(Value::Null, |(x, y, z)| json!([x, y, z])))
         }
         "where_is" => {
-            let query = parse_where_is(&b.extra_kwargs)?;
+            let Some(query) = parse_where_is(ctl, &b.extra_kwargs)? else {
+                return Ok(Value::Null);
+            };
             Ok(ctl.where_is(&query).map_or(Value::Null, |l| {
                 json!({
                     "machine": l.machine,
@@ -691,37 +693,57 @@ fn parse_create_job(args: &[Value], kwargs: &Map<String, Value>) -> Result<NewJo
     })
 }
 
-fn parse_where_is(kw: &Map<String, Value>) -> Result<WhereIs, String> {
+/// `where_is`: the form from the exact set of keys; `None` (the reply
+/// `null`) when the machine or job named does not exist, which the real
+/// server finds out before it looks at the coordinates.
+fn parse_where_is(ctl: &Controller, kw: &Map<String, Value>) -> Result<Option<WhereIs>, String> {
     let mut keys: Vec<&str> = kw.keys().map(String::as_str).collect();
     keys.sort_unstable();
     let get = |k: &str| kw.get(k).unwrap_or(&Value::Null);
     let i = |k: &str| int(k, get(k));
-    let machine = || string("machine", get("machine")).map(str::to_owned);
-    match keys[..] {
-        ["machine", "x", "y", "z"] => Ok(WhereIs::Logical {
-            machine: machine()?,
-            x: i("x")?,
-            y: i("y")?,
-            z: i("z")?,
+    let machine = || -> Result<Option<String>, String> {
+        Ok(name_key(get("machine"))?
+            .filter(|m| ctl.has_machine(m))
+            .map(str::to_owned))
+    };
+    let query = match keys[..] {
+        ["machine", "x", "y", "z"] => machine()?.map(|machine| -> Result<_, String> {
+            Ok(WhereIs::Logical {
+                machine,
+                x: i("x")?,
+                y: i("y")?,
+                z: i("z")?,
+            })
         }),
-        ["board", "cabinet", "frame", "machine"] => Ok(WhereIs::Physical {
-            machine: machine()?,
-            cabinet: i("cabinet")?,
-            frame: i("frame")?,
-            board: i("board")?,
+        ["board", "cabinet", "frame", "machine"] => machine()?.map(|machine| {
+            Ok(WhereIs::Physical {
+                machine,
+                cabinet: i("cabinet")?,
+                frame: i("frame")?,
+                board: i("board")?,
+            })
         }),
-        ["chip_x", "chip_y", "machine"] => Ok(WhereIs::Chip {
-            machine: machine()?,
-            x: i("chip_x")?,
-            y: i("chip_y")?,
+        ["chip_x", "chip_y", "machine"] => machine()?.map(|machine| {
+            Ok(WhereIs::Chip {
+                machine,
+                x: i("chip_x")?,
+                y: i("chip_y")?,
+            })
         }),
-        ["chip_x", "chip_y", "job_id"] => Ok(WhereIs::JobChip {
-            job_id: job_key(get("job_id"))?,
-            x: i("chip_x")?,
-            y: i("chip_y")?,
-        }),
-        _ => Err(format!("Invalid arguments: {}", keys.join(", "))),
-    }
+        ["chip_x", "chip_y", "job_id"] => {
+            let id = job_key(get("job_id"))?;
+            match ctl.machine_info(id) {
+                MachineInfo::Allocated(_) => Some(Ok(WhereIs::JobChip {
+                    job_id: id,
+                    x: i("chip_x")?,
+                    y: i("chip_y")?,
+                })),
+                _ => None,
+            }
+        }
+        _ => return Err(format!("Invalid arguments: {}", keys.join(", "))),
+    };
+    query.transpose()
 }
 
 /// `list_jobs`' reply, written field by field in the form [`python_line`]
