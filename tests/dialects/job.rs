@@ -69,19 +69,19 @@ fn lifecycle(dialect: Dialect) {
 
 /// A job whose keepalive is a third of a control job's outlives it: the
 /// control job expires having had no keepalives, and the `Job` has needed
-/// several by then.
+/// several by then (one a second, each with a second to spare).
 fn keepalives_keep_it(dialect: Dialect) {
     let server = server(dialect);
     let addr = server.local_addr();
     let mut c = connect(addr);
     let mut control = CreateJobOptions::new("control");
-    control.keepalive = Some(Number::Float(1.5));
+    control.keepalive = Some(Number::Float(6.0));
     let control = c
         .create_job(&JobRequest::AnyBoard, &control)
         .expect("create");
     let job =
-        Job::create(JobRequest::AnyBoard, &options(addr).keepalive(Some(0.5))).expect("create");
-    wait_gone(&mut c, control, PATIENCE);
+        Job::create(JobRequest::AnyBoard, &options(addr).keepalive(Some(2.0))).expect("create");
+    wait_gone(&mut c, control, Duration::from_secs(30));
     let jobs = c.list_jobs().expect("list");
     assert!(
         jobs.iter().any(|j| j.job_id == job.id()),
@@ -109,7 +109,7 @@ fn drop_destroys(dialect: Dialect) {
     assert_eq!(s.state, JobState::Destroyed);
     // close() leaves the job to expire instead.
     let job =
-        Job::create(JobRequest::AnyBoard, &options(addr).keepalive(Some(1.0))).expect("create");
+        Job::create(JobRequest::AnyBoard, &options(addr).keepalive(Some(3.0))).expect("create");
     let kept = job.id();
     job.close().expect("close");
     assert_eq!(c.get_job_state(kept).expect("state").state, JobState::Ready);

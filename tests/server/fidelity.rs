@@ -59,7 +59,7 @@ fn power_changes_notify_once_per_completed_set() -> TestResult {
     let server = VirtualServer::start(
         ServerConfig::for_tests()
             .machines(vec![Machine::new("m", 1, 1)])
-            .power_delay(Duration::from_millis(400)),
+            .power_delay(Duration::from_millis(1000)),
     )?;
     let mut c = Client::connect(server.local_addr())?;
     let id = c.create(json!([]), json!({}))?;
@@ -87,7 +87,7 @@ fn power_requests_read_together_notify_together() -> TestResult {
     let server = VirtualServer::start(
         ServerConfig::for_tests()
             .machines(vec![Machine::new("m", 1, 1)])
-            .power_delay(Duration::from_millis(400)),
+            .power_delay(Duration::from_millis(1000)),
     )?;
     let mut c = Client::connect(server.local_addr())?;
     let id = c.create(json!([]), json!({}))?;
