@@ -98,10 +98,10 @@
 //!   allocator would pick); destroyed jobs are remembered for
 //!   [`ServerConfig::max_retired_jobs`] jobs rather than 14 days; a watch of
 //!   one job or machine does not repeat its notification every 60 s; the
-//!   texts of Jackson's JSON errors are approximations (the start of each is
-//!   right); the owner is not checked against users and groups, and there are
+//!   texts of Jackson's JSON errors follow its wording but are not always
+//!   exact; the owner is not checked against users and groups, and there are
 //!   no quotas.
-//! * `report_problem` is logged, not recorded.
+//! * `report_problem` (Java) is logged, not recorded.
 //!
 //! # Example
 //!
