@@ -37,6 +37,9 @@ pub fn run(args: ServeArgs, _ctx: &Ctx) -> CliResult {
         Some(host) => resolve(host, port)?,
         None => SocketAddr::new(config.listen.ip(), port),
     };
+    if let Some(d) = args.dialect {
+        config = config.dialect(d);
+    }
     if let Some(f) = &args.state_file {
         config.state_file = Some(PathBuf::from(f));
     }
@@ -66,6 +69,7 @@ pub fn run(args: ServeArgs, _ctx: &Ctx) -> CliResult {
         )
     })?;
     let listen = config.listen;
+    let (dialect, version) = (config.dialect, config.version.clone());
     let server = VirtualServer::start(config).map_err(|e| match e.kind() {
         // The settings, or a state file that cannot be written there: the
         // message names which.
@@ -91,6 +95,7 @@ pub fn run(args: ServeArgs, _ctx: &Ctx) -> CliResult {
             server.local_addr()
         )?;
         writeln!(out, "machines: {}", summary.join(", "))?;
+        writeln!(out, "dialect: {dialect} (version {version})")?;
         out.flush()?;
     }
     let caught = loop {
