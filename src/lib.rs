@@ -38,11 +38,16 @@
 mod client;
 mod config;
 mod error;
-#[doc(hidden)]
+// The fuzzing hooks: public only to the fuzz targets (cargo-fuzz builds with
+// `--cfg fuzzing`); the property tests use them too.
+#[cfg(fuzzing)]
 pub mod fuzzing;
+#[cfg(all(test, not(fuzzing)))]
+mod fuzzing;
 mod interrupt;
 mod job;
 pub mod protocol;
+mod remote;
 pub mod seconds;
 pub mod server;
 mod types;
@@ -50,9 +55,10 @@ mod version;
 
 pub use client::{DEFAULT_MAX_LINE_LENGTH, DEFAULT_PORT, ProtocolClient};
 pub use config::{Config, ConfigEntry, ConfigFile, ConfigValue, FileStatus, KEYS as CONFIG_KEYS};
-pub use error::{Error, Result};
+pub use error::{Error, InvalidArgument, Phase, ProtocolError, Result};
 pub use interrupt::InterruptHandle;
 pub use job::{ConnectionEvent, Job, JobOptions};
+pub use remote::{Client, ServerOptions, Watch};
 pub use types::{
     Board, BoardPosition, Chip, Connection, CreateJobOptions, DeadLink, JobDescription,
     JobMachineInfo, JobRequest, JobState, JobStateInfo, MachineDescription, Notification, Number,

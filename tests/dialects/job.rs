@@ -79,8 +79,11 @@ fn keepalives_keep_it(dialect: Dialect) {
     let control = c
         .create_job(&JobRequest::AnyBoard, &control)
         .expect("create");
-    let job =
-        Job::create(JobRequest::AnyBoard, &options(addr).keepalive(Some(2.0))).expect("create");
+    let job = Job::create(
+        JobRequest::AnyBoard,
+        &options(addr).keepalive(Some(Duration::from_secs_f64(2.0))),
+    )
+    .expect("create");
     wait_gone(&mut c, control, Duration::from_secs(30));
     let jobs = c.list_jobs().expect("list");
     assert!(
@@ -108,8 +111,11 @@ fn drop_destroys(dialect: Dialect) {
     let s = c.get_job_state(id).expect("state");
     assert_eq!(s.state, JobState::Destroyed);
     // close() leaves the job to expire instead.
-    let job =
-        Job::create(JobRequest::AnyBoard, &options(addr).keepalive(Some(3.0))).expect("create");
+    let job = Job::create(
+        JobRequest::AnyBoard,
+        &options(addr).keepalive(Some(Duration::from_secs_f64(3.0))),
+    )
+    .expect("create");
     let kept = job.id();
     job.close().expect("close");
     assert_eq!(c.get_job_state(kept).expect("state").state, JobState::Ready);
@@ -150,7 +156,11 @@ fn resume(dialect: Dialect) {
     let mut short = CreateJobOptions::new("elsewhere");
     short.keepalive = Some(Number::Float(4.0));
     let id = c.create_job(&JobRequest::AnyBoard, &short).expect("create");
-    let mut job = Job::resume(id, &options(addr).keepalive(Some(60.0))).expect("resume");
+    let mut job = Job::resume(
+        id,
+        &options(addr).keepalive(Some(Duration::from_secs_f64(60.0))),
+    )
+    .expect("resume");
     let want = match dialect {
         Dialect::Python => Duration::from_secs(2),
         Dialect::Java => Duration::from_secs(30),

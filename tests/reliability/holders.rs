@@ -31,7 +31,7 @@ fn options(port: u16, keepalive: f64) -> JobOptions {
         .hostname("127.0.0.1")
         .port(port)
         .owner("holder@example.org")
-        .keepalive(Some(keepalive))
+        .keepalive(Some(Duration::from_secs_f64(keepalive)))
         .timeout(Some(Duration::from_secs(2)))
         .reconnect_delay(Duration::from_millis(100))
 }
