@@ -104,34 +104,10 @@ mod tests {
     use proptest::test_runner::{TestCaseError, TestRunner};
     use serde_json::{Map, json};
 
-    const FIELDS: &[&str] = &[
-        "state",
-        "power",
-        "keepalive",
-        "reason",
-        "start_time",
-        "keepalivehost",
-        "width",
-        "height",
-        "connections",
-        "machine_name",
-        "boards",
-        "job_id",
-        "owner",
-        "args",
-        "kwargs",
-        "allocated_machine_name",
-        "name",
-        "tags",
-        "dead_boards",
-        "dead_links",
-        "machine",
-        "logical",
-        "physical",
-        "chip",
-        "board_chip",
-        "job_chip",
-    ];
+    /// Every field a reply decoder reads.
+    fn fields() -> Vec<&'static str> {
+        crate::protocol::field_names()
+    }
 
     fn leaf() -> impl Strategy<Value = Value> {
         prop_oneof![
@@ -155,7 +131,7 @@ mod tests {
 
     fn key() -> impl Strategy<Value = String> {
         prop_oneof![
-            3 => proptest::sample::select(FIELDS).prop_map(str::to_owned),
+            3 => proptest::sample::select(fields()).prop_map(str::to_owned),
             1 => "[a-z_]{0,8}",
         ]
     }
@@ -337,7 +313,7 @@ mod tests {
             "client: valid replies with one field wrong or missing",
             (
                 0usize..5,
-                proptest::sample::select(FIELDS),
+                proptest::sample::select(fields()),
                 proptest::option::of(json()),
             ),
             |(which, field, replacement)| {
@@ -372,7 +348,7 @@ mod tests {
         // the decoder gives the same reading the line as it streams past
         // and reading the value once parsed.
         let change = (
-            proptest::sample::select(FIELDS),
+            proptest::sample::select(fields()),
             proptest::option::of(prop_oneof![
                 json(),
                 Just(json!(false)),
@@ -412,11 +388,9 @@ mod tests {
             "client: nesting up to 200,000 deep",
             (1usize..200_000, any::<bool>()),
             |(depth, object)| {
-                let mut line = b"{\"return\": ".to_vec();
-                for _ in 0..depth {
-                    line.extend_from_slice(if object { b"{\"a\":" } else { b"[" });
-                }
-                prop_assert_eq!(decode_server_line(&line), 0);
+                let open = if object { "{\"a\":" } else { "[" };
+                let line = format!("{{\"return\": {}", open.repeat(depth));
+                prop_assert_eq!(decode_server_line(line.as_bytes()), 0);
                 Ok(())
             },
         );
@@ -429,7 +403,7 @@ mod tests {
             (
                 "[1-9][0-9]{0,400}",
                 proptest::option::of(-1000i32..1000),
-                proptest::sample::select(FIELDS),
+                proptest::sample::select(fields()),
             ),
             |(digits, exponent, field)| {
                 let number = match exponent {

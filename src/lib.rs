@@ -25,12 +25,29 @@
 //! ```
 //!
 //! # Layers
-//! * [`ProtocolClient`]: one connection, one typed method per command of the
-//!   v1 protocol; works with both the Python server and the Java server's
-//!   compatibility service.
-//! * [`Config`]: the Python client's INI files (`[spalloc]` section).
 //! * [`Job`]: creates or resumes a job, keeps it alive from a background
 //!   thread that survives connection failures, destroys it on drop.
+//! * [`Client`]: a server as tools see it, whatever protocol it speaks:
+//!   connect and check the version, list jobs and machines, a job's state
+//!   and boards, power, where-is, and waiting for changes. [`Job`] and the
+//!   `spalloc` command reach servers only through it.
+//! * [`ProtocolClient`]: one v1 connection, one typed method per command of
+//!   the protocol; works with both the Python server and the Java server's
+//!   compatibility service.
+//! * [`protocol`]: the v1 wire format without sockets, for tools that build
+//!   their own transport.
+//! * [`Config`], [`JobOptions`], [`ServerOptions`]: the Python client's INI
+//!   files (`[spalloc]` section), and the settings they give.
+//! * The plain data of requests and replies ([`JobRequest`],
+//!   [`JobStateInfo`], [`MachineDescription`], …), with no wire format in
+//!   it.
+//! * [`server`]: a virtual spalloc server, for tests and demos.
+//!
+//! # Cargo features
+//! * `cli` (default): the `spalloc` command-line tool. With
+//!   `default-features = false` a library user compiles the client alone,
+//!   without the tool's argument parser, logger, signal handling and the
+//!   rest.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]

@@ -296,16 +296,6 @@ impl<const N: usize> Visitor<'_> for KeySeed<N> {
     }
 }
 
-/// Builds the [`Value`] of something that turned out not to be an object,
-/// so that the error can show it.
-macro_rules! not_an_object {
-    ($($visit:ident($t:ty) => $value:expr,)*) => {$(
-        fn $visit<E: de::Error>(self, v: $t) -> Result<Self::Value, E> {
-            Ok(Err($value(v)))
-        }
-    )*};
-}
-
 impl<'de, const N: usize> Visitor<'de> for SlotsSeed<N> {
     type Value = Result<Slots<N>, Value>;
 
@@ -327,19 +317,16 @@ impl<'de, const N: usize> Visitor<'de> for SlotsSeed<N> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        Value::deserialize(SeqAccessDeserializer::new(seq)).map(Err)
+        Value::deserialize(SeqAccessDeserializer::new(seq)).map(|v| self.other(v))
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Err(Value::Null))
-    }
+    visit_other_values!();
+}
 
-    not_an_object! {
-        visit_bool(bool) => Value::Bool,
-        visit_i64(i64) => Value::from,
-        visit_u64(u64) => Value::from,
-        visit_f64(f64) => Value::from,
-        visit_str(&str) => Value::from,
+impl<const N: usize> SlotsSeed<N> {
+    /// Not an object: the value itself, for the error to show.
+    fn other(&self, v: Value) -> Result<Slots<N>, Value> {
+        Err(v)
     }
 }
 
@@ -704,6 +691,25 @@ fn machine_description(
     })
 }
 
+/// Every field a reply decoder reads, once each, in the decoders' order:
+/// what the property tests break one at a time.
+#[cfg(any(test, fuzzing))]
+pub(crate) fn field_names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = Vec::new();
+    for name in JOB_STATE
+        .iter()
+        .chain(&MACHINE_INFO)
+        .chain(&JOB)
+        .chain(&MACHINE)
+        .chain(&WHERE_IS)
+    {
+        if !names.contains(name) {
+            names.push(name);
+        }
+    }
+    names
+}
+
 /// A list reply whose items are objects read through `names` and converted
 /// by `item` as soon as each is read.
 struct ListSeed<'c, T, const N: usize> {
@@ -735,38 +741,16 @@ impl<'de, T, const N: usize> Visitor<'de> for ListSeed<'_, T, N> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        let v = Value::deserialize(MapAccessDeserializer::new(map))?;
-        Ok(Err(self.not_a_list(&v)))
+        Value::deserialize(MapAccessDeserializer::new(map)).map(|v| self.other(v))
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Err(self.not_a_list(&Value::Null)))
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(Err(self.not_a_list(&Value::Bool(v))))
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(Err(self.not_a_list(&Value::from(v))))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(Err(self.not_a_list(&Value::from(v))))
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(Err(self.not_a_list(&Value::from(v))))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Err(self.not_a_list(&Value::from(v))))
-    }
+    visit_other_values!();
 }
 
 impl<T, const N: usize> ListSeed<'_, T, N> {
-    fn not_a_list(&self, v: &Value) -> ProtocolError {
-        wrong_reply(self.command, "a list", described(v))
+    /// Not a list: the error, showing what came instead.
+    fn other(&self, v: Value) -> Checked<Vec<T>> {
+        Err(wrong_reply(self.command, "a list", described(&v)))
     }
 }
 

@@ -13,7 +13,7 @@ use std::marker::PhantomData;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use super::decode::{Reply, id_list, string_list};
+use super::decode::{Reply, id_list, kind_of, string_list};
 use crate::error::{Error, ProtocolError, Result};
 use crate::types::Notification;
 
@@ -201,40 +201,21 @@ impl<'de, R: Reply> Visitor<'de> for LineSeed<'_, R> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Line<R>, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Err(not_an_object("a list")))
+        Ok(self.other(Value::Array(Vec::new())))
     }
 
-    fn visit_bool<E: de::Error>(self, _: bool) -> std::result::Result<Line<R>, E> {
-        Ok(Err(not_an_object("a boolean")))
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> std::result::Result<Line<R>, E> {
-        Ok(Err(not_an_object("a number")))
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> std::result::Result<Line<R>, E> {
-        Ok(Err(not_an_object("a number")))
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> std::result::Result<Line<R>, E> {
-        Ok(Err(not_an_object("a number")))
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> std::result::Result<Line<R>, E> {
-        Ok(Err(not_an_object("a string")))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> std::result::Result<Line<R>, E> {
-        Ok(Err(not_an_object("null")))
-    }
+    visit_other_values!();
 }
 
-fn not_an_object(got: &str) -> ProtocolError {
-    ProtocolError {
-        command: None,
-        field: None,
-        expected: "a JSON object".into(),
-        got: Some(got.into()),
+impl<R> LineSeed<'_, R> {
+    /// Not an object: no message at all.
+    fn other(&self, v: Value) -> Line<R> {
+        Err(ProtocolError {
+            command: None,
+            field: None,
+            expected: "a JSON object".into(),
+            got: Some(kind_of(&v).into()),
+        })
     }
 }
 
@@ -243,7 +224,7 @@ fn not_an_object(got: &str) -> ProtocolError {
 pub(crate) fn patch_non_finite(line: &[u8]) -> Cow<'_, [u8]> {
     // Outside strings, valid JSON contains no 'N' or 'I' at all, so a quick
     // scan for those bytes rules out almost every line without parsing.
-    if !line.iter().any(|&b| b == b'N' || b == b'I') {
+    if memchr::memchr2(b'N', b'I', line).is_none() {
         return Cow::Borrowed(line);
     }
     let mut out = Vec::with_capacity(line.len() + 16);

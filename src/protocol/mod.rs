@@ -3,8 +3,9 @@
 //!
 //! This module is the one place that knows the protocol's JSON: field
 //! names, argument positions, and how each reply is spelled by the two
-//! server dialects. Everything else in the crate deals in the plain data of
-//! [`crate::types`]. Kept apart from [`crate::ProtocolClient`] so that
+//! server dialects. Everything else in the crate deals in plain data
+//! ([`JobStateInfo`](crate::JobStateInfo), [`JobRequest`](crate::JobRequest),
+//! …). Kept apart from [`crate::ProtocolClient`] so that
 //! framing and decoding can be tested (and fuzzed) on byte slices alone.
 //! Everything here treats its input as untrusted: a decoding failure is an
 //! [`Error`](crate::Error), never a panic.
@@ -14,6 +15,38 @@
 //! * `line`: a line classified as an [`Incoming`] message, with a reply's
 //!   value decoded in the same pass.
 //! * `decode`: one decoder for each kind of reply.
+
+/// The visitor methods for the JSON values a visitor does not take apart:
+/// each builds the value, for an error message to show, and hands it to the
+/// visitor's own `other`. (Lists and objects, which the visitors read, are
+/// left to each.)
+macro_rules! visit_other_values {
+    () => {
+        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            Ok(self.other(serde_json::Value::Bool(v)))
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(self.other(serde_json::Value::from(v)))
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(self.other(serde_json::Value::from(v)))
+        }
+
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            Ok(self.other(serde_json::Value::from(v)))
+        }
+
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(self.other(serde_json::Value::from(v)))
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(self.other(serde_json::Value::Null))
+        }
+    };
+}
 
 mod decode;
 mod encode;
@@ -34,7 +67,9 @@ pub(crate) use encode::{
 pub(crate) use line::decode_line_as;
 
 #[cfg(any(test, fuzzing))]
-pub(crate) use decode::{as_f64, as_number, as_u64, board, chip, position, reply_from_value};
+pub(crate) use decode::{
+    as_f64, as_number, as_u64, board, chip, field_names, position, reply_from_value,
+};
 #[cfg(any(test, fuzzing))]
 pub(crate) use line::patch_non_finite;
 

@@ -20,6 +20,11 @@
 //! When `SPALLOC_RELIABILITY_LOG` names a file, each test appends one JSON
 //! object per case tried to it; `scripts/reliability-report.sh` turns that
 //! into RELIABILITY.md.
+//!
+//! These tests wait on real time (outages, expiries, soak runs), so they
+//! are a test target of their own, `reliability`, which a plain `cargo
+//! test` leaves out: run them with `cargo test --test reliability`, as
+//! `.ci/run` does.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -31,6 +36,9 @@ use std::time::Duration;
 use serde_json::Value;
 use spalloc::server::{Machine, ServerConfig, VirtualServer};
 use spalloc::{JobDescription, JobState, JobStateInfo, ProtocolClient};
+
+#[path = "../support/mod.rs"]
+mod support;
 
 mod durations;
 mod holders;
