@@ -330,34 +330,45 @@ impl<const N: usize> SlotsSeed<N> {
     }
 }
 
-/// The fields of a reply object, with the command's name for errors.
-pub(crate) struct Fields<'a, const N: usize> {
-    slots: &'a Slots<N>,
+/// The fields of a reply object, with the command's name for errors. Each
+/// field is taken out as it is read, so that strings, lists and objects
+/// move into the typed reply rather than being copied.
+pub(crate) struct Fields<'c, const N: usize> {
+    values: [Option<Value>; N],
     names: &'static [&'static str; N],
-    command: &'a str,
+    command: &'c str,
 }
 
-impl<'a, const N: usize> Fields<'a, N> {
+impl<'c, const N: usize> Fields<'c, N> {
     /// The fields of `slots`, or the error for a reply that was no object.
     fn of(
-        slots: &'a Result<Slots<N>, Value>,
+        slots: Result<Slots<N>, Value>,
         names: &'static [&'static str; N],
-        command: &'a str,
-    ) -> Checked<Fields<'a, N>> {
+        command: &'c str,
+    ) -> Checked<Fields<'c, N>> {
         match slots {
-            Ok(slots) => Ok(Fields {
-                slots,
+            Ok(Slots { values }) => Ok(Fields {
+                values,
                 names,
                 command,
             }),
-            Err(other) => Err(wrong_reply(command, "an object", described(other))),
+            Err(other) => Err(wrong_reply(command, "an object", described(&other))),
         }
     }
 
-    /// A field's value; `None` if it is missing or `null`.
-    fn get(&self, field: &str) -> Option<&'a Value> {
+    fn slot(&mut self, field: &str) -> Option<&mut Option<Value>> {
         let i = self.names.iter().position(|n| *n == field)?;
-        self.slots.values[i].as_ref()
+        self.values.get_mut(i)
+    }
+
+    /// Whether a field is there (and not `null`).
+    fn has(&mut self, field: &str) -> bool {
+        self.slot(field).is_some_and(|v| v.is_some())
+    }
+
+    /// A field's value, taken out; `None` if it is missing or `null`.
+    fn take(&mut self, field: &str) -> Option<Value> {
+        self.slot(field).and_then(Option::take)
     }
 
     fn missing(&self, field: &str) -> ProtocolError {
@@ -373,85 +384,99 @@ impl<'a, const N: usize> Fields<'a, N> {
         wrong(self.command, field, expected, got)
     }
 
-    fn required(&self, field: &str) -> Checked<&'a Value> {
-        self.get(field).ok_or_else(|| self.missing(field))
+    fn required(&mut self, field: &str) -> Checked<Value> {
+        self.take(field).ok_or_else(|| self.missing(field))
     }
 
-    fn u64(&self, field: &str) -> Checked<u64> {
-        let v = self.required(field)?;
-        as_u64(v).ok_or_else(|| self.wrong(field, "a non-negative integer", v))
-    }
-
-    fn u32(&self, field: &str) -> Checked<u32> {
-        let v = self.required(field)?;
-        as_u32(v).ok_or_else(|| self.wrong(field, "a non-negative integer", v))
-    }
-
-    fn opt_u64(&self, field: &str) -> Checked<Option<u64>> {
-        self.get(field)
-            .map(|v| as_u64(v).ok_or_else(|| self.wrong(field, "a non-negative integer", v)))
+    /// A field, if there, read by `read`, which must accept it as
+    /// `expected`.
+    fn opt<T>(
+        &mut self,
+        field: &str,
+        expected: &str,
+        read: impl FnOnce(&Value) -> Option<T>,
+    ) -> Checked<Option<T>> {
+        self.take(field)
+            .map(|v| read(&v).ok_or_else(|| self.wrong(field, expected, &v)))
             .transpose()
     }
 
-    fn opt_f64(&self, field: &str) -> Checked<Option<f64>> {
-        self.get(field)
-            .map(|v| as_f64(v).ok_or_else(|| self.wrong(field, "a number", v)))
-            .transpose()
+    /// A field that must be there, read by `read`.
+    fn req<T>(
+        &mut self,
+        field: &str,
+        expected: &str,
+        read: impl FnOnce(&Value) -> Option<T>,
+    ) -> Checked<T> {
+        self.opt(field, expected, read)?
+            .ok_or_else(|| self.missing(field))
     }
 
-    fn opt_number(&self, field: &str) -> Checked<Option<Number>> {
-        self.get(field)
-            .map(|v| as_number(v).ok_or_else(|| self.wrong(field, "a number", v)))
-            .transpose()
+    fn u64(&mut self, field: &str) -> Checked<u64> {
+        self.req(field, "a non-negative integer", as_u64)
     }
 
-    fn opt_bool(&self, field: &str) -> Checked<Option<bool>> {
-        self.get(field)
-            .map(|v| v.as_bool().ok_or_else(|| self.wrong(field, "a boolean", v)))
-            .transpose()
+    fn u32(&mut self, field: &str) -> Checked<u32> {
+        self.req(field, "a non-negative integer", as_u32)
+    }
+
+    fn opt_u64(&mut self, field: &str) -> Checked<Option<u64>> {
+        self.opt(field, "a non-negative integer", as_u64)
+    }
+
+    fn opt_f64(&mut self, field: &str) -> Checked<Option<f64>> {
+        self.opt(field, "a number", as_f64)
+    }
+
+    fn opt_number(&mut self, field: &str) -> Checked<Option<Number>> {
+        self.opt(field, "a number", as_number)
+    }
+
+    fn opt_bool(&mut self, field: &str) -> Checked<Option<bool>> {
+        self.opt(field, "a boolean", Value::as_bool)
     }
 
     /// A string; `null`, `false` and `""` all mean "none" (the servers
     /// disagree on which to send).
-    fn opt_string(&self, field: &str) -> Checked<Option<String>> {
-        match self.get(field) {
+    fn opt_string(&mut self, field: &str) -> Checked<Option<String>> {
+        match self.take(field) {
             None | Some(Value::Bool(false)) => Ok(None),
             Some(Value::String(s)) if s.is_empty() => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(v) => Err(self.wrong(field, "a string", v)),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(v) => Err(self.wrong(field, "a string", &v)),
         }
     }
 
-    fn string(&self, field: &str) -> Checked<String> {
+    fn string(&mut self, field: &str) -> Checked<String> {
         match self.required(field)? {
-            Value::String(s) => Ok(s.clone()),
-            v => Err(self.wrong(field, "a string", v)),
+            Value::String(s) => Ok(s),
+            v => Err(self.wrong(field, "a string", &v)),
         }
     }
 
-    fn opt_list(&self, field: &str) -> Checked<Option<&'a Vec<Value>>> {
-        match self.get(field) {
+    fn opt_list(&mut self, field: &str) -> Checked<Option<Vec<Value>>> {
+        match self.take(field) {
             None => Ok(None),
             Some(Value::Array(items)) => Ok(Some(items)),
-            Some(v) => Err(self.wrong(field, "a list", v)),
+            Some(v) => Err(self.wrong(field, "a list", &v)),
         }
     }
 
-    fn list(&self, field: &str) -> Checked<&'a Vec<Value>> {
+    fn list(&mut self, field: &str) -> Checked<Vec<Value>> {
         self.opt_list(field)?.ok_or_else(|| self.missing(field))
     }
 
-    fn opt_object(&self, field: &str) -> Checked<Option<&'a Map<String, Value>>> {
-        match self.get(field) {
+    fn opt_object(&mut self, field: &str) -> Checked<Option<Map<String, Value>>> {
+        match self.take(field) {
             None => Ok(None),
             Some(Value::Object(m)) => Ok(Some(m)),
-            Some(v) => Err(self.wrong(field, "an object", v)),
+            Some(v) => Err(self.wrong(field, "an object", &v)),
         }
     }
 
     /// A list of items read by `item`, each of which must be `expected`.
     fn items<T>(
-        &self,
+        &mut self,
         field: &str,
         expected: &str,
         item: fn(&Value) -> Option<T>,
@@ -468,26 +493,22 @@ impl<'a, const N: usize> Fields<'a, N> {
     }
 
     /// A list of boards, sorted.
-    fn boards(&self, field: &str) -> Checked<Vec<Board>> {
+    fn boards(&mut self, field: &str) -> Checked<Vec<Board>> {
         let mut boards = self.items(field, "a list of [x, y, z]", board)?;
         boards.sort_unstable();
         Ok(boards)
     }
 
-    fn board(&self, field: &str) -> Checked<Board> {
-        let v = self.required(field)?;
-        board(v).ok_or_else(|| self.wrong(field, "[x, y, z]", v))
+    fn board(&mut self, field: &str) -> Checked<Board> {
+        self.req(field, "[x, y, z]", board)
     }
 
-    fn chip(&self, field: &str) -> Checked<Chip> {
-        let v = self.required(field)?;
-        chip(v).ok_or_else(|| self.wrong(field, "[x, y]", v))
+    fn chip(&mut self, field: &str) -> Checked<Chip> {
+        self.req(field, "[x, y]", chip)
     }
 
-    fn opt_chip(&self, field: &str) -> Checked<Option<Chip>> {
-        self.get(field)
-            .map(|v| chip(v).ok_or_else(|| self.wrong(field, "[x, y]", v)))
-            .transpose()
+    fn opt_chip(&mut self, field: &str) -> Checked<Option<Chip>> {
+        self.opt(field, "[x, y]", chip)
     }
 }
 
@@ -544,8 +565,7 @@ const JOB_STATE: [&str; 6] = [
 
 /// `get_job_state`.
 pub(crate) fn job_state(v: &Value, command: &str) -> Checked<JobStateInfo> {
-    let slots = slots_of(v, &JOB_STATE);
-    let f = Fields::of(&slots, &JOB_STATE, command)?;
+    let mut f = Fields::of(slots_of(v, &JOB_STATE), &JOB_STATE, command)?;
     let state = JobState::from_code(f.u64("state")?);
     // The Java service reports `power: false` for jobs without boards;
     // normalise to the Python server's "no boards, no power state".
@@ -567,24 +587,27 @@ const MACHINE_INFO: [&str; 5] = ["width", "height", "connections", "machine_name
 
 /// `get_job_machine_info`: `None` for a job without boards.
 pub(crate) fn machine_info(v: &Value, command: &str) -> Checked<Option<JobMachineInfo>> {
-    let slots = slots_of(v, &MACHINE_INFO);
-    let f = Fields::of(&slots, &MACHINE_INFO, command)?;
+    let mut f = Fields::of(slots_of(v, &MACHINE_INFO), &MACHINE_INFO, command)?;
     // The Python server answers all-null for a job without boards.
-    if f.get("machine_name").is_none() && f.get("boards").is_none() {
+    if !f.has("machine_name") && !f.has("boards") {
         return Ok(None);
     }
     let mut connections = f
         .list("connections")?
-        .iter()
+        .into_iter()
         .map(|c| {
-            match c.as_array().map(Vec::as_slice) {
-                Some([xy, Value::String(host)]) => chip(xy).map(|chip| Connection {
-                    chip,
-                    hostname: host.clone(),
-                }),
-                _ => None,
+            match c {
+                Value::Array(pair) => match <[Value; 2]>::try_from(pair) {
+                    Ok([xy, Value::String(hostname)]) => match chip(&xy) {
+                        Some(chip) => Ok(Connection { chip, hostname }),
+                        None => Err(Value::Array(vec![xy, Value::String(hostname)])),
+                    },
+                    Ok(pair) => Err(Value::Array(pair.into())),
+                    Err(items) => Err(Value::Array(items)),
+                },
+                other => Err(other),
             }
-            .ok_or_else(|| f.wrong("connections", "a list of [[x, y], hostname]", c))
+            .map_err(|c| f.wrong("connections", "a list of [[x, y], hostname]", &c))
         })
         .collect::<Checked<Vec<_>>>()?;
     connections.sort_unstable();
@@ -612,14 +635,13 @@ pub(crate) fn where_is(v: &Value, command: &str) -> Checked<Option<WhereIs>> {
     if v.is_null() {
         return Ok(None);
     }
-    let slots = slots_of(v, &WHERE_IS);
-    let f = Fields::of(&slots, &WHERE_IS, command)?;
+    let mut f = Fields::of(slots_of(v, &WHERE_IS), &WHERE_IS, command)?;
     let physical = f.required("physical")?;
     Ok(Some(WhereIs {
         machine: f.string("machine")?,
         logical: f.board("logical")?,
-        physical: position(physical)
-            .ok_or_else(|| f.wrong("physical", "[cabinet, frame, board]", physical))?,
+        physical: position(&physical)
+            .ok_or_else(|| f.wrong("physical", "[cabinet, frame, board]", &physical))?,
         chip: f.chip("chip")?,
         board_chip: f.chip("board_chip")?,
         job_id: f.opt_u64("job_id")?,
@@ -643,8 +665,8 @@ const JOB: [&str; 12] = [
 ];
 
 /// One entry of `list_jobs`.
-fn job_description(slots: &Result<Slots<12>, Value>, command: &str) -> Checked<JobDescription> {
-    let f = Fields::of(slots, &JOB, command)?;
+fn job_description(slots: Result<Slots<12>, Value>, command: &str) -> Checked<JobDescription> {
+    let mut f = Fields::of(slots, &JOB, command)?;
     Ok(JobDescription {
         job_id: f.u64("job_id")?,
         owner: f.opt_string("owner")?,
@@ -652,8 +674,8 @@ fn job_description(slots: &Result<Slots<12>, Value>, command: &str) -> Checked<J
         keepalive: f.opt_number("keepalive")?,
         state: JobState::from_code(f.u64("state")?),
         power: f.opt_bool("power")?,
-        args: f.opt_list("args")?.cloned().unwrap_or_default(),
-        kwargs: f.opt_object("kwargs")?.cloned().unwrap_or_default(),
+        args: f.opt_list("args")?.unwrap_or_default(),
+        kwargs: f.opt_object("kwargs")?.unwrap_or_default(),
         allocated_machine_name: f.opt_string("allocated_machine_name")?,
         boards: f.boards("boards")?,
         keepalive_host: f.opt_string("keepalivehost")?,
@@ -672,10 +694,10 @@ const MACHINE: [&str; 6] = [
 
 /// One entry of `list_machines`.
 fn machine_description(
-    slots: &Result<Slots<6>, Value>,
+    slots: Result<Slots<6>, Value>,
     command: &str,
 ) -> Checked<MachineDescription> {
-    let f = Fields::of(slots, &MACHINE, command)?;
+    let mut f = Fields::of(slots, &MACHINE, command)?;
     let tags = f.items("tags", "a list of strings", |t| {
         t.as_str().map(str::to_owned)
     })?;
@@ -715,7 +737,7 @@ pub(crate) fn field_names() -> Vec<&'static str> {
 struct ListSeed<'c, T, const N: usize> {
     command: &'c str,
     names: &'static [&'static str; N],
-    item: fn(&Result<Slots<N>, Value>, &str) -> Checked<T>,
+    item: fn(Result<Slots<N>, Value>, &str) -> Checked<T>,
 }
 
 impl<'de, T, const N: usize> Visitor<'de> for ListSeed<'_, T, N> {
@@ -728,7 +750,7 @@ impl<'de, T, const N: usize> Visitor<'de> for ListSeed<'_, T, N> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
         while let Some(slots) = seq.next_element_seed(SlotsSeed { names: self.names })? {
-            match (self.item)(&slots, self.command) {
+            match (self.item)(slots, self.command) {
                 Ok(item) => items.push(item),
                 Err(e) => {
                     // The line must still be read to its end.
