@@ -737,6 +737,7 @@ fn parse_create_job(call: &Call<'_>) -> Result<NewJob, String> {
         tags,
         args: call.args.to_vec(),
         kwargs,
+        v2_request: None,
     })
 }
 

@@ -91,6 +91,7 @@
 mod allocator;
 mod commands;
 mod config;
+mod epochs;
 mod freezset;
 mod geometry;
 mod layout;
@@ -99,6 +100,7 @@ mod net;
 mod pack_tree;
 mod persist;
 mod state;
+mod v2;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -112,6 +114,7 @@ use log::info;
 pub use config::{ConfigError, ServerConfig};
 pub use geometry::Link;
 pub use machine::{BoardLocation, Layout, MAX_TRIADS, Machine};
+pub use v2::{Lockout, V2Config, V2Password, V2Role, V2Tls, V2User};
 
 use net::{Core, Shared};
 use state::{Controller, Settings};
@@ -129,6 +132,7 @@ pub struct VirtualServer {
     addr: SocketAddr,
     acceptor: Option<JoinHandle<()>>,
     ticker: Option<JoinHandle<()>>,
+    v2: Option<v2::V2Server>,
 }
 
 impl VirtualServer {
@@ -164,6 +168,9 @@ impl VirtualServer {
         }
         let listener = TcpListener::bind(config.listen)?;
         let addr = listener.local_addr()?;
+        let v2_config = config.v2.clone();
+        // The v2 port follows the configured v1 port (0 stays "any").
+        let v1_listen = config.listen;
         info!("virtual spalloc server listening on {addr}");
         let shared = Arc::new(Shared {
             core: net::FairLock::new(Core::new(controller)),
@@ -188,11 +195,20 @@ impl VirtualServer {
                 return Err(e);
             }
         };
+        let v2 = match v2_config.map(|c| v2::V2Server::start(&shared, c, v1_listen)) {
+            None => None,
+            Some(Ok(v2)) => Some(v2),
+            Some(Err(e)) => {
+                net::stop(&shared, addr, Some(acceptor), Some(ticker));
+                return Err(e);
+            }
+        };
         Ok(VirtualServer {
             shared,
             addr,
             acceptor: Some(acceptor),
             ticker: Some(ticker),
+            v2,
         })
     }
 
@@ -202,12 +218,35 @@ impl VirtualServer {
         self.addr
     }
 
+    /// Where the v2 (REST) service is, when [`ServerConfig::v2`] asked
+    /// for one: the application root that clients are given, such as
+    /// `http://127.0.0.1:22245/spalloc/` (the service itself is under
+    /// `srv/spalloc/`, the login page under `system/`).
+    pub fn v2_url(&self) -> Option<&str> {
+        self.v2.as_ref().map(|v| v.url.as_str())
+    }
+
+    /// The address the v2 service listens on, if there is one.
+    pub fn v2_local_addr(&self) -> Option<SocketAddr> {
+        self.v2.as_ref().map(v2::V2Server::local_addr)
+    }
+
+    /// The certificate (PEM) of the throw-away certificate authority that
+    /// signed the v2 service's certificate, with [`V2Tls::SelfSigned`]: what
+    /// an HTTPS client must be told to trust.
+    pub fn v2_ca_pem(&self) -> Option<&str> {
+        self.v2.as_ref().and_then(|v| v.ca_pem.as_deref())
+    }
+
     /// Stops the server; see the type's documentation.
     pub fn shutdown(mut self) {
         self.stop();
     }
 
     fn stop(&mut self) {
+        if let Some(v2) = &mut self.v2 {
+            v2.stop();
+        }
         if self.acceptor.is_none() && self.ticker.is_none() {
             return;
         }

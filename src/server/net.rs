@@ -20,6 +20,7 @@ use log::{debug, info, warn};
 
 use super::commands::{self, Context, Subscriptions};
 use super::config::ServerConfig;
+use super::epochs::{ChangeSignal, Epochs};
 use super::persist;
 use super::state::{Controller, later};
 
@@ -227,6 +228,10 @@ pub(crate) struct Core {
     connections: HashMap<u64, Connection>,
     next_connection: u64,
     stopping: bool,
+    /// When each job and machine last changed, for waiting v2 requests.
+    pub epochs: Epochs,
+    /// Where new epochs are published to them.
+    pub changes: Arc<ChangeSignal>,
 }
 
 impl Core {
@@ -236,12 +241,20 @@ impl Core {
             connections: HashMap::new(),
             next_connection: 0,
             stopping: false,
+            epochs: Epochs::default(),
+            changes: Arc::new(ChangeSignal::default()),
         }
     }
 
-    /// Sends this tick's coalesced changes to every subscriber.
-    fn notify(&mut self) {
+    /// Sends this tick's coalesced changes to every subscriber, and stamps
+    /// them for v2 requests that wait for a change.
+    pub(crate) fn notify(&mut self) {
         let (jobs, machines) = self.controller.take_changes();
+        let epoch = self.epochs.record(&jobs, &machines);
+        let known = self.controller.known_jobs();
+        self.epochs
+            .prune(2 * known + 1024, |id| self.controller.knows_job(id));
+        self.changes.publish(epoch);
         if jobs.is_empty() && machines.is_empty() {
             return;
         }
@@ -526,6 +539,32 @@ fn handle_request(shared: &Shared, id: u64, host: &str, line: &[u8]) {
     if earlier || dirty {
         shared.wake_ticker();
     }
+}
+
+/// Runs `f` on the engine as a request from another front-end (the v2
+/// service) would: then runs whatever fell due, tells v1 subscribers and v2
+/// waiters what changed, and wakes the ticker if it now has something
+/// earlier to do or newly something to save, exactly as a v1 request does.
+pub(crate) fn update<R>(shared: &Shared, f: impl FnOnce(&mut Controller, Instant) -> R) -> R {
+    let now = Instant::now();
+    let mut core = shared.lock();
+    let before = core.controller.next_event();
+    let was_dirty = core.controller.is_dirty();
+    let result = f(&mut core.controller, now);
+    core.controller.tick(now);
+    core.notify();
+    let after = core.controller.next_event();
+    let earlier = match (before, after) {
+        (_, None) => false,
+        (None, Some(_)) => true,
+        (Some(b), Some(a)) => a < b,
+    };
+    let dirty = shared.config.state_file.is_some() && !was_dirty && core.controller.is_dirty();
+    drop(core);
+    if earlier || dirty {
+        shared.wake_ticker();
+    }
+    result
 }
 
 /// Runs timed events, keepalive checks and state saving until the server stops.

@@ -20,6 +20,12 @@ use super::allocator::{Allocation, Allocator, Kind, Request};
 use super::geometry::{Board, Wrap, board_to_chip, chip_to_board, triads_to_chips};
 use super::machine::MachineDef;
 
+mod v2;
+pub(crate) use v2::{
+    AllocView, BoardInfo, BoardRef, Finished, IssueReport, JobView, Locate, Located, MachineView,
+    ReportedBoard, Selector, V2Request, V2Shape, V2State,
+};
+
 /// The timing and memory settings the controller needs.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
@@ -41,6 +47,10 @@ pub(crate) struct NewJob {
     pub tags: Option<Vec<String>>,
     pub args: Vec<Value>,
     pub kwargs: Map<String, Value>,
+    /// For a job made through the v2 service, its request as that service
+    /// describes it back (`original-request`); `None` for v1 jobs. v2 jobs
+    /// also expire and end with the Java server's reasons.
+    pub v2_request: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +80,11 @@ struct Job {
     listed: OnceCell<FixedParts>,
     start_time: f64,
     keepalive_until: Option<Instant>,
+    /// Unix time of the last keepalive (or of creation).
+    keepalive_time: f64,
+    /// Whether a keepalive came since creation (the v2 service shows
+    /// `keepalive-host` only then); always true for v1 jobs.
+    keepalive_seen: bool,
     keepalivehost: String,
     creator_host: String,
     phase: Phase,
@@ -129,6 +144,11 @@ pub(crate) struct Controller {
     jobs: BTreeMap<u64, Job>,
     retired: HashMap<u64, Option<String>>,
     retired_order: VecDeque<u64>,
+    /// What the v2 service shows of each retired job (same ids as
+    /// `retired`).
+    finished: HashMap<u64, Finished>,
+    /// Issue reports through the v2 service, newest last (bounded).
+    reports: VecDeque<IssueReport>,
     next_id: u64,
     events: BinaryHeap<Reverse<(Instant, u64, Event)>>,
     event_seq: u64,
@@ -185,6 +205,8 @@ impl Controller {
             jobs: BTreeMap::new(),
             retired: HashMap::new(),
             retired_order: VecDeque::new(),
+            finished: HashMap::new(),
+            reports: VecDeque::new(),
             next_id: 1,
             events: BinaryHeap::new(),
             event_seq: 0,
@@ -241,6 +263,7 @@ impl Controller {
         while self.retired_order.len() > self.settings.max_retired_jobs {
             if let Some(old) = self.retired_order.pop_front() {
                 self.retired.remove(&old);
+                self.finished.remove(&old);
             }
         }
     }
@@ -256,11 +279,14 @@ impl Controller {
         );
         let until = keepalive_deadline(now, spec.keepalive);
         self.expiry_at_or_after(until);
+        let start_time = unix_now();
         let job = Job {
             keepalive_until: until,
+            keepalive_time: start_time,
+            keepalive_seen: spec.v2_request.is_none(),
             spec,
             listed: OnceCell::new(),
-            start_time: unix_now(),
+            start_time,
             keepalivehost: host.to_owned(),
             creator_host: host.to_owned(),
             phase: Phase::Queued,
@@ -383,7 +409,11 @@ impl Controller {
         let name = self.machines[mi].def.name.clone();
         debug!("job {id}: allocated {count} board(s) of {name}");
         self.changed_machines.insert(name);
-        if let Some(job) = self.jobs.get_mut(&id) {
+        // The Python server restarts the keepalive when a job gets its
+        // boards; the Java server does not.
+        if let Some(job) = self.jobs.get_mut(&id)
+            && job.spec.v2_request.is_none()
+        {
             let until = keepalive_deadline(now, job.spec.keepalive);
             job.keepalive_until = until;
             job.keepalivehost = job.creator_host.clone();
@@ -433,13 +463,17 @@ impl Controller {
             return;
         };
         let reason = match &job.alloc {
-            Some(_) => reason,
-            None => Some(format!("Cancelled: {}", reason.unwrap_or_default())),
+            // The Java server keeps the reason as given.
+            None if job.spec.v2_request.is_none() => {
+                Some(format!("Cancelled: {}", reason.unwrap_or_default()))
+            }
+            _ => reason,
         };
         debug!(
             "job {id}: destroyed ({})",
             reason.as_deref().unwrap_or("no reason")
         );
+        let finished = Finished::of(&job, reason.clone());
         for m in &mut self.machines {
             m.queue.retain(|&q| q != id);
         }
@@ -459,6 +493,9 @@ impl Controller {
             }
         }
         self.retire(id, reason);
+        if self.retired.contains_key(&id) {
+            self.finished.insert(id, finished);
+        }
         self.changed_jobs.insert(id);
         self.dirty = true;
         self.advance_queues(now);
@@ -505,7 +542,16 @@ impl Controller {
                 .map(|(&id, _)| id)
                 .collect();
             for id in expired {
-                self.destroy(id, Some("Job timed out.".to_owned()), now);
+                let v2 = self
+                    .jobs
+                    .get(&id)
+                    .is_some_and(|j| j.spec.v2_request.is_some());
+                let reason = if v2 {
+                    v2::KEEPALIVE_EXPIRED
+                } else {
+                    "Job timed out."
+                };
+                self.destroy(id, Some(reason.to_owned()), now);
             }
             self.next_expiry = self.jobs.values().filter_map(|j| j.keepalive_until).min();
         }
@@ -534,6 +580,8 @@ impl Controller {
         };
         let until = keepalive_deadline(now, job.spec.keepalive);
         job.keepalive_until = until;
+        job.keepalive_time = unix_now();
+        job.keepalive_seen = true;
         if job.keepalivehost != host {
             job.keepalivehost = host.to_owned();
             self.dirty = true;
@@ -808,6 +856,9 @@ impl Controller {
                 keepalivehost: j.keepalivehost.clone(),
                 creator_host: j.creator_host.clone(),
                 power: j.power,
+                v2_request: j.spec.v2_request.clone(),
+                keepalive_time: Some(j.keepalive_time),
+                keepalive_seen: Some(j.keepalive_seen),
                 allocation: j.alloc.as_ref().map(|a| SavedAllocation {
                     machine: self.machines[a.machine].def.name.clone(),
                     kind: a.kind,
@@ -821,12 +872,18 @@ impl Controller {
             .iter()
             .map(|id| (*id, self.retired.get(id).cloned().flatten()))
             .collect();
+        let finished = self
+            .retired_order
+            .iter()
+            .filter_map(|id| Some((*id, self.finished.get(id)?.clone())))
+            .collect();
         Saved {
             format: SAVE_FORMAT,
             next_id: self.next_id,
             machines,
             jobs,
             retired,
+            finished,
         }
     }
 
@@ -857,6 +914,11 @@ impl Controller {
         for (id, reason) in saved.retired {
             self.retire(id, reason);
         }
+        for (id, f) in saved.finished {
+            if self.retired.contains_key(&id) {
+                self.finished.insert(id, f);
+            }
+        }
         let mut max_id = 0;
         let mut pending = Vec::new();
         for sj in saved.jobs {
@@ -870,9 +932,12 @@ impl Controller {
                 tags: sj.tags,
                 args: sj.args,
                 kwargs: sj.kwargs,
+                v2_request: sj.v2_request,
             };
             let mut job = Job {
                 keepalive_until: keepalive_deadline(now, spec.keepalive),
+                keepalive_time: sj.keepalive_time.unwrap_or(sj.start_time),
+                keepalive_seen: sj.keepalive_seen.unwrap_or(true),
                 spec,
                 listed: OnceCell::new(),
                 start_time: sj.start_time,
@@ -916,7 +981,12 @@ impl Controller {
                             self.install(sj.id, mi, a);
                         }
                         _ => {
-                            self.retire(sj.id, Some("Machine removed.".to_owned()));
+                            let reason = Some("Machine removed.".to_owned());
+                            let finished = Finished::of(&job, reason.clone());
+                            self.retire(sj.id, reason);
+                            if self.retired.contains_key(&sj.id) {
+                                self.finished.insert(sj.id, finished);
+                            }
                             self.changed_jobs.insert(sj.id);
                         }
                     }
@@ -996,6 +1066,9 @@ pub(crate) struct Saved {
     pub jobs: Vec<SavedJob>,
     /// Destroyed jobs, oldest first, with their reasons.
     pub retired: Vec<(u64, Option<String>)>,
+    /// What the v2 service shows of destroyed jobs (added with it).
+    #[serde(default)]
+    pub finished: Vec<(u64, Finished)>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -1022,6 +1095,14 @@ pub(crate) struct SavedJob {
     pub creator_host: String,
     pub power: Option<bool>,
     pub allocation: Option<SavedAllocation>,
+    /// The fields below were added with the v2 service; older files lack
+    /// them.
+    #[serde(default)]
+    pub v2_request: Option<String>,
+    #[serde(default)]
+    pub keepalive_time: Option<f64>,
+    #[serde(default)]
+    pub keepalive_seen: Option<bool>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

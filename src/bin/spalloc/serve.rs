@@ -1,6 +1,7 @@
 //! `spalloc serve`: the virtual spalloc server in the foreground, until
 //! SIGINT, SIGTERM or SIGHUP, for trying the tools and for test harnesses
-//! written in any language.
+//! written in any language. It serves the v1 protocol and, beside it on the
+//! same jobs, the v2 REST service (unless told not to).
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -8,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use spalloc::server::{ServerConfig, VirtualServer};
+use spalloc::server::{ServerConfig, V2Config, V2Password, V2Tls, VirtualServer};
 
 use crate::Ctx;
 use crate::args::ServeArgs;
@@ -50,6 +51,28 @@ pub fn run(args: ServeArgs, _ctx: &Ctx) -> CliResult {
     if config.machines.is_empty() {
         config.machines = vec![ServerConfig::default_machine()];
     }
+    if args.no_v2 {
+        config.v2 = None;
+    } else {
+        // Without a file, v2 runs with its defaults (and its test user).
+        let v2 = config.v2.get_or_insert_with(V2Config::default);
+        if let Some(port) = args.v2_port {
+            let ip = v2.listen.map_or(config.listen.ip(), |a| a.ip());
+            v2.listen = Some(SocketAddr::new(ip, port));
+        }
+        if let Some(file) = &args.v2_self_signed {
+            v2.tls = V2Tls::SelfSigned {
+                ca_file: Some(PathBuf::from(file)),
+            };
+        }
+    }
+    // The built-in test user is announced, so nobody wonders how to log in.
+    let test_user = config.v2.as_ref().and_then(|v2| match &v2.users[..] {
+        [u] if u.name == "test" && u.password == V2Password::Plain("test".into()) => {
+            Some("v2 login: user \"test\", password \"test\" (the built-in test user)")
+        }
+        _ => None,
+    });
     let summary: Vec<String> = config
         .machines
         .iter()
@@ -66,7 +89,11 @@ pub fn run(args: ServeArgs, _ctx: &Ctx) -> CliResult {
     let server = VirtualServer::start(config).map_err(|e| {
         CliError::exit(
             code::FAILED,
-            format!("spalloc serve: cannot listen on {listen}: {e}"),
+            if e.to_string().starts_with("v2") {
+                format!("spalloc serve: {e}")
+            } else {
+                format!("spalloc serve: cannot listen on {listen}: {e}")
+            },
         )
     })?;
     {
@@ -76,6 +103,12 @@ pub fn run(args: ServeArgs, _ctx: &Ctx) -> CliResult {
             "spalloc virtual server listening on {}",
             server.local_addr()
         )?;
+        if let Some(url) = server.v2_url() {
+            writeln!(out, "spalloc v2 service at {url}")?;
+        }
+        if let Some(line) = test_user {
+            writeln!(out, "{line}")?;
+        }
         writeln!(out, "machines: {}", summary.join(", "))?;
         out.flush()?;
     }

@@ -1,0 +1,131 @@
+//! The v2 front-end: the Java spalloc server's REST service (the one
+//! SpiNNaker users reach at `https://…/spalloc/`), on the same engine as the
+//! v1 service, so a job made through either is seen, kept alive, powered
+//! and destroyed through both.
+//!
+//! * `http`: HTTP/1.1 requests and responses, no sockets (fuzzed).
+//! * `listen`: sockets, TLS, threads, deadlines.
+//! * `api`: security rules, URL layout and endpoints; translates requests
+//!   into engine calls and engine results into the Java server's JSON.
+//! * `auth`, `password`: users, sessions, CSRF, bearer tokens, lockout.
+//! * `wire`: the JSON documents, times and durations.
+//! * `tls`: rustls set-up and the throw-away certificate authority.
+//! * `config`: [`V2Config`].
+//!
+//! Deliberate differences from the Java server (PROTOCOL_V2.md §9 and the
+//! corrections at its top):
+//! * A create request that names more than one of `group`, `nmpi-collab`
+//!   and `nmpi-job-id` is refused with 400 and no job is made (the Java
+//!   server answers 400 and makes the job anyway).
+//! * `job-ref` and `machine-ref` in where-is and job-machine answers include
+//!   the `spalloc/` path segment the Java server leaves out, and `job-chip`
+//!   of a job-chip lookup is the chip relative to the job's root (the Java
+//!   server adds the root twice).
+//! * `machines/{m}/chip` finds the board holding the global chip (the Java
+//!   server's query returns an arbitrary board).
+//! * `POST …/machine/power` without `power` is a 400, not a power-off.
+//! * Unknown fields in request bodies, and query parameters that are not
+//!   integers, are a 400 naming them.
+//! * Accounts are locked after failed logins only if
+//!   [`V2Config::lockout`] is set (the Java server's lock is rolled back,
+//!   so it never locks either).
+//! * Long-polls cannot miss a change that lands just before they wait.
+//! * There is no proxy websocket, so job descriptions have no `proxy-ref`;
+//!   groups, quotas and NMPI are not modelled (`group`, `nmpi-collab` and
+//!   `nmpi-job-id` are accepted and recorded); issue reports are recorded
+//!   but never take boards out of service; `memory`, `fast-data-*` and
+//!   `router` answer 501.
+
+pub(crate) mod api;
+pub(crate) mod auth;
+pub(crate) mod config;
+pub(crate) mod http;
+pub(crate) mod listen;
+pub(crate) mod password;
+pub(crate) mod tls;
+pub(crate) mod wire;
+
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use log::info;
+
+pub use config::{Lockout, V2Config, V2Password, V2Role, V2Tls, V2User};
+
+use super::net::Shared;
+
+/// A running v2 service.
+#[derive(Debug)]
+pub(crate) struct V2Server {
+    listener: listen::Listener,
+    /// `http(s)://host:port/base/`.
+    pub url: String,
+    /// The throw-away CA's certificate, when there is one.
+    pub ca_pem: Option<String>,
+}
+
+impl V2Server {
+    /// Sets up users, TLS and the listener, and starts serving.
+    pub fn start(shared: &Arc<Shared>, config: V2Config, v1: SocketAddr) -> io::Result<V2Server> {
+        let auth = auth::Auth::new(&config)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("v2: {e}")))?;
+        let tls = tls::setup(&config.tls)?;
+        let addr = config.listen_addr(v1);
+        let listener = TcpListener::bind(addr).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("v2 service: cannot listen on {addr}: {e}"),
+            )
+        })?;
+        let local = listener.local_addr()?;
+        let secure = tls.is_some();
+        let url = format!(
+            "{}://{}{}",
+            if secure { "https" } else { "http" },
+            url_host(local),
+            config.base_path
+        );
+        let changes = shared.lock().changes.clone();
+        let service = api::Service {
+            shared: shared.clone(),
+            changes,
+            auth,
+            config,
+            secure,
+            local,
+        };
+        let ca_pem = tls.as_ref().and_then(|t| t.ca_pem.clone());
+        let listener = listen::Listener::start(service, tls.map(|t| t.config), listener)?;
+        info!("virtual spalloc v2 service at {url}");
+        Ok(V2Server {
+            listener,
+            url,
+            ca_pem,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.addr
+    }
+
+    /// Stops serving; see `listen::Listener::stop`.
+    pub fn stop(&mut self) {
+        self.listener.stop();
+    }
+}
+
+/// A listening address as it goes in a URL: the loopback address for "any
+/// interface", IPv6 in brackets.
+fn url_host(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+        }
+        ip => ip,
+    };
+    SocketAddr::new(ip, addr.port()).to_string()
+}
