@@ -12,3 +12,4 @@ mod job;
 mod pyclient;
 mod reliability;
 mod server;
+mod v2;

@@ -292,7 +292,10 @@ fn parse_head(head: &[u8], limits: &Limits) -> Result<(Request, Framing), HttpEr
         .parse_request(&mut req, head)
         .map_err(|e| match e {
             httparse::Error::TooManyHeaders => HttpError::HeadTooLarge,
-            httparse::Error::Version => HttpError::VersionNotSupported,
+            // 505 only for what is plainly another HTTP version.
+            httparse::Error::Version if version_token(head).starts_with(b"HTTP/") => {
+                HttpError::VersionNotSupported
+            }
             other => HttpError::BadRequest(other.to_string()),
         })?;
     if status.is_partial() {
@@ -325,6 +328,15 @@ fn parse_head(head: &[u8], limits: &Limits) -> Result<(Request, Framing), HttpEr
     };
     let framing = framing(&request, limits)?;
     Ok((request, framing))
+}
+
+/// The third word of the request line.
+fn version_token(head: &[u8]) -> &[u8] {
+    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    line.split(|&b| b == b' ')
+        .filter(|w| !w.is_empty())
+        .nth(2)
+        .unwrap_or_default()
 }
 
 fn framing(request: &Request, limits: &Limits) -> Result<Framing, HttpError> {

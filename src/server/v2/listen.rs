@@ -216,6 +216,14 @@ fn start_connection(front: &Arc<Front>, stream: TcpStream) -> io::Result<()> {
                 let resp = Response::text(503, "too many connections; try again later");
                 let mut s = &stream;
                 let _ = s.write_all(&resp.to_bytes(false, &date()));
+                // Take what the client has sent already (without waiting),
+                // so that closing does not reset the connection before the
+                // client has read the answer.
+                let _ = stream.shutdown(Shutdown::Write);
+                if stream.set_nonblocking(true).is_ok() {
+                    let mut sink = [0u8; 4096];
+                    let _ = s.read(&mut sink);
+                }
             }
             let _ = stream.shutdown(Shutdown::Both);
             return Ok(());
