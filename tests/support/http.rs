@@ -138,6 +138,21 @@ impl Http {
         }
     }
 
+    /// A client for the service at `url` (such as `spalloc serve` prints),
+    /// trusting `ca_pem` for HTTPS.
+    pub fn at(url: &str, ca_pem: Option<&str>) -> Http {
+        let (scheme, rest) = url.split_once("://").expect("an absolute URL");
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        Http {
+            addr: authority.parse().expect("an IP address and port"),
+            base: format!("/{path}"),
+            tls: (scheme == "https").then(|| tls_config(ca_pem.expect("a CA for HTTPS"))),
+            cookie: None,
+            csrf: None,
+            bearer: None,
+        }
+    }
+
     /// `{base}srv/spalloc/{rest}`.
     pub fn srv(&self, rest: &str) -> String {
         format!("{}srv/spalloc/{rest}", self.base)

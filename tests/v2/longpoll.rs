@@ -81,6 +81,18 @@ fn a_job_wait_sees_destruction_and_expiry() {
 }
 
 #[test]
+fn a_wait_on_a_destroyed_job_answers_at_once() {
+    let server = start(v2().wait_timeout(LONG));
+    let h = alice(&server);
+    let id = h.create(&boards(1));
+    h.delete(&h.srv(&format!("jobs/{id}"))).expect(204);
+    let t = Instant::now();
+    let r = h.get(&h.srv(&format!("jobs/{id}?wait=true")));
+    assert_eq!(r.json()["state"], "DESTROYED");
+    assert!(t.elapsed() < LONG);
+}
+
+#[test]
 fn list_and_machine_waits() {
     let server = start(v2().wait_timeout(LONG));
     let h = alice(&server);

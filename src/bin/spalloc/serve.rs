@@ -51,11 +51,14 @@ pub fn run(args: ServeArgs, _ctx: &Ctx) -> CliResult {
     if config.machines.is_empty() {
         config.machines = vec![ServerConfig::default_machine()];
     }
+    if args.config.is_none() {
+        // Without a file, v2 runs with its defaults (and its test user); a
+        // file has its own say, through its [v2] table.
+        config.v2 = Some(V2Config::default());
+    }
     if args.no_v2 {
         config.v2 = None;
-    } else {
-        // Without a file, v2 runs with its defaults (and its test user).
-        let v2 = config.v2.get_or_insert_with(V2Config::default);
+    } else if let Some(v2) = &mut config.v2 {
         if let Some(port) = args.v2_port {
             let ip = v2.listen.map_or(config.listen.ip(), |a| a.ip());
             v2.listen = Some(SocketAddr::new(ip, port));

@@ -1071,7 +1071,14 @@ impl Service {
                 if !accepts(accept, "application/json") {
                     return text(406, "Not Acceptable: this resource is application/json");
                 }
-                if ctx.query.flag("wait") {
+                // A destroyed job cannot change any more: no point waiting
+                // (the Java server waits out the bound).
+                let destroyed = || {
+                    net::update(&self.shared, |c, _| {
+                        c.job_view(id).is_none_or(|v| v.state == V2State::Destroyed)
+                    })
+                };
+                if ctx.query.flag("wait") && !destroyed() {
                     self.wait_for_change(ctx, |core| core.epochs.job(id));
                 }
                 match net::update(&self.shared, |c, _| c.job_view(id)) {

@@ -29,7 +29,9 @@
 //! * Accounts are locked after failed logins only if
 //!   [`V2Config::lockout`] is set (the Java server's lock is rolled back,
 //!   so it never locks either).
-//! * Long-polls cannot miss a change that lands just before they wait.
+//! * Long-polls cannot miss a change that lands just before they wait, and
+//!   waiting on a destroyed job answers at once (the Java server waits out
+//!   the bound).
 //! * There is no proxy websocket, so job descriptions have no `proxy-ref`;
 //!   groups, quotas and NMPI are not modelled (`group`, `nmpi-collab` and
 //!   `nmpi-job-id` are accepted and recorded); issue reports are recorded
