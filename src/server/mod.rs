@@ -1,4 +1,5 @@
-//! A virtual spalloc server: the spalloc v1 protocol with no hardware behind it.
+//! A virtual spalloc server: the spalloc v1 protocol, and the Java server's
+//! v2 REST service, with no hardware behind them.
 //!
 //! [`VirtualServer`] listens on TCP and answers every command of the
 //! protocol the way the Python `spalloc_server` does: the same allocation
@@ -20,6 +21,16 @@
 //!   connection stays open; the Python server disconnects.
 //! * `report_problem` (from the Java server) is accepted and logged.
 //! * Lists in replies (boards, connections, changed ids) are sorted.
+//!
+//! # The v2 service
+//!
+//! With [`ServerConfig::v2`] set, the server also runs the Java spalloc
+//! server's REST service (PROTOCOL_V2.md), on its own port, on the same
+//! jobs: a job made through either protocol is seen, kept alive, powered and
+//! destroyed through both. [`V2Config`] sets its address, base path, TLS,
+//! users and limits; [`VirtualServer::v2_url`] says where it is. It logs in,
+//! checks CSRF tokens, pages and long-polls as the Java server does; the
+//! module `v2` documents where it deliberately differs.
 //!
 //! # Example
 //!
@@ -60,6 +71,32 @@
 //! max_line_length = 1048576
 //! max_queued_output = 16777216
 //! max_connections = 1000
+//!
+//! [v2]                          # the v2 service; enabled unless `enabled = false`
+//! port = 22245                  # default: the v1 port + 1 (0 if that is 0)
+//! base_path = "/spalloc/"
+//! self_signed_ca = "v2-ca.pem"  # HTTPS with a throw-away certificate, or
+//! # tls_cert = "cert.pem"       # with a certificate and key from PEM files
+//! # tls_key = "key.pem"
+//! session_timeout = 1800.0
+//! wait_timeout = 30.0           # the longest a ?wait=true request waits
+//! keepalive_min = 30.0
+//! keepalive_max = 300.0
+//! lockout_failures = 0          # 0: never lock accounts
+//! lockout_duration = 86400.0
+//! version = "7.4.1"
+//! max_connections = 1000
+//! max_head = 16384
+//! max_body = 1048576
+//! request_timeout = 30.0
+//! idle_timeout = 60.0
+//! max_sessions = 10000
+//!
+//! [[v2.user]]                   # without any, one user: test / test
+//! name = "alice"
+//! password = "s3cret"           # or password_hash = "pbkdf2-sha256$…"
+//! role = "user"                 # "reader", "user" or "admin"
+//! tokens = ["a-bearer-token"]
 //!
 //! [[machine]]                   # one table per machine, highest priority first
 //! name = "m"
@@ -295,6 +332,19 @@ pub fn fuzz_requests(input: &[u8]) -> Vec<String> {
         controller.take_changes();
     }
     replies
+}
+
+/// Fuzzing hook, not part of the supported API: runs `input` as a stream
+/// of HTTP requests through a fresh in-memory v2 service (user `test`,
+/// password `test`, bearer token `fuzz-token-0001`; one 2 x 2-triad
+/// machine; no sockets, no threads) and returns each response as sent.
+///
+/// The fuzz target `http_requests` and the property tests call this to
+/// check that no request, however malformed, can panic the service, and
+/// that every request read gets exactly one well-formed response.
+#[doc(hidden)]
+pub fn fuzz_http(input: &[u8]) -> Vec<Vec<u8>> {
+    v2::fuzz(input)
 }
 
 impl Drop for VirtualServer {

@@ -261,15 +261,40 @@ fn jobs_survive_a_restart_with_a_state_file() {
     o.keepalive = None;
     let id = c.create_job(&JobRequest::Boards(3), &o).expect("create");
     drop(c);
+    // And one through v2, destroyed: its history survives too.
+    let mut h = Http::at(&v2_url(&first), None);
+    h.login("test", "test");
+    let gone =
+        h.create(&json!({"num-boards": 1, "tags": ["default"], "keepalive-interval": "PT60S"}));
+    h.delete(&h.srv(&format!("jobs/{gone}?reason=old")))
+        .expect(204);
     first.signal(15);
     first.finish(LONG).expect_code(0);
 
-    let (second, again) = serve(&sb, &["--port", &port.to_string(), "--state-file", &state]);
+    let (second, again) = serve(
+        &sb,
+        &[
+            "--port",
+            &port.to_string(),
+            "--v2-port",
+            "0",
+            "--state-file",
+            &state,
+        ],
+    );
     assert_eq!(again, port);
     let mut c = ProtocolClient::connect("127.0.0.1", port, Some(LONG)).expect("connect");
     let jobs = c.list_jobs().expect("list");
     assert_eq!(jobs.iter().map(|j| j.job_id).collect::<Vec<_>>(), vec![id]);
     assert_eq!(jobs[0].boards.len(), 3);
+    let mut h = Http::at(&v2_url(&second), None);
+    h.login("test", "test");
+    let old = h.job(gone);
+    assert_eq!(
+        (old["state"].clone(), old["reason"].clone()),
+        (json!("DESTROYED"), json!("old"))
+    );
+    assert_eq!(old["original-request"]["num-boards"], 1);
     second.signal(2);
     second.finish(LONG).expect_code(0);
 }

@@ -28,6 +28,7 @@ use spalloc::{JobDescription, JobState, JobStateInfo, ProtocolClient};
 
 mod holders;
 mod hostile;
+mod http;
 mod load;
 mod matrix;
 mod restart;

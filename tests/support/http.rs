@@ -396,3 +396,54 @@ pub fn tls_config(pem: &str) -> Arc<rustls::ClientConfig> {
             .with_no_client_auth(),
     )
 }
+
+/// One persistent plain-HTTP connection, for clients that send many
+/// requests (the way a connection-pooling client does).
+pub struct KeepAlive {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    http: Http,
+}
+
+impl KeepAlive {
+    /// A connection to `http`'s service, sending its credentials.
+    pub fn open(http: &Http) -> KeepAlive {
+        let stream = TcpStream::connect_timeout(&http.addr, HTTP_TIMEOUT).expect("connect");
+        stream
+            .set_read_timeout(Some(HTTP_TIMEOUT))
+            .expect("timeout");
+        KeepAlive {
+            stream,
+            buf: Vec::new(),
+            http: http.clone(),
+        }
+    }
+
+    /// A GET on this connection.
+    #[track_caller]
+    pub fn get(&mut self, path: &str) -> Reply {
+        let mut req = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n", self.http.addr);
+        for (n, v) in self.http.auth_headers(false) {
+            req.push_str(&format!("{n}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        self.stream.write_all(req.as_bytes()).expect("send");
+        loop {
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = parse(&self.buf[..end + 4]).expect("a response head");
+                let len = head
+                    .header("content-length")
+                    .and_then(|l| l.parse::<usize>().ok())
+                    .unwrap_or(0);
+                if self.buf.len() >= end + 4 + len {
+                    let whole: Vec<u8> = self.buf.drain(..end + 4 + len).collect();
+                    return parse(&whole).expect("a response");
+                }
+            }
+            let mut chunk = [0u8; 8192];
+            let n = self.stream.read(&mut chunk).expect("read the response");
+            assert!(n > 0, "the server closed the connection");
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}

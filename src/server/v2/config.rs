@@ -669,6 +669,64 @@ mod tests {
     }
 
     #[test]
+    fn every_key_of_the_v2_table() {
+        let text = "[server]\nport = 5000\n[v2]\nport = 0\nbase_path = \"/x/\"\n\
+            self_signed_ca = \"ca.pem\"\nsession_timeout = 60\nwait_timeout = 2.5\n\
+            keepalive_min = 1\nkeepalive_max = 10\nlockout_failures = 3\n\
+            lockout_duration = 7\nversion = \"7.3.0\"\nmax_connections = 9\n\
+            max_head = 2048\nmax_body = 100\nrequest_timeout = 4\nidle_timeout = 5\n\
+            max_sessions = 6\n\n[[v2.user]]\nname = \"a\"\npassword = \"p\"\n\
+            role = \"admin\"\ntokens = [\"token-123456\"]\n";
+        let c = crate::server::ServerConfig::from_toml_str(text);
+        let v2 = match c {
+            Ok(c) => c.v2.unwrap_or_default(),
+            Err(e) => panic!("{e}"),
+        };
+        let secs = Duration::from_secs;
+        assert_eq!(
+            v2.listen.map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:0")
+        );
+        assert_eq!(v2.base_path, "/x/");
+        assert_eq!(
+            v2.tls,
+            V2Tls::SelfSigned {
+                ca_file: Some("ca.pem".into())
+            }
+        );
+        assert_eq!(
+            (v2.session_timeout, v2.wait_timeout),
+            (secs(60), Duration::from_millis(2500))
+        );
+        assert_eq!((v2.keepalive_min, v2.keepalive_max), (secs(1), secs(10)));
+        assert_eq!(v2.lockout, Some(Lockout::new(3, secs(7))));
+        assert_eq!(v2.version, "7.3.0");
+        assert_eq!(
+            (v2.max_connections, v2.max_head, v2.max_body),
+            (9, 2048, 100)
+        );
+        assert_eq!(
+            (v2.request_timeout, v2.idle_timeout, v2.max_sessions),
+            (secs(4), secs(5), 6)
+        );
+        assert_eq!(
+            v2.users,
+            vec![
+                V2User::new("a", "p")
+                    .role(V2Role::Admin)
+                    .token("token-123456")
+            ]
+        );
+        // No table: the defaults. `enabled = false`: none.
+        let plain = crate::server::ServerConfig::from_toml_str("")
+            .ok()
+            .and_then(|c| c.v2);
+        assert_eq!(plain, Some(V2Config::default()));
+        let off = crate::server::ServerConfig::from_toml_str("[v2]\nenabled = false\n");
+        assert!(off.is_ok_and(|c| c.v2.is_none()));
+    }
+
+    #[test]
     fn the_default_port_follows_v1() {
         let v1 = SocketAddr::from(([127, 0, 0, 1], 22244));
         assert_eq!(V2Config::default().listen_addr(v1).port(), 22245);

@@ -41,6 +41,8 @@
 pub(crate) mod api;
 pub(crate) mod auth;
 pub(crate) mod config;
+#[cfg(test)]
+mod fuzzing;
 pub(crate) mod http;
 pub(crate) mod listen;
 pub(crate) mod password;
@@ -48,14 +50,19 @@ pub(crate) mod tls;
 pub(crate) mod wire;
 
 use std::io;
-use std::net::{SocketAddr, TcpListener};
-use std::sync::Arc;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use log::info;
 
 pub use config::{Lockout, V2Config, V2Password, V2Role, V2Tls, V2User};
 
-use super::net::Shared;
+use super::config::ServerConfig;
+use super::machine::Machine;
+use super::net::{Core, FairLock, Shared};
+use super::state::{Controller, Settings};
 
 /// A running v2 service.
 #[derive(Debug)]
@@ -130,4 +137,74 @@ fn url_host(addr: SocketAddr) -> String {
         ip => ip,
     };
     SocketAddr::new(ip, addr.port()).to_string()
+}
+
+/// The bearer token of the fuzzing server's user (`test`, password `test`).
+pub(crate) const FUZZ_TOKEN: &str = "fuzz-token-0001";
+
+/// Runs `input` as a stream of HTTP requests through a fresh in-memory v2
+/// service (one 2 x 2-triad machine, instant power, no sockets, no
+/// threads, long-polls that do not wait) and returns each response as
+/// sent. A request that cannot be read gets its error response, which
+/// ends the stream, as it ends a connection.
+pub(crate) fn fuzz(input: &[u8]) -> Vec<Vec<u8>> {
+    let config = ServerConfig::for_tests().machines(vec![Machine::new("m", 2, 2)]);
+    let Ok(defs) = config.validate() else {
+        return Vec::new();
+    };
+    let settings = Settings {
+        power_delay: config.power_delay,
+        seconds_before_free: config.seconds_before_free,
+        max_retired_jobs: config.max_retired_jobs,
+    };
+    let core = Core::new(Controller::new(settings, defs));
+    let changes = core.changes.clone();
+    let shared = Arc::new(Shared {
+        core: FairLock::new(core),
+        wake: Mutex::new(false),
+        wake_signal: Condvar::new(),
+        config,
+        stopping: AtomicBool::new(false),
+        threads: Mutex::new(Vec::new()),
+    });
+    let v2 = V2Config::default()
+        .users(vec![V2User::new("test", "test").token(FUZZ_TOKEN)])
+        .wait_timeout(Duration::ZERO)
+        .keepalive_bounds(Duration::from_secs(1), Duration::from_secs(300));
+    let Ok(auth) = auth::Auth::with_iterations(&v2, 1) else {
+        return Vec::new();
+    };
+    let limits = http::Limits {
+        max_head: 4096,
+        max_body: 4096,
+    };
+    let service = api::Service {
+        shared,
+        changes,
+        auth,
+        config: v2,
+        secure: false,
+        local: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080),
+    };
+    let peer = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let mut reader = http::Reader::new(limits);
+    reader.feed(input);
+    let mut out = Vec::new();
+    loop {
+        match reader.next_request() {
+            Ok(Some(req)) => {
+                let resp = service.handle(&req, peer);
+                out.push(resp.to_bytes(req.keep_alive(), "Thu, 01 Jan 1970 00:00:00 GMT"));
+            }
+            Ok(None) => break,
+            Err(e) => {
+                out.push(
+                    e.response(&limits)
+                        .to_bytes(false, "Thu, 01 Jan 1970 00:00:00 GMT"),
+                );
+                break;
+            }
+        }
+    }
+    out
 }
