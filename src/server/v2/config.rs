@@ -65,7 +65,9 @@ pub struct V2Config {
     /// The longest request head (request line and headers), in bytes.
     /// Defaults to 16 KiB.
     pub max_head: usize,
-    /// The longest request body, in bytes. Defaults to 1 MiB.
+    /// The longest request body, in bytes. Defaults to 64 KiB (a create
+    /// request is a few hundred bytes), which keeps a thousand connections
+    /// within tens of megabytes.
     pub max_body: usize,
     /// How long a client may take to send one whole request once it has
     /// started. Defaults to 30 s.
@@ -93,7 +95,7 @@ impl Default for V2Config {
             version: "7.4.1".to_owned(),
             max_connections: 1000,
             max_head: 16 << 10,
-            max_body: 1 << 20,
+            max_body: 64 << 10,
             request_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             max_sessions: 10_000,
