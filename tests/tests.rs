@@ -7,6 +7,7 @@ mod cli_alloc;
 mod cli_serve;
 mod cli_views;
 mod client;
+mod dialects;
 mod docs;
 mod job;
 mod pyclient;

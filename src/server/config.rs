@@ -17,6 +17,63 @@ use super::machine::{BoardLocation, Layout, Machine};
 use super::v2::V2Config;
 use super::v2::config::RawV2;
 
+/// Which real server a [`VirtualServer`](super::VirtualServer) answers as.
+///
+/// Both allocate boards the same way; they differ in everything else a
+/// client sees (see the [module documentation](super#dialects)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// The Python `spalloc_server` (1!7): `null` for "not found", a job
+    /// for every request, `\n` line ends, Python's JSON.
+    #[default]
+    Python,
+    /// The Java server's v1 compatibility service: exceptions for "not
+    /// found" and for impossible requests, a job tied to one machine from
+    /// its creation, `\r\n` line ends, Jackson's JSON.
+    Java,
+}
+
+impl Dialect {
+    /// What the `version` command answers by default: `"1.1.0"` for
+    /// Python (see [`ServerConfig::version`]) and the Java service's own
+    /// `"5.0.0"`.
+    pub fn default_version(self) -> &'static str {
+        match self {
+            Dialect::Python => "1.1.0",
+            Dialect::Java => "5.0.0",
+        }
+    }
+
+    /// The dialect's name in configuration files and flags.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Python => "python",
+            Dialect::Java => "java",
+        }
+    }
+}
+
+impl fmt::Display for Dialect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Dialect {
+    type Err = String;
+
+    /// `python` or `java`, in any case.
+    fn from_str(s: &str) -> Result<Dialect, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "python" => Ok(Dialect::Python),
+            "java" => Ok(Dialect::Java),
+            _ => Err(format!(
+                "{s:?} is not a dialect: use \"python\" or \"java\""
+            )),
+        }
+    }
+}
+
 /// Settings of a [`VirtualServer`](super::VirtualServer).
 ///
 /// `ServerConfig::default()` describes a realistic server: the timings of the
@@ -38,6 +95,8 @@ pub struct ServerConfig {
     /// Address to listen on. Defaults to `127.0.0.1:0` (any free port; ask
     /// [`VirtualServer::local_addr`](super::VirtualServer::local_addr)).
     pub listen: SocketAddr,
+    /// Which server to answer as. Defaults to [`Dialect::Python`].
+    pub dialect: Dialect,
     /// The machines, highest priority first. When empty, the server runs one
     /// machine named `virtual`, 4 x 2 triads (24 boards), tagged `default`.
     pub machines: Vec<Machine>,
@@ -53,9 +112,11 @@ pub struct ServerConfig {
     /// How long a power on or off takes (the job is in state 2 meanwhile).
     /// Defaults to 2 s.
     pub power_delay: Duration,
-    /// What the `version` command returns. Defaults to `"1.1.0"`, which both
-    /// the Python client (0.1.0 to below 7.0.0) and the Java client (0.4.0 to
-    /// below 2.0.0) accept.
+    /// What the `version` command returns. Defaults to the dialect's
+    /// [`default_version`](Dialect::default_version): for Python `"1.1.0"`
+    /// rather than the real server's `"1!7.1.0"`, which the Python client
+    /// cannot parse; `"1.1.0"` suits both the Python client (0.1.0 to below
+    /// 7.0.0) and the Java client (0.4.0 to below 2.0.0).
     pub version: String,
     /// Where to keep jobs across restarts; `None` (the default) keeps nothing.
     pub state_file: Option<PathBuf>,
@@ -82,12 +143,13 @@ impl Default for ServerConfig {
     fn default() -> ServerConfig {
         ServerConfig {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            dialect: Dialect::Python,
             machines: Vec::new(),
             timeout_check_interval: Duration::from_secs(5),
             max_retired_jobs: 1200,
             seconds_before_free: Duration::from_secs(30),
             power_delay: Duration::from_secs(2),
-            version: "1.1.0".to_owned(),
+            version: Dialect::Python.default_version().to_owned(),
             state_file: None,
             save_interval: Duration::from_secs(1),
             max_line_length: 1 << 20,
@@ -120,6 +182,16 @@ impl ServerConfig {
     /// Sets [`listen`](Self::listen).
     pub fn listen(mut self, addr: SocketAddr) -> ServerConfig {
         self.listen = addr;
+        self
+    }
+
+    /// Sets [`dialect`](Self::dialect). A [`version`](Self::version) that
+    /// is still the old dialect's default becomes the new one's.
+    pub fn dialect(mut self, dialect: Dialect) -> ServerConfig {
+        if self.version == self.dialect.default_version() {
+            self.version = dialect.default_version().to_owned();
+        }
+        self.dialect = dialect;
         self
     }
 
@@ -380,6 +452,7 @@ struct RawFile {
 struct RawServer {
     ip: Option<String>,
     port: Option<u16>,
+    dialect: Option<String>,
     timeout_check_interval: Option<f64>,
     max_retired_jobs: Option<u64>,
     seconds_before_free: Option<f64>,
@@ -500,8 +573,17 @@ impl RawFile {
             machines.push(m.into_machine(i)?);
         }
         let v2 = self.v2.unwrap_or_default().into_config(ip, seconds, size)?;
+        let dialect = match s.dialect.as_deref() {
+            None => Dialect::Python,
+            Some(text) => text.parse().map_err(|message| ConfigError {
+                path: None,
+                field: Some("server.dialect".into()),
+                message,
+            })?,
+        };
         let config = ServerConfig {
             listen: SocketAddr::new(ip, s.port.unwrap_or(22244)),
+            dialect,
             machines,
             timeout_check_interval: seconds(
                 "server.timeout_check_interval",
@@ -519,7 +601,9 @@ impl RawFile {
                 d.seconds_before_free,
             )?,
             power_delay: seconds("server.power_delay", s.power_delay, d.power_delay)?,
-            version: s.version.unwrap_or(d.version),
+            version: s
+                .version
+                .unwrap_or_else(|| dialect.default_version().to_owned()),
             state_file: s.state_file,
             save_interval: seconds("server.save_interval", s.save_interval, d.save_interval)?,
             max_line_length: size(
@@ -699,6 +783,34 @@ mod tests {
         assert_eq!(c.listen.port(), 22244);
         assert_eq!(c.version, "1.1.0");
         assert!(c.machines.is_empty());
+    }
+
+    #[test]
+    fn dialects() {
+        let c = ServerConfig::from_toml_str("[server]\ndialect = \"java\"\n");
+        assert!(
+            matches!(&c, Ok(c) if c.dialect == Dialect::Java && c.version == "5.0.0"),
+            "{c:?}"
+        );
+        let c = ServerConfig::from_toml_str("[server]\ndialect = \"Java\"\nversion = \"4.0.0\"\n");
+        assert!(matches!(&c, Ok(c) if c.version == "4.0.0"), "{c:?}");
+        let e = ServerConfig::from_toml_str("[server]\ndialect = \"perl\"\n").err();
+        let msg = e.map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            msg.starts_with("server.dialect: \"perl\" is not a dialect"),
+            "{msg}"
+        );
+        let c = ServerConfig::default().dialect(Dialect::Java);
+        assert_eq!(c.version, "5.0.0");
+        let c = c.version("9.9.9").dialect(Dialect::Python);
+        assert_eq!(c.version, "9.9.9");
+        assert_eq!(
+            ServerConfig::default()
+                .dialect(Dialect::Java)
+                .dialect(Dialect::Python)
+                .version,
+            "1.1.0"
+        );
     }
 
     #[test]

@@ -2,25 +2,107 @@
 //! v2 REST service, with no hardware behind them.
 //!
 //! [`VirtualServer`] listens on TCP and answers every command of the
-//! protocol the way the Python `spalloc_server` does: the same allocation
-//! algorithm (so the same boards for the same sequence of requests), the same
-//! queueing, job states, keepalive expiry, destroy reasons, `where_is`
-//! answers and change notifications. Powering boards on and off is simulated
-//! by a configurable delay. It is meant for testing clients and for demos.
+//! protocol the way a real server does: the same allocation algorithm as the
+//! Python `spalloc_server` (so the same boards for the same sequence of
+//! requests), the same queueing, job states, keepalive expiry, destroy
+//! reasons, `where_is` answers and change notifications. Powering boards on
+//! and off is simulated by a configurable delay. It is meant for testing
+//! clients and for demos.
 //!
-//! Deliberate differences from the Python server, all in the direction of
-//! telling a client clearly what went wrong:
-//! * `create_job` checks its arguments before creating anything. Unknown
-//!   keyword arguments, `machine` together with `tags`, `require_torus` for a
-//!   single board, a negative `min_ratio`, more than three positional
-//!   arguments and arguments of the wrong type give `{"exception": ...}`
-//!   without creating a job or using up a job id.
-//! * Malformed requests (invalid UTF-8 or JSON, blank lines, a missing or
-//!   unknown command, wrongly typed arguments, lines over
-//!   [`ServerConfig::max_line_length`]) get `{"exception": ...}` and the
-//!   connection stays open; the Python server disconnects.
-//! * `report_problem` (from the Java server) is accepted and logged.
-//! * Lists in replies (boards, connections, changed ids) are sorted.
+//! # Dialects
+//!
+//! A server answers as one of two real servers, chosen by
+//! [`ServerConfig::dialect`] (`dialect` in the TOML file, `spalloc serve
+//! --dialect`):
+//!
+//! * [`Dialect::Python`] (the default): `spalloc_server` 1!7. A job id for
+//!   every well-formed request (one no machine can run is destroyed at once,
+//!   `"Cancelled: No suitable machines available."`); `null` for anything not
+//!   found (`state` 0 for an unknown job); a queued job may go to whichever
+//!   eligible machine frees up first; keepalive `null` never expires; expiry
+//!   reason `"Job timed out."`; coordinates wrap around the machine. Arguments
+//!   bind as a Python call binds them, with CPython's error messages, and ids
+//!   are looked up as a Python dictionary looks them up (`true` and `1.0` are
+//!   job 1, `"1"` is no job, a list is "unhashable"). An empty line is
+//!   skipped; a line that is not UTF-8, not a JSON object, names no known
+//!   command, or has `args` that are not a list or `kwargs` that are not an
+//!   object ends the connection without a reply. Replies are `json.dumps`
+//!   lines (`", "` and `": "`, non-ASCII escaped) ending in `\n`; the changes
+//!   caused by the requests read together are reported after all of their
+//!   replies.
+//! * [`Dialect::Java`]: the Java server's v1 compatibility service. Version
+//!   `"5.0.0"`; exceptions instead of `null`s (`no such job`, `boards not
+//!   allocated`, `no boards currently allocated`, `no such machine`, `no such
+//!   board`); a request no machine can ever run is refused (`no machine
+//!   available which matches allocation request`) and makes no job; a new job
+//!   is tied to the first machine that could run it and waits only for that
+//!   one; keepalive `null` means the default 60 s; expiry reason `"keepalive
+//!   expired"`; job ids and `notify_*` arguments are read only by position,
+//!   `reason`, `where_is` and the board lookups only by keyword, numbers
+//!   through the service's `parseDec`; unused arguments are ignored;
+//!   `get_job_state` reports the time of the last keepalive and `""` for no
+//!   reason or host; `list_jobs` echoes every keyword argument; dead links are
+//!   numbered by board direction and listed from both ends; `report_problem`
+//!   is accepted; `login` is refused. Bad JSON gets an exception and the
+//!   connection carries on; a blank line, `null` or a request without a
+//!   command ends it. Lines end in `\r\n`, `\r` or `\n` on the way in and in
+//!   `\r\n` on the way out, in Jackson's compact JSON with Java's number
+//!   formatting (`1.79547E9`). Notifications are sent by subscription: one
+//!   message per watched job or machine plus one for "all", so a change can
+//!   be reported twice; "all jobs" does not report a job's creation; and a
+//!   change is reported before the reply to the request that caused it.
+//!
+//! # Deliberate differences from the real servers
+//!
+//! Everything else is meant to match byte for byte; a difference not listed
+//! here is a bug.
+//!
+//! * **Requests the Python server half-creates.** `create_job` checks its
+//!   arguments before making a job. The real server takes a job id first and
+//!   then fails (leaving a queued job behind that can later crash its
+//!   keepalive sweep) on: unknown keyword arguments, `machine` with `tags`,
+//!   `require_torus` for a single board, a negative or `null` `min_ratio` for
+//!   a number of boards, more than seven positional arguments, a positional
+//!   argument also given by keyword. Here these get the real server's
+//!   exception text and no job; with no machine matching the request's tags
+//!   the real server would instead return a job id and cancel the job.
+//! * **Wrongly typed arguments** (Python): board coordinates, `tags`,
+//!   `machine`, `max_dead_boards`, `max_dead_links`, `where_is` coordinates
+//!   and a `destroy_job` reason of the wrong type get an exception of ours
+//!   naming the argument, where the real server fails later with a Python
+//!   `TypeError` from deep inside, or (`tags` given as a string) goes on with
+//!   nonsense.
+//! * **Version** (Python): `"1.1.0"` by default rather than `"1!7.1.0"`,
+//!   which the Python client cannot parse; set [`ServerConfig::version`].
+//! * **Limits**: lines longer than [`ServerConfig::max_line_length`] are
+//!   discarded and answered with an exception, a client that stops reading is
+//!   disconnected once [`ServerConfig::max_queued_output`] bytes wait for it,
+//!   and at most [`ServerConfig::max_connections`] clients are served. The
+//!   real servers have no such limits.
+//! * **JSON the real servers accept and this one does not** (both dialects):
+//!   `NaN` and `Infinity` (Python), and nesting deeper than 128 levels; such
+//!   a line is bad JSON here.
+//! * **Order**: boards, connections and changed ids are sorted (the real
+//!   servers use hash or database order); `Invalid arguments:` lists its keys
+//!   sorted; the Java dialect echoes `list_jobs` keyword arguments in the
+//!   order sent (the service uses Java `HashMap` order) and writes reply
+//!   fields in the order Jackson's rules give the service's classes.
+//! * **Timing**: power changes take [`ServerConfig::power_delay`] instead of
+//!   real BMP time; keepalives are checked every
+//!   [`ServerConfig::timeout_check_interval`] and after every request in both
+//!   dialects (the Java service checks every 30 s), so a keepalive of zero or
+//!   less ends a job at once in both. The Python dialect groups notifications
+//!   by the requests one client sent together, not by a pass over every
+//!   client.
+//! * **Java specifics not imitated**: boards are chosen by the Python
+//!   server's allocator (the same machine, maybe other boards than the Java
+//!   allocator would pick); destroyed jobs are remembered for
+//!   [`ServerConfig::max_retired_jobs`] jobs rather than 14 days; a watch of
+//!   one job or machine does not repeat its notification every 60 s; the
+//!   texts of Jackson's JSON errors follow its wording but are not always
+//!   exact; the owner is not checked against users and groups, and there are
+//!   no quotas.
+//! * `report_problem` (Java) is logged, not recorded.
 //!
 //! # The v2 service
 //!
@@ -61,11 +143,12 @@
 //! [server]
 //! ip = "127.0.0.1"              # "" = every interface
 //! port = 22244                  # 0 = any free port
+//! dialect = "python"            # or "java"
 //! timeout_check_interval = 5.0  # seconds
 //! max_retired_jobs = 1200
 //! seconds_before_free = 30.0
 //! power_delay = 2.0             # how long a power on/off takes
-//! version = "1.1.0"
+//! version = "1.1.0"             # default: "1.1.0" (python) or "5.0.0" (java)
 //! state_file = "spalloc-state.json"
 //! save_interval = 1.0
 //! max_line_length = 1048576
@@ -126,7 +209,6 @@
 //! `south` (numbers 0 to 5 in that order).
 
 mod allocator;
-mod commands;
 mod config;
 mod epochs;
 mod freezset;
@@ -137,6 +219,7 @@ mod net;
 mod pack_tree;
 mod persist;
 mod state;
+mod v1;
 mod v2;
 
 use std::io;
@@ -148,13 +231,13 @@ use std::time::Instant;
 
 use log::info;
 
-pub use config::{ConfigError, ServerConfig};
+pub use config::{ConfigError, Dialect, ServerConfig};
 pub use geometry::Link;
 pub use machine::{BoardLocation, Layout, MAX_TRIADS, Machine};
 pub use v2::{Lockout, V2Config, V2Password, V2Role, V2Tls, V2User};
 
 use net::{Core, Shared};
-use state::{Controller, Settings};
+use state::{Controller, Policy, Settings};
 
 /// A running virtual spalloc server.
 ///
@@ -185,12 +268,7 @@ impl VirtualServer {
         let defs = config
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-        let settings = Settings {
-            power_delay: config.power_delay,
-            seconds_before_free: config.seconds_before_free,
-            max_retired_jobs: config.max_retired_jobs,
-        };
-        let mut controller = Controller::new(settings, defs);
+        let mut controller = Controller::new(settings(&config), defs);
         if let Some(path) = &config.state_file
             && let Some(saved) = persist::load(path)?
         {
@@ -210,7 +288,7 @@ impl VirtualServer {
         let v1_listen = config.listen;
         info!("virtual spalloc server listening on {addr}");
         let shared = Arc::new(Shared {
-            core: net::FairLock::new(Core::new(controller)),
+            core: net::FairLock::new(Core::new(controller, config.dialect)),
             wake: Mutex::new(false),
             wake_signal: Condvar::new(),
             config,
@@ -297,39 +375,60 @@ impl VirtualServer {
     }
 }
 
+/// The controller's settings for `config`.
+fn settings(config: &ServerConfig) -> Settings {
+    Settings {
+        power_delay: config.power_delay,
+        seconds_before_free: config.seconds_before_free,
+        max_retired_jobs: config.max_retired_jobs,
+        policy: match config.dialect {
+            Dialect::Python => Policy::python(),
+            Dialect::Java => Policy::java(),
+        },
+    }
+}
+
 /// Fuzzing hook, not part of the supported API: runs each `\n`-separated
-/// request line of `input` through the server's request handling, in order,
-/// against a fresh in-memory server (one 2 x 2-triad machine, instant power
-/// changes, no sockets, no threads), and returns the reply lines.
+/// request line of `input` through the server's request handling in the
+/// given dialect, in order, against a fresh in-memory server (one 2 x
+/// 2-triad machine, instant power changes, no sockets, no threads), and
+/// returns what became of each line: `Some(reply)`, or `None` for a line
+/// answered with silence. The list ends early, with a `None`, at a line
+/// that would close the connection.
 ///
 /// The fuzz target `server_requests` and the property tests call this to
 /// check that no request, however malformed, can panic the server.
 #[doc(hidden)]
-pub fn fuzz_requests(input: &[u8]) -> Vec<String> {
-    let config = ServerConfig::for_tests().machines(vec![Machine::new("m", 2, 2)]);
+pub fn fuzz_requests(dialect: Dialect, input: &[u8]) -> Vec<Option<String>> {
+    let config = ServerConfig::for_tests()
+        .dialect(dialect)
+        .machines(vec![Machine::new("m", 2, 2)]);
     let Ok(defs) = config.validate() else {
         return Vec::new();
     };
-    let settings = Settings {
-        power_delay: config.power_delay,
-        seconds_before_free: config.seconds_before_free,
-        max_retired_jobs: config.max_retired_jobs,
-    };
-    let mut controller = Controller::new(settings, defs);
-    let mut subscriptions = commands::Subscriptions::default();
+    let mut controller = Controller::new(settings(&config), defs);
+    let mut subscriptions = v1::Subscriptions::default();
     let mut replies = Vec::new();
     for line in input.split(|&b| b == b'\n') {
         let now = Instant::now();
-        let mut ctx = commands::Context {
+        let mut ctx = v1::Context {
             controller: &mut controller,
             subscriptions: &mut subscriptions,
             version: &config.version,
             host: "127.0.0.1",
             now,
         };
-        replies.push(commands::handle_line(&mut ctx, line));
+        let outcome = v1::handle_line(dialect, &mut ctx, line);
         controller.tick(now);
         controller.take_changes();
+        match outcome {
+            v1::Outcome::Reply(r) => replies.push(Some(r)),
+            v1::Outcome::Skip => replies.push(None),
+            v1::Outcome::Close => {
+                replies.push(None);
+                break;
+            }
+        }
     }
     replies
 }

@@ -8,7 +8,7 @@
 //! shared state sits behind one mutex that is held only while a single
 //! request is handled or a tick runs.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,11 +18,11 @@ use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 
-use super::commands::{self, Context, Subscriptions};
-use super::config::ServerConfig;
+use super::config::{Dialect, ServerConfig};
 use super::epochs::{ChangeSignal, Epochs};
 use super::persist;
 use super::state::{Controller, later};
+use super::v1::{self, Context, Outcome, Subscriptions};
 
 /// How long a write to a client may block before the client is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -225,9 +225,13 @@ struct Connection {
 #[derive(Debug)]
 pub(crate) struct Core {
     pub controller: Controller,
+    dialect: Dialect,
     connections: HashMap<u64, Connection>,
     next_connection: u64,
     stopping: bool,
+    /// Connections part way through a batch of requests whose changes are
+    /// reported together at its end; meanwhile nothing else reports.
+    batching: HashSet<u64>,
     /// When each job and machine last changed, for waiting v2 requests.
     pub epochs: Epochs,
     /// Where new epochs are published to them.
@@ -235,59 +239,49 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    pub fn new(controller: Controller) -> Core {
+    pub fn new(controller: Controller, dialect: Dialect) -> Core {
         Core {
             controller,
+            dialect,
             connections: HashMap::new(),
             next_connection: 0,
             stopping: false,
+            batching: HashSet::new(),
             epochs: Epochs::default(),
             changes: Arc::new(ChangeSignal::default()),
         }
     }
 
-    /// Sends this tick's coalesced changes to every subscriber, and stamps
-    /// them for v2 requests that wait for a change.
+    /// Forgets a connection that has gone.
+    fn remove(&mut self, id: u64) -> Option<Connection> {
+        let c = self.connections.remove(&id);
+        if self.batching.remove(&id) {
+            self.notify();
+        }
+        c
+    }
+
+    /// Sends the changes since the last round to every subscriber: for
+    /// each kind of change, one message per round (Python), or one per
+    /// subscription (Java); and stamps them for v2 requests that wait for a
+    /// change.
     pub(crate) fn notify(&mut self) {
-        let (jobs, machines) = self.controller.take_changes();
-        let epoch = self.epochs.record(&jobs, &machines);
+        if !self.batching.is_empty() {
+            return;
+        }
+        let changes = self.controller.take_changes();
+        if changes.is_empty() {
+            return;
+        }
+        let epoch = self.epochs.record(&changes.jobs, &changes.machines);
         let known = self.controller.known_jobs();
         self.epochs
             .prune(2 * known + 1024, |id| self.controller.knows_job(id));
         self.changes.publish(epoch);
-        if jobs.is_empty() && machines.is_empty() {
-            return;
-        }
-        let all_jobs: Option<Arc<String>> =
-            (!jobs.is_empty()).then(|| commands::jobs_changed(&jobs).into());
-        let all_machines: Option<Arc<String>> =
-            (!machines.is_empty()).then(|| commands::machines_changed(&machines).into());
+        let broadcast = v1::Broadcast::new(self.dialect, &changes);
         for c in self.connections.values() {
-            for (watch_all, line) in [
-                (
-                    matches!(c.subscriptions.jobs, commands::Watch::Everything),
-                    &all_jobs,
-                ),
-                (
-                    matches!(c.subscriptions.machines, commands::Watch::Everything),
-                    &all_machines,
-                ),
-            ] {
-                if let (true, Some(line)) = (watch_all, line) {
-                    c.outbox.push(line.clone());
-                }
-            }
-            if let commands::Watch::Only(_) = c.subscriptions.jobs {
-                let mine = c.subscriptions.jobs.filter(&jobs);
-                if !mine.is_empty() {
-                    c.outbox.push(commands::jobs_changed(&mine).into());
-                }
-            }
-            if let commands::Watch::Only(_) = c.subscriptions.machines {
-                let mine = c.subscriptions.machines.filter(&machines);
-                if !mine.is_empty() {
-                    c.outbox.push(commands::machines_changed(&mine).into());
-                }
+            for line in broadcast.lines_for(&c.subscriptions) {
+                c.outbox.push(line);
             }
         }
     }
@@ -378,7 +372,7 @@ fn start_connection(shared: &Arc<Shared>, stream: TcpStream) -> io::Result<()> {
                 "refusing {peer}: already {} clients",
                 core.connections.len()
             );
-            let line = "{\"exception\": \"too many connections; try again later\"}\n";
+            let line = v1::too_many_connections(core.dialect);
             let mut s = &stream;
             let _ = s.write_all(line.as_bytes());
             let _ = stream.shutdown(Shutdown::Both);
@@ -406,7 +400,7 @@ fn start_connection(shared: &Arc<Shared>, stream: TcpStream) -> io::Result<()> {
             Ok(())
         }
         Err(e) => {
-            if let Some(c) = shared.lock().connections.remove(&id) {
+            if let Some(c) = shared.lock().remove(id) {
                 c.outbox.abort();
             }
             Err(e)
@@ -425,14 +419,14 @@ fn serve(shared: &Arc<Shared>, id: u64, peer: SocketAddr, stream: TcpStream, out
     match writer {
         Ok(writer) => {
             read_loop(shared, id, peer, stream, outbox);
-            if let Some(c) = shared.lock().connections.remove(&id) {
+            if let Some(c) = shared.lock().remove(id) {
                 c.outbox.close();
             }
             let _ = writer.join();
         }
         Err(e) => {
             debug!("could not start a writer for {peer}: {e}");
-            if let Some(c) = shared.lock().connections.remove(&id) {
+            if let Some(c) = shared.lock().remove(id) {
                 c.outbox.abort();
             }
         }
@@ -454,10 +448,15 @@ fn write_loop(outbox: &Outbox) {
 
 fn read_loop(shared: &Arc<Shared>, id: u64, peer: SocketAddr, stream: TcpStream, outbox: &Outbox) {
     let host = peer.ip().to_string();
+    let dialect = shared.config.dialect;
     let limit = shared.config.max_line_length;
     let mut reader = BufReader::with_capacity(64 * 1024, stream);
     let mut line: Vec<u8> = Vec::new();
     let mut too_long = false;
+    // The Java service reads lines as `BufferedReader` does: `\r`, `\n` and
+    // `\r\n` all end one; the Python server splits on `\n` only.
+    let cr_ends_line = dialect == Dialect::Java;
+    let mut skip_lf = false;
     loop {
         if outbox.is_closed() {
             // Disconnected for not reading: drop whatever it still sent.
@@ -472,10 +471,20 @@ fn read_loop(shared: &Arc<Shared>, id: u64, peer: SocketAddr, stream: TcpStream,
                 return;
             }
         };
-        let (chunk, complete) = match buf.iter().position(|&b| b == b'\n') {
+        if std::mem::take(&mut skip_lf) && buf.first() == Some(&b'\n') {
+            reader.consume(1);
+            continue;
+        }
+        let end = if cr_ends_line {
+            memchr::memchr2(b'\n', b'\r', buf)
+        } else {
+            memchr::memchr(b'\n', buf)
+        };
+        let (chunk, complete) = match end {
             Some(i) => (&buf[..i], true),
             None => (buf, false),
         };
+        skip_lf = complete && buf[chunk.len()] == b'\r';
         if !too_long {
             if line.len() + chunk.len() > limit {
                 too_long = true;
@@ -488,13 +497,17 @@ fn read_loop(shared: &Arc<Shared>, id: u64, peer: SocketAddr, stream: TcpStream,
         reader.consume(used);
         if complete {
             if too_long {
-                let reply = commands::line_too_long(limit);
-                let core = shared.lock();
+                let reply = v1::line_too_long(dialect, limit);
+                let mut core = shared.lock();
                 if let Some(c) = core.connections.get(&id) {
                     c.outbox.push(reply.into());
                 }
-            } else {
-                handle_request(shared, id, &host, &line);
+                // It ends any batch it was part of.
+                core.batching.remove(&id);
+                core.notify();
+            } else if !handle_request(shared, id, &host, &line, !has_line(&reader, dialect)) {
+                debug!("closing the connection of {peer}, as the real server would");
+                return;
             }
             line.clear();
             too_long = false;
@@ -502,8 +515,24 @@ fn read_loop(shared: &Arc<Shared>, id: u64, peer: SocketAddr, stream: TcpStream,
     }
 }
 
-fn handle_request(shared: &Shared, id: u64, host: &str, line: &[u8]) {
+/// Whether another whole request is already buffered, to be handled in
+/// the same pass as this one (Python; the Java service has no passes).
+fn has_line(reader: &BufReader<TcpStream>, dialect: Dialect) -> bool {
+    match dialect {
+        Dialect::Python => memchr::memchr(b'\n', reader.buffer()).is_some(),
+        Dialect::Java => false,
+    }
+}
+
+/// Handles one request; false when the connection must close.
+///
+/// The Python server reports the changes of one pass of its event loop
+/// (every request that had arrived) after all of that pass's replies:
+/// with `last_of_batch` false, this request's changes wait for the next
+/// request's (or the ticker's) round.
+fn handle_request(shared: &Shared, id: u64, host: &str, line: &[u8], last_of_batch: bool) -> bool {
     let now = Instant::now();
+    let dialect = shared.config.dialect;
     let mut core = shared.lock();
     let before = core.controller.next_event();
     let was_dirty = core.controller.is_dirty();
@@ -513,7 +542,7 @@ fn handle_request(shared: &Shared, id: u64, host: &str, line: &[u8]) {
         ..
     } = &mut *core;
     let Some(conn) = connections.get_mut(&id) else {
-        return;
+        return false;
     };
     let mut ctx = Context {
         controller,
@@ -522,10 +551,36 @@ fn handle_request(shared: &Shared, id: u64, host: &str, line: &[u8]) {
         host,
         now,
     };
-    let reply = commands::handle_line(&mut ctx, line);
-    conn.outbox.push(reply.into());
+    let outcome = v1::handle_line(dialect, &mut ctx, line);
+    let outbox = conn.outbox.clone();
+    if outcome == Outcome::Close {
+        // Nothing more for this client, not even this round's changes.
+        outbox.close();
+    }
+    if last_of_batch || outcome == Outcome::Close {
+        core.batching.remove(&id);
+    } else {
+        core.batching.insert(id);
+    }
     core.controller.tick(now);
-    core.notify();
+    if let Outcome::Reply(reply) = outcome {
+        match dialect {
+            // Replies go before the changes they caused.
+            Dialect::Python => {
+                outbox.push(reply.into());
+                core.notify();
+            }
+            // The service's notifier threads run apart from the command
+            // loop: a change can be reported before the reply to the
+            // command that caused it, and here it always is.
+            Dialect::Java => {
+                core.notify();
+                outbox.push(reply.into());
+            }
+        }
+    } else {
+        core.notify();
+    }
     let after = core.controller.next_event();
     let earlier = match (before, after) {
         (_, None) => false,
@@ -539,6 +594,7 @@ fn handle_request(shared: &Shared, id: u64, host: &str, line: &[u8]) {
     if earlier || dirty {
         shared.wake_ticker();
     }
+    !outbox.is_closed()
 }
 
 /// Runs `f` on the engine as a request from another front-end (the v2

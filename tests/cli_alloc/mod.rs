@@ -320,8 +320,8 @@ fn request_flags_reach_the_server() {
     let job = &jobs[0];
     assert_eq!(
         job.keepalive,
-        Some(Number::Int(5)),
-        "an integer keepalive stays one"
+        Some(Number::Float(5.0)),
+        "the server keeps float(keepalive), as the real one does"
     );
     assert_eq!(job.args, vec![json!(4)]);
     assert_eq!(job.kwargs["tags"], json!(["big"]));

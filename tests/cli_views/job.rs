@@ -169,7 +169,8 @@ fn keepalive_line_keeps_the_wire_type() {
     let float = raw_create(&mut c, json!([]), json!({"owner": "o", "keepalive": 60.0}));
     let none = raw_create(&mut c, json!([]), json!({"owner": "o", "keepalive": null}));
     let sb = sandbox(server.local_addr());
-    for (id, text) in [(int, "5"), (float, "60.0"), (none, "None")] {
+    // The server keeps float(keepalive), as the real one does.
+    for (id, text) in [(int, "5.0"), (float, "60.0"), (none, "None")] {
         let out = sb.run(&["job", &id.to_string()]);
         out.expect_code(0);
         assert!(

@@ -317,7 +317,8 @@ fn live_server_keepalives_owner_hosts_and_filters() {
     assert_eq!(rows[0][6..], ["None", "alice (127.0.0.1)"]);
     assert_eq!(rows[1][0], b.to_string());
     assert_eq!(&rows[1][1..5], ["ready", "on", "1", "n"]);
-    assert_eq!(rows[1][6..], ["5", "bob (127.0.0.1)"]);
+    // The server keeps float(keepalive), as the real one does.
+    assert_eq!(rows[1][6..], ["5.0", "bob (127.0.0.1)"]);
     assert_eq!(rows[2][0], q.to_string());
     assert_eq!(rows[2][1], "queue");
     assert_eq!(rows[2][3..], ["60.0", "alice (127.0.0.1)"]);
@@ -403,9 +404,9 @@ fn json_has_every_documented_field() {
     assert_eq!(ja["request"]["args"], json!([1, 1]));
     assert_eq!(ja["request"]["kwargs"]["machine"], json!("m"));
     assert_eq!(jb["id"], json!(b));
-    // The integer keepalive stays an integer.
-    assert!(jb["keepalive"].is_u64(), "{}", jb["keepalive"]);
-    assert_eq!(jb["keepalive"], json!(5));
+    // What the server sent: float(keepalive), as the real one does.
+    assert!(jb["keepalive"].is_f64(), "{}", jb["keepalive"]);
+    assert_eq!(jb["keepalive"], json!(5.0));
     assert_eq!(jq["id"], json!(q));
     assert_eq!(jq["state"], json!("queued"));
     assert_eq!(jq["power"], Value::Null);

@@ -21,9 +21,9 @@ fn get_job_state_fields() -> TestResult {
     assert_eq!(s["power"], true);
     assert_eq!(s["reason"], Value::Null);
     assert_eq!(s["keepalivehost"], "127.0.0.1");
-    // The keepalive is echoed exactly as sent: an int stays an int.
-    assert_eq!(s["keepalive"], json!(5));
-    assert!(s["keepalive"].is_u64());
+    // The server keeps float(keepalive): an int comes back as a float.
+    assert_eq!(s["keepalive"], json!(5.0));
+    assert!(s["keepalive"].is_f64());
     let start_time = s["start_time"].as_f64().unwrap_or(0.0);
     assert!(s["start_time"].is_f64());
     assert!(
@@ -78,8 +78,8 @@ fn list_jobs_echoes_the_request() -> TestResult {
     let a = &list[0];
     assert_eq!(a["job_id"], id);
     assert_eq!(a["owner"], "alice");
-    assert_eq!(a["keepalive"], json!(5));
-    assert!(a["keepalive"].is_u64());
+    assert_eq!(a["keepalive"], json!(5.0));
+    assert!(a["keepalive"].is_f64());
     assert_eq!(a["state"], 3);
     assert_eq!(a["power"], true);
     assert_eq!(a["args"], json!([1, 1]));

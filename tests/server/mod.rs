@@ -4,6 +4,8 @@
 //! client library, so that these tests check the wire protocol itself.
 
 mod config;
+mod fidelity;
+mod java;
 mod lifecycle;
 mod notify;
 mod persistence;
@@ -18,7 +20,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
-use spalloc::server::{Machine, ServerConfig, VirtualServer};
+use spalloc::server::{Dialect, Machine, ServerConfig, VirtualServer};
 
 pub type TestResult<T = ()> = Result<T, Box<dyn Error>>;
 
@@ -34,6 +36,15 @@ pub fn fail<T>(msg: impl Into<String>) -> TestResult<T> {
 pub fn start(machines: Vec<Machine>) -> TestResult<VirtualServer> {
     Ok(VirtualServer::start(
         ServerConfig::for_tests().machines(machines),
+    )?)
+}
+
+/// A server for tests in the given dialect.
+pub fn start_as(dialect: Dialect, machines: Vec<Machine>) -> TestResult<VirtualServer> {
+    Ok(VirtualServer::start(
+        ServerConfig::for_tests()
+            .dialect(dialect)
+            .machines(machines),
     )?)
 }
 
@@ -80,6 +91,34 @@ impl Client {
             return fail(format!("incomplete line {line:?}"));
         }
         Ok(serde_json::from_str(&line)?)
+    }
+
+    /// Reads one line exactly as sent (line end included).
+    pub fn read_raw(&mut self) -> TestResult<String> {
+        let mut line = String::new();
+        if self.reader.read_line(&mut line)? == 0 {
+            return fail("server closed the connection");
+        }
+        Ok(line)
+    }
+
+    /// Sends `bytes` and returns the next line exactly as sent.
+    pub fn exchange(&mut self, bytes: &[u8]) -> TestResult<String> {
+        self.send_raw(bytes)?;
+        self.read_raw()
+    }
+
+    /// Fails unless the server closes the connection (within the read
+    /// timeout) without sending anything more.
+    pub fn expect_closed(&mut self) -> TestResult {
+        let mut rest = String::new();
+        match self.reader.read_line(&mut rest) {
+            Ok(0) => Ok(()),
+            Ok(_) => fail(format!("expected the connection to close, got {rest:?}")),
+            // A reset also ends it.
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => Ok(()),
+            Err(e) => fail(format!("expected the connection to close: {e}")),
+        }
     }
 
     /// Reads lines until a reply, queueing notifications.

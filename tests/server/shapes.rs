@@ -1,16 +1,25 @@
 //! The "other shapes" table of the worked example: each case on a fresh
 //! machine, checking boards, wrap-around (through the chip size) and
-//! cancellations.
+//! cancellations. Both dialects allocate alike; the tests whose requests
+//! mean the same to both servers run in each.
 
 use serde_json::{Value, json};
-use spalloc::server::{Link, Machine};
+use spalloc::server::{Dialect, Link, Machine};
 
-use super::{Client, TestResult, boards, start, triads};
+use super::{Client, TestResult, boards, start, start_as, triads};
+
+const BOTH: [Dialect; 2] = [Dialect::Python, Dialect::Java];
 
 const NO_MACHINE: &str = "Cancelled: No suitable machines available.";
 
 fn fresh(m: Machine) -> TestResult<(spalloc::server::VirtualServer, Client)> {
     let server = start(vec![m])?;
+    let c = Client::connect(server.local_addr())?;
+    Ok((server, c))
+}
+
+fn fresh_as(dialect: Dialect, m: Machine) -> TestResult<(spalloc::server::VirtualServer, Client)> {
+    let server = start_as(dialect, vec![m])?;
     let c = Client::connect(server.local_addr())?;
     Ok((server, c))
 }
@@ -32,19 +41,24 @@ fn whole_machine_requests() -> TestResult {
         (json!([10]), json!({})),
         (json!([12]), json!({})),
     ];
-    for (args, kwargs) in forms {
-        let (_s, mut c) = fresh(Machine::new("m", 2, 2))?;
-        let id = c.create(args.clone(), kwargs)?;
-        assert_eq!(c.boards(id)?, triads(0, 0, 2, 2), "{args}");
-        assert_eq!(size(&mut c, id)?, (24, 24), "{args}");
+    for dialect in BOTH {
+        for (args, kwargs) in forms.clone() {
+            let (_s, mut c) = fresh_as(dialect, Machine::new("m", 2, 2))?;
+            let id = c.create(args.clone(), kwargs)?;
+            assert_eq!(c.boards(id)?, triads(0, 0, 2, 2), "{dialect} {args}");
+            assert_eq!(size(&mut c, id)?, (24, 24), "{dialect} {args}");
+        }
     }
     Ok(())
 }
 
 #[test]
 fn rows_across_the_width_wrap_in_x() -> TestResult {
-    for args in [json!([2, 1]), json!([4])] {
-        let (_s, mut c) = fresh(Machine::new("m", 2, 2))?;
+    for (dialect, args) in BOTH
+        .into_iter()
+        .flat_map(|d| [(d, json!([2, 1])), (d, json!([4]))])
+    {
+        let (_s, mut c) = fresh_as(dialect, Machine::new("m", 2, 2))?;
         let a = c.create(args.clone(), json!({}))?;
         let b = c.create(args.clone(), json!({}))?;
         assert_eq!(c.boards(a)?, triads(0, 0, 2, 1));
@@ -84,34 +98,38 @@ fn impossible_requests_are_cancelled() -> TestResult {
 
 #[test]
 fn narrow_and_tiny_machines_wrap() -> TestResult {
-    let (_s, mut c) = fresh(Machine::new("m", 1, 2))?;
-    let id = c.create(json!([1, 1]), json!({}))?;
-    assert_eq!(c.boards(id)?, triads(0, 0, 1, 1));
-    assert_eq!(size(&mut c, id)?, (12, 16));
+    for dialect in BOTH {
+        let (_s, mut c) = fresh_as(dialect, Machine::new("m", 1, 2))?;
+        let id = c.create(json!([1, 1]), json!({}))?;
+        assert_eq!(c.boards(id)?, triads(0, 0, 1, 1));
+        assert_eq!(size(&mut c, id)?, (12, 16));
 
-    let (_s, mut c) = fresh(Machine::new("m", 1, 1))?;
-    let id = c.create(json!([1, 1]), json!({}))?;
-    assert_eq!(c.boards(id)?, triads(0, 0, 1, 1));
-    assert_eq!(size(&mut c, id)?, (12, 12));
+        let (_s, mut c) = fresh_as(dialect, Machine::new("m", 1, 1))?;
+        let id = c.create(json!([1, 1]), json!({}))?;
+        assert_eq!(c.boards(id)?, triads(0, 0, 1, 1));
+        assert_eq!(size(&mut c, id)?, (12, 12));
+    }
     Ok(())
 }
 
 #[test]
 fn four_board_jobs_on_a_4x2_machine() -> TestResult {
-    let (_s, mut c) = fresh(Machine::new("m", 4, 2))?;
-    let want = [
-        (triads(0, 0, 1, 2), (16, 24)),
-        (triads(1, 0, 1, 2), (16, 24)),
-        (triads(2, 0, 2, 1), (28, 16)),
-        (triads(2, 1, 2, 1), (28, 16)),
-    ];
-    for (bs, sz) in want {
+    for dialect in BOTH {
+        let (_s, mut c) = fresh_as(dialect, Machine::new("m", 4, 2))?;
+        let want = [
+            (triads(0, 0, 1, 2), (16, 24)),
+            (triads(1, 0, 1, 2), (16, 24)),
+            (triads(2, 0, 2, 1), (28, 16)),
+            (triads(2, 1, 2, 1), (28, 16)),
+        ];
+        for (bs, sz) in want {
+            let id = c.create(json!([4]), json!({}))?;
+            assert_eq!(c.boards(id)?, bs, "{dialect}");
+            assert_eq!(size(&mut c, id)?, sz, "{dialect}");
+        }
         let id = c.create(json!([4]), json!({}))?;
-        assert_eq!(c.boards(id)?, bs);
-        assert_eq!(size(&mut c, id)?, sz);
+        assert_eq!(c.state_num(id)?, 1, "{dialect}");
     }
-    let id = c.create(json!([4]), json!({}))?;
-    assert_eq!(c.state_num(id)?, 1);
 
     let (_s, mut c) = fresh(Machine::new("m", 4, 2))?;
     let id = c.create(json!([9]), json!({"min_ratio": 1}))?;
@@ -183,22 +201,25 @@ fn single_board_machine() -> TestResult {
 
 #[test]
 fn specific_board_then_any_boards() -> TestResult {
-    let (_s, mut c) = fresh(Machine::new("m", 2, 2))?;
-    let mut got = Vec::new();
-    for args in [json!([1, 1, 2]), json!([]), json!([]), json!([])] {
-        let id = c.create(args, json!({}))?;
-        assert_eq!(size(&mut c, id)?, (8, 8));
-        got.push(c.boards(id)?);
+    for dialect in BOTH {
+        let (_s, mut c) = fresh_as(dialect, Machine::new("m", 2, 2))?;
+        let mut got = Vec::new();
+        for args in [json!([1, 1, 2]), json!([]), json!([]), json!([])] {
+            let id = c.create(args, json!({}))?;
+            assert_eq!(size(&mut c, id)?, (8, 8));
+            got.push(c.boards(id)?);
+        }
+        assert_eq!(
+            got,
+            vec![
+                boards(&[(1, 1, 2)]),
+                boards(&[(1, 1, 0)]),
+                boards(&[(1, 1, 1)]),
+                boards(&[(0, 0, 0)])
+            ],
+            "{dialect}"
+        );
     }
-    assert_eq!(
-        got,
-        vec![
-            boards(&[(1, 1, 2)]),
-            boards(&[(1, 1, 0)]),
-            boards(&[(1, 1, 1)]),
-            boards(&[(0, 0, 0)])
-        ]
-    );
     Ok(())
 }
 
@@ -206,14 +227,16 @@ fn specific_board_then_any_boards() -> TestResult {
 fn released_boards_of_a_shared_triad_come_back_in_set_pop_order() -> TestResult {
     // Boards 0 and 1 of a triad taken, board 0 released: the next two
     // single-board jobs get board 2 and then board 0 (CPython's set order).
-    let (_s, mut c) = fresh(Machine::new("m", 1, 1))?;
-    let a = c.create(json!([]), json!({}))?;
-    let _b = c.create(json!([]), json!({}))?;
-    c.call("destroy_job", json!([a]), json!({}))?;
-    let d = c.create(json!([]), json!({}))?;
-    let e = c.create(json!([]), json!({}))?;
-    assert_eq!(c.boards(d)?, boards(&[(0, 0, 2)]));
-    assert_eq!(c.boards(e)?, boards(&[(0, 0, 0)]));
+    for dialect in BOTH {
+        let (_s, mut c) = fresh_as(dialect, Machine::new("m", 1, 1))?;
+        let a = c.create(json!([]), json!({}))?;
+        let _b = c.create(json!([]), json!({}))?;
+        c.call("destroy_job", json!([a]), json!({}))?;
+        let d = c.create(json!([]), json!({}))?;
+        let e = c.create(json!([]), json!({}))?;
+        assert_eq!(c.boards(d)?, boards(&[(0, 0, 2)]), "{dialect}");
+        assert_eq!(c.boards(e)?, boards(&[(0, 0, 0)]), "{dialect}");
+    }
     Ok(())
 }
 

@@ -275,6 +275,9 @@ pub struct ServeArgs {
     /// keep jobs in this file across restarts
     #[argh(option)]
     pub state_file: Option<String>,
+    /// answer as the Python server (python) or the Java server's v1 service (java) (default: from the file, else python)
+    #[argh(option)]
+    pub dialect: Option<spalloc::server::Dialect>,
     /// seconds a power on or off takes (default: from the file, else 2)
     #[argh(option)]
     pub power_delay: Option<f64>,
@@ -431,6 +434,7 @@ const SERVE: &[Spec] = &[
     spec(&["--host"], "--host", Kind::Value),
     spec(&["-P", "--port"], "--port", Kind::Value),
     spec(&["--state-file"], "--state-file", Kind::Value),
+    spec(&["--dialect"], "--dialect", Kind::Value),
     spec(&["--power-delay"], "--power-delay", Kind::Value),
     spec(
         &["--seconds-before-free"],

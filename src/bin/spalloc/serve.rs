@@ -36,6 +36,9 @@ pub fn run(args: ServeArgs, _ctx: &Ctx) -> CliResult {
         Some(host) => resolve(host, port)?,
         None => SocketAddr::new(config.listen.ip(), port),
     };
+    if let Some(d) = args.dialect {
+        config = config.dialect(d);
+    }
     if let Some(f) = &args.state_file {
         config.state_file = Some(PathBuf::from(f));
     }
@@ -89,6 +92,7 @@ pub fn run(args: ServeArgs, _ctx: &Ctx) -> CliResult {
         )
     })?;
     let listen = config.listen;
+    let (dialect, version) = (config.dialect, config.version.clone());
     let server = VirtualServer::start(config).map_err(|e| {
         CliError::exit(
             code::FAILED,
@@ -113,6 +117,7 @@ pub fn run(args: ServeArgs, _ctx: &Ctx) -> CliResult {
             writeln!(out, "{line}")?;
         }
         writeln!(out, "machines: {}", summary.join(", "))?;
+        writeln!(out, "dialect: {dialect} (version {version})")?;
         out.flush()?;
     }
     let caught = loop {

@@ -11,41 +11,17 @@
 use std::time::{Duration, Instant};
 
 use log::info;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::super::allocator::{Kind, Request, Shape};
 use super::super::geometry::{Board, Link, board_to_chip, chip_to_board, neighbour};
 use super::super::machine::MachineDef;
-use super::{Controller, Job, NewJob, Phase, component_min};
-
-/// The Java server's reason for a job whose keepalive ran out.
-pub(crate) const KEEPALIVE_EXPIRED: &str = "keepalive expired";
+use super::{
+    Controller, Echo, Found, Keepalive, NewJob, Phase, PowerOutcome, Refusal, component_min,
+};
 
 /// How many issue reports are kept (the newest).
 const MAX_REPORTS: usize = 1000;
-
-/// What is remembered of a destroyed job.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Finished {
-    pub owner: String,
-    pub start_time: f64,
-    pub finish_time: f64,
-    pub reason: Option<String>,
-    pub v2_request: Option<String>,
-}
-
-impl Finished {
-    pub(super) fn of(job: &Job, reason: Option<String>) -> Finished {
-        Finished {
-            owner: job.spec.owner.clone(),
-            start_time: job.start_time,
-            finish_time: super::unix_now(),
-            reason,
-            v2_request: job.spec.v2_request.clone(),
-        }
-    }
-}
 
 /// Which machines a job may run on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -351,7 +327,8 @@ impl Controller {
     /// Makes a job by the v2 service's rules: the first eligible machine (in
     /// priority order) that could ever meet the request is chosen, and the
     /// job stays queued for that machine alone. Nothing is made if none
-    /// could.
+    /// could. The job then follows the Java engine's policy, whatever the
+    /// server's dialect.
     pub fn create_job_v2(
         &mut self,
         req: V2Request,
@@ -381,26 +358,24 @@ impl Controller {
             return Err(refusal);
         };
         let (args, kwargs) = v1_echo(&req);
-        let secs = req.keepalive.as_secs_f64();
-        let spec = NewJob {
+        let new = NewJob {
             request,
             owner: req.owner,
-            keepalive: Some(secs),
-            keepalive_echo: json!(secs),
+            keepalive: Keepalive::Seconds(req.keepalive.as_secs_f64()),
             machine: Some(machine),
             tags: None,
-            args,
-            kwargs,
+            echo: Echo { args, kwargs },
             v2_request: Some(req.original),
         };
-        Ok(self.create_job(spec, host, now))
+        self.create_job(new, host, now)
+            .map_err(|Refusal::NoMachine| CreateRefused::NoMachine)
     }
 
     /// The owner of a live or remembered job.
     pub fn job_owner(&self, id: u64) -> Option<&str> {
         match self.jobs.get(&id) {
             Some(j) => Some(&j.spec.owner),
-            None => self.finished.get(&id).map(|f| f.owner.as_str()),
+            None => self.retired.get(&id).map(|r| r.owner.as_str()),
         }
     }
 
@@ -418,20 +393,20 @@ impl Controller {
                 finish_time: None,
                 reason: None,
                 keepalive_host: j.keepalive_seen.then(|| j.keepalivehost.clone()),
-                keepalive_time: Some(j.keepalive_time),
+                keepalive_time: Some(j.last_keepalive),
                 v2_request: j.spec.v2_request.clone(),
             });
         }
-        let f = self.finished.get(&id)?;
+        let r = self.retired.get(&id)?;
         Some(JobView {
             state: V2State::Destroyed,
-            owner: f.owner.clone(),
-            start_time: f.start_time,
-            finish_time: Some(f.finish_time),
-            reason: f.reason.clone(),
+            owner: r.owner.clone(),
+            start_time: r.start_time,
+            finish_time: Some(r.finish_time),
+            reason: r.reason.clone(),
             keepalive_host: None,
             keepalive_time: None,
-            v2_request: f.v2_request.clone(),
+            v2_request: r.v2_request.clone(),
         })
     }
 
@@ -440,7 +415,7 @@ impl Controller {
     pub fn job_ids(&self, deleted: bool) -> Vec<u64> {
         let mut ids: Vec<u64> = self.jobs.keys().copied().collect();
         if deleted {
-            ids.extend(self.finished.keys().copied());
+            ids.extend(self.retired.keys().copied());
         }
         ids.sort_unstable_by(|a, b| b.cmp(a));
         ids
@@ -449,7 +424,7 @@ impl Controller {
     /// Refreshes a live job's keepalive from `host`; returns whether it is
     /// live.
     pub fn keepalive_v2(&mut self, id: u64, host: &str, now: Instant) -> bool {
-        self.touch(Some(id), host, now)
+        self.touch(Some(id), host, now) == Found::Live
     }
 
     /// A live job's boards, if it has any.
@@ -480,14 +455,8 @@ impl Controller {
     /// Starts powering a live job's boards on or off (counting as a
     /// keepalive); returns whether it has boards.
     pub fn power_v2(&mut self, id: u64, on: bool, host: &str, now: Instant) -> bool {
-        if !self.touch(Some(id), host, now) {
-            return false;
-        }
-        if self.jobs.get(&id).is_none_or(|j| j.alloc.is_none()) {
-            return false;
-        }
-        self.start_power(id, on, now);
-        true
+        self.touch(Some(id), host, now) == Found::Live
+            && self.power(Some(id), on, now) == PowerOutcome::Started
     }
 
     fn board_info(def: &MachineDef, board: Board) -> BoardInfo {
@@ -711,7 +680,7 @@ impl Controller {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Settings;
+    use super::super::{Cause, Policy, Settings};
     use super::*;
     use crate::server::machine::Machine;
 
@@ -728,6 +697,7 @@ mod tests {
                 power_delay: Duration::ZERO,
                 seconds_before_free: Duration::ZERO,
                 max_retired_jobs: 100,
+                policy: Policy::python(),
             },
             defs,
         )
@@ -757,7 +727,7 @@ mod tests {
             let id = c.create_job_v2(req(V2Shape::Boards(n), tags(), 0), "h", now);
             let a = id.ok().and_then(|id| c.job_allocation(id));
             dims.push(a.map(|a| (a.width, a.height, a.depth, a.boards.len())));
-            c.destroy(id.unwrap_or(0), None, now);
+            c.destroy(id.unwrap_or(0), Cause::Requested(None), now);
         }
         assert_eq!(
             dims,
@@ -871,7 +841,7 @@ mod tests {
             Some("10.0.0.2".into())
         );
         assert_eq!(c.job_ids(false), vec![id]);
-        c.destroy(id, Some(String::new()), now);
+        c.destroy(id, Cause::Requested(Some(String::new())), now);
         let v = c.job_view(id);
         assert_eq!(v.as_ref().map(|v| v.state), Some(V2State::Destroyed));
         assert_eq!(
@@ -886,16 +856,23 @@ mod tests {
     }
 
     #[test]
-    fn v2_jobs_expire_with_the_java_reason() {
+    fn v2_jobs_follow_the_java_engine_in_the_python_dialect() {
         let mut c = controller(vec![Machine::new("m", 1, 1)]);
         let now = Instant::now();
-        let Ok(id) = c.create_job_v2(req(V2Shape::Boards(1), tags(), 0), "h", now) else {
+        let Ok(a) = c.create_job_v2(req(V2Shape::Boards(3), tags(), 0), "h", now) else {
             panic!("refused");
         };
+        let Ok(b) = c.create_job_v2(req(V2Shape::Boards(1), tags(), 0), "h", now) else {
+            panic!("refused");
+        };
+        // Destroyed while queued: the reason as given, no "Cancelled: ".
+        c.destroy(b, Cause::Requested(Some("gone".into())), now);
+        assert_eq!(c.job_view(b).and_then(|v| v.reason), Some("gone".into()));
+        // Expired: the Java server's words.
         c.tick(now + Duration::from_secs(61));
         assert_eq!(
-            c.job_view(id).and_then(|v| v.reason),
-            Some(KEEPALIVE_EXPIRED.into())
+            c.job_view(a).and_then(|v| v.reason),
+            Some("keepalive expired".into())
         );
     }
 

@@ -1088,7 +1088,9 @@ impl Service {
             }
             ([], "DELETE") => {
                 let reason = ctx.query.get("reason").unwrap_or_default().to_owned();
-                net::update(&self.shared, |c, now| c.destroy(id, Some(reason), now));
+                net::update(&self.shared, |c, now| {
+                    c.destroy_job(Some(id), Some(reason), now)
+                });
                 Response::empty(204)
             }
             ([], _) => method_not_allowed("GET, DELETE"),

@@ -62,7 +62,7 @@ pub use config::{Lockout, V2Config, V2Password, V2Role, V2Tls, V2User};
 use super::config::ServerConfig;
 use super::machine::Machine;
 use super::net::{Core, FairLock, Shared};
-use super::state::{Controller, Settings};
+use super::state::Controller;
 
 /// A running v2 service.
 #[derive(Debug)]
@@ -152,12 +152,10 @@ pub(crate) fn fuzz(input: &[u8]) -> Vec<Vec<u8>> {
     let Ok(defs) = config.validate() else {
         return Vec::new();
     };
-    let settings = Settings {
-        power_delay: config.power_delay,
-        seconds_before_free: config.seconds_before_free,
-        max_retired_jobs: config.max_retired_jobs,
-    };
-    let core = Core::new(Controller::new(settings, defs));
+    let core = Core::new(
+        Controller::new(super::settings(&config), defs),
+        config.dialect,
+    );
     let changes = core.changes.clone();
     let shared = Arc::new(Shared {
         core: FairLock::new(core),

@@ -1,0 +1,175 @@
+//! `Job` against each dialect: create, wait, keep alive, power, locate,
+//! destroy and drop.
+
+use std::time::Duration;
+
+use spalloc::server::Dialect;
+use spalloc::{Board, CreateJobOptions, Job, JobOptions, JobRequest, JobState, Number};
+
+use super::{both, connect, server, wait_gone};
+use crate::support::PATIENCE;
+
+both!(
+    lifecycle,
+    keepalives_keep_it,
+    drop_destroys,
+    queued_then_ready,
+    resume
+);
+
+fn options(addr: std::net::SocketAddr) -> JobOptions {
+    JobOptions::new()
+        .hostname(addr.ip().to_string())
+        .port(addr.port())
+        .owner("tester")
+        .timeout(Some(PATIENCE))
+}
+
+fn lifecycle(dialect: Dialect) {
+    let server = server(dialect);
+    let addr = server.local_addr();
+    let mut job = Job::create(JobRequest::Boards(3), &options(addr)).expect("create");
+    job.wait_until_ready(Some(PATIENCE)).expect("ready");
+    assert_eq!(job.state().expect("state"), JobState::Ready);
+    assert_eq!(job.power().expect("power"), Some(true));
+    assert_eq!(job.machine_name().expect("name").as_deref(), Some("m"));
+    assert_eq!(
+        job.hostname().expect("host").as_deref(),
+        Some("192.168.0.1")
+    );
+    assert_eq!(
+        (job.width().expect("w"), job.height().expect("h")),
+        (Some(16), Some(16))
+    );
+    assert_eq!(job.boards().expect("boards").map(|b| b.len()), Some(3));
+    assert_eq!(
+        job.connections().expect("connections").map(|c| c.len()),
+        Some(3)
+    );
+
+    job.set_power(false).expect("power off");
+    job.wait_until_ready(Some(PATIENCE)).expect("ready");
+    assert_eq!(job.power().expect("power"), Some(false));
+    job.reset().expect("reset");
+    job.wait_until_ready(Some(PATIENCE)).expect("ready");
+    assert_eq!(job.power().expect("power"), Some(true));
+
+    let w = job.where_is(8, 4).expect("where_is").expect("found");
+    assert_eq!(w.job_id, Some(job.id()));
+    assert_eq!(w.logical, Board::new(0, 0, 1));
+
+    let id = job.id();
+    job.destroy(Some("finished")).expect("destroy");
+    let s = connect(addr).get_job_state(id).expect("state");
+    assert_eq!(
+        (s.state, s.reason.as_deref()),
+        (JobState::Destroyed, Some("finished"))
+    );
+}
+
+/// A job whose keepalive is a third of a control job's outlives it: the
+/// control job expires having had no keepalives, and the `Job` has needed
+/// several by then (one a second, each with a second to spare).
+fn keepalives_keep_it(dialect: Dialect) {
+    let server = server(dialect);
+    let addr = server.local_addr();
+    let mut c = connect(addr);
+    let mut control = CreateJobOptions::new("control");
+    control.keepalive = Some(Number::Float(6.0));
+    let control = c
+        .create_job(&JobRequest::AnyBoard, &control)
+        .expect("create");
+    let job =
+        Job::create(JobRequest::AnyBoard, &options(addr).keepalive(Some(2.0))).expect("create");
+    wait_gone(&mut c, control, Duration::from_secs(30));
+    let jobs = c.list_jobs().expect("list");
+    assert!(
+        jobs.iter().any(|j| j.job_id == job.id()),
+        "the kept-alive job expired too"
+    );
+    let reason = c.get_job_state(control).expect("state").reason;
+    let want = match dialect {
+        Dialect::Python => "Job timed out.",
+        Dialect::Java => "keepalive expired",
+    };
+    assert_eq!(reason.as_deref(), Some(want));
+    drop(job);
+}
+
+fn drop_destroys(dialect: Dialect) {
+    let server = server(dialect);
+    let addr = server.local_addr();
+    let id = {
+        let mut job = Job::create(JobRequest::AnyBoard, &options(addr)).expect("create");
+        job.wait_until_ready(Some(PATIENCE)).expect("ready");
+        job.id()
+    };
+    let mut c = connect(addr);
+    let s = c.get_job_state(id).expect("state");
+    assert_eq!(s.state, JobState::Destroyed);
+    // close() leaves the job to expire instead.
+    let job =
+        Job::create(JobRequest::AnyBoard, &options(addr).keepalive(Some(3.0))).expect("create");
+    let kept = job.id();
+    job.close().expect("close");
+    assert_eq!(c.get_job_state(kept).expect("state").state, JobState::Ready);
+    wait_gone(&mut c, kept, Duration::from_secs(10));
+}
+
+/// Waiting through the queue: the job becomes ready when the boards ahead
+/// of it are released.
+fn queued_then_ready(dialect: Dialect) {
+    let server = super::server_with(dialect, |c| {
+        c.machines(vec![spalloc::server::Machine::new("m", 1, 1)])
+    });
+    let addr = server.local_addr();
+    let mut c = connect(addr);
+    let blocker = c
+        .create_job(&JobRequest::Boards(3), &CreateJobOptions::new("blocker"))
+        .expect("create");
+    let mut job = Job::create(JobRequest::AnyBoard, &options(addr)).expect("create");
+    assert_eq!(job.state().expect("state"), JobState::Queued);
+    assert_eq!(job.machine_info().expect("info"), None);
+    let waiter = std::thread::spawn(move || {
+        let ready = job.wait_until_ready(Some(PATIENCE));
+        (ready, job)
+    });
+    c.destroy_job(blocker, None).expect("destroy");
+    let (ready, mut job) = waiter.join().expect("waiter");
+    ready.expect("ready once the blocker went");
+    assert_eq!(job.boards().expect("boards").map(|b| b.len()), Some(1));
+}
+
+/// Taking over a job made elsewhere. The Python server reports the job's
+/// keepalive interval, which sets the period; the Java service reports when
+/// it was last kept alive instead, which must not.
+fn resume(dialect: Dialect) {
+    let server = server(dialect);
+    let addr = server.local_addr();
+    let mut c = connect(addr);
+    let mut short = CreateJobOptions::new("elsewhere");
+    short.keepalive = Some(Number::Float(4.0));
+    let id = c.create_job(&JobRequest::AnyBoard, &short).expect("create");
+    let mut job = Job::resume(id, &options(addr).keepalive(Some(60.0))).expect("resume");
+    let want = match dialect {
+        Dialect::Python => Duration::from_secs(2),
+        Dialect::Java => Duration::from_secs(30),
+    };
+    assert_eq!(job.keepalive_period(), want);
+    assert_eq!(job.state().expect("state"), JobState::Ready);
+    drop(job);
+    assert_eq!(
+        c.get_job_state(id).expect("state").state,
+        JobState::Destroyed
+    );
+    let gone = Job::resume(id, &options(addr));
+    assert!(
+        matches!(gone, Err(spalloc::Error::JobDestroyed { .. })),
+        "{gone:?}"
+    );
+    let unknown = Job::resume(999, &options(addr));
+    assert!(
+        matches!(unknown, Err(spalloc::Error::JobUnknown { id: 999 })),
+        "{unknown:?}"
+    );
+}
