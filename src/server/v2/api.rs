@@ -419,11 +419,11 @@ impl Service {
                             "v2: {}: Basic login for {user:?} refused ({why:?})",
                             ctx.peer
                         );
-                        Err(self.challenge(ctx))
+                        Err(self.challenge())
                     }
                 }
             }
-            Credentials::Malformed => Err(self.challenge(ctx)),
+            Credentials::Malformed => Err(self.challenge()),
             Credentials::None => {
                 let user = session.and_then(|s| s.user.as_deref());
                 match user.and_then(|u| self.auth.role(u).map(|r| (u, r))) {
@@ -456,10 +456,10 @@ impl Service {
         if browser {
             return Response::redirect(format!("{}system/login.html", self.base(ctx)));
         }
-        self.challenge(ctx)
+        self.challenge()
     }
 
-    fn challenge(&self, _ctx: &Ctx<'_>) -> Response {
+    fn challenge(&self) -> Response {
         text(
             401,
             "log in required, either with BASIC auth or HBP/EBRAINS bearer token (if they are enabled)\n",
@@ -713,7 +713,7 @@ impl Service {
             return not_found("no such machine");
         };
         let view = if ctx.query.flag("wait") {
-            self.wait_for_change(ctx, |core| core.epochs.machine(name));
+            self.wait_for_change(|core| core.epochs.machine(name));
             match net::update(&self.shared, |c, _| c.machine_v2(name)) {
                 Some(v) => v,
                 None => return not_found("no such machine"),
@@ -813,7 +813,7 @@ impl Service {
         let mut ids = net::update(&self.shared, |c, _| page(c));
         if q.flag("wait") && !ids.is_empty() {
             let watched = ids.clone();
-            self.wait_for_change(ctx, |core| {
+            self.wait_for_change(|core| {
                 watched
                     .iter()
                     .map(|&id| core.epochs.job(id))
@@ -875,7 +875,7 @@ impl Service {
 
     /// Waits (without holding the engine) until `probe` gives something
     /// other than what it gave now, the bound passes, or the server stops.
-    fn wait_for_change(&self, _ctx: &Ctx<'_>, probe: impl Fn(&net::Core) -> u64) {
+    fn wait_for_change(&self, probe: impl Fn(&net::Core) -> u64) {
         let deadline = super::super::state::later(Instant::now(), self.config.wait_timeout);
         let (mine, mut seen) = {
             let core = self.shared.lock();
@@ -1079,7 +1079,7 @@ impl Service {
                     })
                 };
                 if ctx.query.flag("wait") && !destroyed() {
-                    self.wait_for_change(ctx, |core| core.epochs.job(id));
+                    self.wait_for_change(|core| core.epochs.job(id));
                 }
                 match net::update(&self.shared, |c, _| c.job_view(id)) {
                     Some(view) => json(200, &self.job_state(ctx, id, view)),
