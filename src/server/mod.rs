@@ -110,9 +110,39 @@
 //! server's REST service (PROTOCOL_V2.md), on its own port, on the same
 //! jobs: a job made through either protocol is seen, kept alive, powered and
 //! destroyed through both. [`V2Config`] sets its address, base path, TLS,
-//! users and limits; [`VirtualServer::v2_url`] says where it is. It logs in,
-//! checks CSRF tokens, pages and long-polls as the Java server does; the
-//! module `v2` documents where it deliberately differs.
+//! users and limits; [`VirtualServer::v2_url`] says where it is. It logs in
+//! (the login form with its CSRF token and a new `JSESSIONID`, bearer
+//! tokens, Basic), checks CSRF tokens on state changes of cookie sessions,
+//! answers 401, 403 and 404 (another user's job), pages and long-polls as
+//! the Java server does. A job made through it follows the Java engine's
+//! rules whatever the [dialect](#dialects): the §4.5 shapes, one machine
+//! chosen at creation, no job for an impossible request, `keepalive
+//! expired`.
+//!
+//! Deliberate differences from the Java server's REST service:
+//! * Where the Java server has a bug, this one does the right thing: a
+//!   create request naming more than one of `group`, `nmpi-collab` and
+//!   `nmpi-job-id` is refused with no job made (the Java server makes one
+//!   anyway); `job-ref` and `machine-ref` in where-is and job-machine
+//!   answers include the `spalloc/` segment the Java server leaves out;
+//!   `job-chip` of a job-chip lookup is relative to the job's root (the
+//!   Java server adds the root twice); `machines/{m}/chip` finds the board
+//!   holding the chip (the Java server's query returns an arbitrary one);
+//!   `POST …/machine/power` without `power` is a 400, not a power-off.
+//! * Unknown fields in request bodies and query parameters that are not
+//!   integers are a 400 naming them (on the Java server, a 400, 404 or 500).
+//! * Accounts are locked after failed logins only if [`V2Config::lockout`]
+//!   is set (the Java server means to lock after three failures, but its
+//!   lock is rolled back with the failed login).
+//! * Long-polls cannot miss a change that lands just before they wait, and
+//!   waiting on a destroyed job answers at once (the Java server waits out
+//!   the bound).
+//! * There is no proxy websocket, so job descriptions have no `proxy-ref`;
+//!   groups, quotas and NMPI are not modelled (`group`, `nmpi-collab` and
+//!   `nmpi-job-id` are accepted and echoed in `original-request`); issue
+//!   reports are recorded but take no board out of service; the endpoints
+//!   that drive real boards (`memory`, `fast-data-*`, `router`) answer 501,
+//!   and `emergencyStop` is not offered.
 //!
 //! # Example
 //!

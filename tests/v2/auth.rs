@@ -263,16 +263,16 @@ fn basic_credentials_log_in_and_make_a_session() {
 
 #[test]
 fn sessions_expire_when_idle() {
-    let server = start(v2().session_timeout(Duration::from_millis(1000)));
+    let server = start(v2().session_timeout(Duration::from_millis(2000)));
     let mut h = alice(&server);
-    // Used within the timeout, a session lives on.
-    for _ in 0..3 {
-        std::thread::sleep(Duration::from_millis(400));
+    // Used within the timeout, a session lives on past it.
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_millis(500));
         h.get(&h.srv("")).expect(200);
     }
     // Idle past it, it is gone: 401 for a GET, 403 for a state change
     // (the CSRF check comes first, as on the Java server).
-    std::thread::sleep(Duration::from_millis(1200));
+    std::thread::sleep(Duration::from_millis(2300));
     h.post_json(&h.srv("jobs"), &boards(1)).expect(403);
     h.get(&h.srv("")).expect(401);
     h.login("alice", "alice-pw");
@@ -293,7 +293,7 @@ fn lockout_is_off_by_default() {
 
 #[test]
 fn lockout_when_configured_locks_extends_and_expires() {
-    let lock = Duration::from_millis(1500);
+    let lock = Duration::from_millis(3000);
     let server = start(v2().lockout(Some(Lockout::new(3, lock))));
     let h = Http::new(&server);
     let attempt = |user: &str, password: &str| {

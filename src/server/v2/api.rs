@@ -6,8 +6,8 @@
 //! asking and what they may see, reads the request, calls the engine (under
 //! its lock, through `net::update`, so v1 subscribers hear of every change),
 //! and writes the answer in the Java server's shapes and words. Where the
-//! Java server has a bug (§9), the right thing is done instead; the module
-//! documentation of `super` lists those differences.
+//! Java server has a bug (§9), the right thing is done instead; the
+//! documentation of `crate::server` lists those differences.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

@@ -12,31 +12,8 @@
 //! * `tls`: rustls set-up and the throw-away certificate authority.
 //! * `config`: [`V2Config`].
 //!
-//! Deliberate differences from the Java server (PROTOCOL_V2.md §9 and the
-//! corrections at its top):
-//! * A create request that names more than one of `group`, `nmpi-collab`
-//!   and `nmpi-job-id` is refused with 400 and no job is made (the Java
-//!   server answers 400 and makes the job anyway).
-//! * `job-ref` and `machine-ref` in where-is and job-machine answers include
-//!   the `spalloc/` path segment the Java server leaves out, and `job-chip`
-//!   of a job-chip lookup is the chip relative to the job's root (the Java
-//!   server adds the root twice).
-//! * `machines/{m}/chip` finds the board holding the global chip (the Java
-//!   server's query returns an arbitrary board).
-//! * `POST …/machine/power` without `power` is a 400, not a power-off.
-//! * Unknown fields in request bodies, and query parameters that are not
-//!   integers, are a 400 naming them.
-//! * Accounts are locked after failed logins only if
-//!   [`V2Config::lockout`] is set (the Java server's lock is rolled back,
-//!   so it never locks either).
-//! * Long-polls cannot miss a change that lands just before they wait, and
-//!   waiting on a destroyed job answers at once (the Java server waits out
-//!   the bound).
-//! * There is no proxy websocket, so job descriptions have no `proxy-ref`;
-//!   groups, quotas and NMPI are not modelled (`group`, `nmpi-collab` and
-//!   `nmpi-job-id` are accepted and recorded); issue reports are recorded
-//!   but never take boards out of service; `memory`, `fast-data-*` and
-//!   `router` answer 501.
+//! Its deliberate differences from the Java server are listed in the
+//! documentation of [`crate::server`], where users see them.
 
 pub(crate) mod api;
 pub(crate) mod auth;
