@@ -19,6 +19,10 @@ mod pyfmt;
 #[allow(dead_code, unused_imports)]
 #[path = "../src/bin/spalloc/term.rs"]
 mod term;
+// Table cells make server text visible through this.
+#[allow(dead_code, unused_imports)]
+#[path = "../src/bin/spalloc/visible.rs"]
+mod visible;
 
 use term::{Cell, Style};
 

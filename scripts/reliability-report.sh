@@ -54,13 +54,13 @@ fi
 
 command="scripts/reliability-report.sh${1:+ $1}"
 machine="$(uname -srm); $(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)); $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); $(rustc --version)"
-python3 - "$log" "$command" "$machine" "${SPALLOC_LOAD_SECS:-12}" >RELIABILITY.md <<'EOF'
+python3 - "$log" "$command" "$machine" "${SPALLOC_LOAD_SECS:-12}" "$fuzz_secs" >RELIABILITY.md <<'EOF'
 import datetime
 import json
 import re
 import sys
 
-log, command, machine, load_secs = sys.argv[1:5]
+log, command, machine, load_secs, fuzz_secs = sys.argv[1:6]
 records = [json.loads(line) for line in open(log) if line.strip()]
 by_suite = {}
 for r in records:
@@ -89,6 +89,8 @@ titles = [
     ("restart", "Server restart with persistence"),
     ("holders", "Holders: blocked threads, panics, SIGKILL"),
     ("signals", "Signals"),
+    ("signals-stalled", "Signals against a stalled server"),
+    ("hostile-text", "Hostile text from servers and config files"),
     ("hostile", "Hostile clients against the virtual server"),
     ("http", "The v2 (HTTP) front-end under abuse and load"),
     ("load", "Load"),
@@ -208,14 +210,37 @@ table("holders", "Holders: blocked threads, panics, SIGKILL",
       "SIGKILL cannot be caught, so the job outlives its holder until the server expires it, one keepalive interval later.")
 table("signals", "Signals",
       "Added to `tests/cli_alloc`, which covers SIGINT, SIGTERM and SIGHUP in the queue, at the prompt and while the command runs.")
+table("signals-stalled", "Signals against a stalled server",
+      "`spalloc alloc` against a server that answers everything except the calls of one "
+      "stage, which it never answers (for connect: a port whose listen queue is full, so "
+      "the connection attempt hangs). The signal is sent once the run has reached that "
+      "stage, with the default `--timeout` (10 s; 1 s for the final destroy) and with "
+      "`--timeout -1` (no limit). The time is from the signal to the end of the process "
+      "(for the final destroy with no limit, from a second signal, which abandons it). "
+      "Every case checked the exit code, that the CSV was removed, that `destroy_job` "
+      "was sent with the signal's reason wherever the server could still be told, and "
+      "that a destroy the server never answered was reported in one line. The one stage "
+      "that waits on purpose is `create_job`: up to 1 s for the new job's id, so that a "
+      "merely slow server's job is destroyed rather than left to expire.")
+table("hostile-text", "Hostile text from servers and config files",
+      "Every string a server or configuration file supplies carried escape sequences that "
+      "retitle the terminal, ring its bell, turn text red, a C1 control and a direction "
+      "override. Each case checked that the output held no raw control character and "
+      "showed the text in its visible form (`\\e]0;pwned\\x07…`), and, for `--json`, "
+      "that the text came through unchanged as JSON escapes.")
 table("hostile", "Hostile clients against the virtual server")
 table("http", "The v2 (HTTP) front-end under abuse and load",
       "The well-behaved client uses one persistent connection, as a pooling client does. "
       "Request parsing is also covered by property tests (`server: …` below) and the fuzz target `http_requests`.")
 table("load", "Load", f"Short form ({load_secs} s); `SPALLOC_LOAD_SECS` sets the length.")
 table("streams", "Client reading arbitrary byte streams")
-table("properties", "Property tests", "proptest, in `src/fuzzing.rs`.")
-table("fuzz", "Fuzzing", "cargo-fuzz (libFuzzer) targets in `fuzz/`; a crash would be kept as a regression test.")
+table("properties", "Property tests", "proptest, in `src/fuzzing.rs` (decoders, server requests), `src/server/v2/fuzzing.rs` (HTTP requests to the v2 service) and `tests/reliability/durations.rs` (lengths of time).")
+if by_suite.get("fuzz"):
+    table("fuzz", "Fuzzing", "cargo-fuzz (libFuzzer) targets in `fuzz/`; a crash would be kept as a regression test.")
+else:
+    w("## Fuzzing\n")
+    w("Not run in this regeneration (`scripts/reliability-report.sh SECONDS` runs each "
+      "cargo-fuzz target in `fuzz/` for SECONDS, with cargo-fuzz installed).\n")
 print("\n".join(out))
 EOF
 exit $status

@@ -18,13 +18,17 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::mpsc;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use log::{debug, trace};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::interrupt::{InterruptHandle, Registration, Waker};
 use crate::protocol::{Incoming, decode_line, decode_return_as, encode_call};
+use crate::seconds;
 use crate::types::decode::{self, as_u64};
 use crate::types::{
     Board, BoardPosition, CreateJobOptions, JobDescription, JobMachineInfo, JobRequest,
@@ -117,41 +121,74 @@ pub struct ProtocolClient {
     max_line_length: usize,
     /// Why the connection can no longer be used, once it cannot.
     broken: Option<&'static str>,
+    /// The handle that can cut this client's calls short, if any.
+    interrupt: Option<Attached>,
+}
+
+/// An [`InterruptHandle`] and this client's socket registered with it.
+#[derive(Debug)]
+struct Attached {
+    handle: InterruptHandle,
+    registration: Registration,
 }
 
 impl ProtocolClient {
     /// Connects to `hostname:port`, trying each address the name resolves to
     /// (IPv4 and IPv6) in turn, each for at most `timeout`. The same
     /// `timeout` becomes the default limit for each call (`None`: wait
-    /// forever).
+    /// forever; a timeout too long to represent is the same as `None`).
     ///
     /// # Errors
-    /// [`Error::Io`] if the name does not resolve or no address accepts the
-    /// connection, [`Error::Timeout`] if the last attempt timed out.
+    /// [`Error::Connect`], naming the host, the port and the operating
+    /// system's reason, if the name does not resolve or no address accepts
+    /// the connection in time.
     pub fn connect(hostname: &str, port: u16, timeout: Option<Duration>) -> Result<ProtocolClient> {
-        let addrs: Vec<SocketAddr> = (hostname, port).to_socket_addrs()?.collect();
-        let mut last_err = io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("{hostname} resolved to no addresses"),
-        );
-        for addr in addrs {
-            let attempt = match timeout {
-                Some(t) if t.is_zero() => Err(io::ErrorKind::TimedOut.into()),
-                Some(t) => TcpStream::connect_timeout(&addr, t),
-                None => TcpStream::connect(addr),
-            };
-            match attempt {
-                Ok(stream) => {
-                    debug!("connected to {addr}");
-                    return ProtocolClient::from_stream(stream, timeout);
-                }
-                Err(e) => {
-                    debug!("connecting to {addr} failed: {e}");
-                    last_err = e;
-                }
+        let stream = open(hostname, port, timeout)?;
+        ProtocolClient::from_stream(stream, timeout)
+    }
+
+    /// [`connect`](Self::connect), but `interrupt` can cut the connection
+    /// attempt short, and every later call on the client too (see
+    /// [`InterruptHandle`]). Name lookup and connecting then happen on a
+    /// helper thread, which is left to finish on its own if interrupted.
+    ///
+    /// # Errors
+    /// As for [`connect`](Self::connect), or [`Error::Interrupted`].
+    pub fn connect_interruptible(
+        hostname: &str,
+        port: u16,
+        timeout: Option<Duration>,
+        interrupt: &InterruptHandle,
+    ) -> Result<ProtocolClient> {
+        // `None` on the channel: interrupted.
+        let (tx, rx) = mpsc::channel::<Option<Result<TcpStream>>>();
+        let wake = tx.clone();
+        let registration = interrupt.take_or_register(Waker::Notify(Box::new(move || {
+            let _ = wake.send(None);
+        })))?;
+        let host = hostname.to_owned();
+        thread::Builder::new()
+            .name("spalloc-connect".into())
+            .spawn(move || {
+                let _ = tx.send(Some(open(&host, port, timeout)));
+            })
+            .map_err(|source| Error::Connect {
+                host: hostname.to_owned(),
+                port,
+                lookup: false,
+                source,
+            })?;
+        let stream = match rx.recv() {
+            Ok(Some(result)) => result?,
+            Ok(None) | Err(_) => {
+                let _ = interrupt.take();
+                return Err(Error::Interrupted);
             }
-        }
-        Err(last_err.into())
+        };
+        drop(registration);
+        let mut client = ProtocolClient::from_stream(stream, timeout)?;
+        client.attach(interrupt)?;
+        Ok(client)
     }
 
     /// Wraps an already connected stream.
@@ -176,7 +213,77 @@ impl ProtocolClient {
             timeout,
             max_line_length: DEFAULT_MAX_LINE_LENGTH,
             broken: None,
+            interrupt: None,
         })
+    }
+
+    /// Lets `interrupt` cut this client's calls short.
+    fn attach(&mut self, interrupt: &InterruptHandle) -> Result<()> {
+        let registration = interrupt.register(Waker::Socket {
+            stream: self.stream.try_clone()?,
+            grace: None,
+            armed: false,
+        });
+        self.interrupt = Some(Attached {
+            handle: interrupt.clone(),
+            registration,
+        });
+        Ok(())
+    }
+
+    /// Runs `f`, during which an interruption waits up to `grace` before
+    /// it cuts a blocked call short, so that a reply on its way (the id of
+    /// a job just created) can still arrive. A second interruption cuts it
+    /// short at once.
+    pub(crate) fn with_interrupt_grace<T>(
+        &mut self,
+        grace: Duration,
+        f: impl FnOnce(&mut ProtocolClient) -> Result<T>,
+    ) -> Result<T> {
+        if let Some(a) = &self.interrupt {
+            a.registration.set_grace(Some(grace));
+        }
+        let result = f(self);
+        if let Some(a) = &self.interrupt {
+            a.registration.set_grace(None);
+        }
+        result
+    }
+
+    /// Marks a call as in progress, so that an interruption cuts it short;
+    /// or, if one is pending, uses it up instead. The connection, idle
+    /// until now, stays usable.
+    fn arm(&mut self) -> Result<()> {
+        match &self.interrupt {
+            Some(a) => a.registration.arm(),
+            None => Ok(()),
+        }
+    }
+
+    fn disarm(&self) {
+        if let Some(a) = &self.interrupt {
+            a.registration.disarm();
+        }
+    }
+
+    /// Uses up a pending interruption, if there is one.
+    fn check_interrupt(&self) -> Result<()> {
+        match &self.interrupt {
+            Some(a) => a.handle.take(),
+            None => Ok(()),
+        }
+    }
+
+    /// `e`, or [`Error::Interrupted`] if an interruption is what caused it
+    /// (by shutting the socket down, so that the connection is done for).
+    fn interrupted_instead(&mut self, e: Error) -> Error {
+        match self.check_interrupt() {
+            Err(interrupted) => {
+                self.broken = Some("an interruption");
+                interrupted
+            }
+            Ok(()) => e,
+        }
     }
 
     /// The server's address.
@@ -203,12 +310,6 @@ impl ProtocolClient {
     /// [`DEFAULT_MAX_LINE_LENGTH`].
     pub fn set_max_line_length(&mut self, bytes: usize) {
         self.max_line_length = bytes;
-    }
-
-    /// A second handle on the socket, so another thread can shut it down to
-    /// interrupt a blocked call.
-    pub(crate) fn try_clone_stream(&self) -> io::Result<TcpStream> {
-        self.stream.try_clone()
     }
 
     /// Closes the connection. Dropping the client does the same.
@@ -256,7 +357,21 @@ impl ProtocolClient {
         typed: Option<TypedDecoder<T>>,
     ) -> Result<Reply<T>> {
         self.usable()?;
-        let deadline = timeout.map(|t| Instant::now() + t);
+        self.arm()?;
+        let result = self.call_armed(command, args, kwargs, timeout, typed);
+        self.disarm();
+        result
+    }
+
+    fn call_armed<T>(
+        &mut self,
+        command: &str,
+        args: &[Value],
+        kwargs: &Map<String, Value>,
+        timeout: Option<Duration>,
+        typed: Option<TypedDecoder<T>>,
+    ) -> Result<Reply<T>> {
+        let deadline = seconds::deadline(timeout);
         let line = encode_call(command, args, kwargs);
         trace!("-> {}", String::from_utf8_lossy(&line).trim_end());
         self.send(&line, deadline)?;
@@ -307,11 +422,19 @@ impl ProtocolClient {
         &mut self,
         timeout: Option<Duration>,
     ) -> Result<Option<Notification>> {
+        self.check_interrupt()?;
         if let Some(n) = self.notifications.pop_front() {
             return Ok(Some(n));
         }
         self.usable()?;
-        let deadline = timeout.map(|t| Instant::now() + t);
+        self.arm()?;
+        let result = self.notification_armed(timeout);
+        self.disarm();
+        result
+    }
+
+    fn notification_armed(&mut self, timeout: Option<Duration>) -> Result<Option<Notification>> {
+        let deadline = seconds::deadline(timeout);
         loop {
             match self.next_incoming(deadline) {
                 Ok(Incoming::Notification(n)) => return Ok(Some(n)),
@@ -625,7 +748,7 @@ impl ProtocolClient {
         result.map_err(|e| {
             // Part of the line may have gone out: the framing is lost.
             self.broken = Some("a write failed");
-            e.into()
+            self.interrupted_instead(e.into())
         })
     }
 
@@ -657,6 +780,10 @@ impl ProtocolClient {
         match result {
             Err(Error::Timeout) => Err(Error::Timeout),
             Err(e) => {
+                let e = self.interrupted_instead(e);
+                if matches!(e, Error::Interrupted) {
+                    return Err(e);
+                }
                 self.broken = Some(match e {
                     Error::Disconnected => "the server closed the connection",
                     Error::LineTooLong { .. } => "an over-long line",
@@ -800,6 +927,42 @@ fn remaining(deadline: Option<Instant>) -> io::Result<Option<Duration>> {
             }
         }
     }
+}
+
+/// Resolves `hostname` and connects to the first address that accepts.
+fn open(hostname: &str, port: u16, timeout: Option<Duration>) -> Result<TcpStream> {
+    let failed = |lookup: bool, source: io::Error| Error::Connect {
+        host: hostname.to_owned(),
+        port,
+        lookup,
+        source,
+    };
+    let addrs: Vec<SocketAddr> = (hostname, port)
+        .to_socket_addrs()
+        .map_err(|e| failed(true, e))?
+        .collect();
+    let mut last_err = io::Error::new(io::ErrorKind::NotFound, "the name has no addresses");
+    let mut lookup = true;
+    for addr in addrs {
+        lookup = false;
+        debug!("connecting to {addr}");
+        let attempt = match timeout {
+            Some(t) if t.is_zero() => Err(io::ErrorKind::TimedOut.into()),
+            Some(t) => TcpStream::connect_timeout(&addr, t),
+            None => TcpStream::connect(addr),
+        };
+        match attempt {
+            Ok(stream) => {
+                debug!("connected to {addr}");
+                return Ok(stream);
+            }
+            Err(e) => {
+                debug!("connecting to {addr} failed: {e}");
+                last_err = e;
+            }
+        }
+    }
+    Err(failed(lookup, last_err))
 }
 
 fn opt_arg<T: Into<Value>>(v: Option<T>) -> Vec<Value> {

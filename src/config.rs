@@ -15,6 +15,7 @@ use configparser::ini::{Ini, IniDefault};
 use log::debug;
 
 use crate::error::{Error, Result};
+use crate::seconds;
 
 /// The configuration keys, in the order the Python client documents them.
 pub const KEYS: [&str; 13] = [
@@ -222,7 +223,7 @@ impl Config {
             Err(e) if e.kind() == io::ErrorKind::IsADirectory || path.is_dir() => {
                 FileStatus::NotAFile
             }
-            Err(e) => return Err(error(format!("cannot read: {e}"))),
+            Err(e) => return Err(error(format!("cannot read: {}", crate::error::plain(&e)))),
         };
         debug!("config file {}: {status:?}", path.display());
         self.files.push(ConfigFile {
@@ -252,7 +253,11 @@ impl Config {
         let sections = ini.read(text.to_owned()).map_err(|message| Error::Config {
             path: origin.to_owned(),
             key: None,
-            message,
+            // The parser's message may quote a line of any length.
+            message: match message.char_indices().nth(200) {
+                Some((at, _)) => format!("{}…", &message[..at]),
+                None => message,
+            },
         })?;
         // `[DEFAULT]` supplies fallbacks for every section, as in Python.
         let mut values: Vec<(String, Option<String>)> = Vec::new();
@@ -284,21 +289,35 @@ impl Config {
         Ok(())
     }
 
+    /// Sets one key from its text, checking the value as the library and
+    /// tools will use it, so that a bad value is reported here, with its
+    /// file and key, rather than later by whatever uses it.
     fn set(&mut self, key: &str, raw: &str) -> std::result::Result<(), String> {
+        // An empty name is no name: `owner =` leaves the owner unset.
+        let name = |raw: &str| (!raw.is_empty()).then(|| raw.to_owned());
         match key {
-            "hostname" => self.hostname = Some(raw.to_owned()),
-            "owner" => self.owner = Some(raw.to_owned()),
+            "hostname" => self.hostname = name(raw),
+            "owner" => self.owner = name(raw),
             "port" => {
                 let n = parse_int(raw)?;
                 self.port = u16::try_from(n)
-                    .map_err(|_| format!("expected a port number (0-65535), got '{raw}'"))?;
+                    .map_err(|_| format!("expected a port number (0-65535), got {}", quote(raw)))?;
             }
-            "keepalive" => self.keepalive = nullable(raw, parse_float)?,
-            "reconnect_delay" => self.reconnect_delay = parse_float(raw)?,
-            "timeout" => self.timeout = nullable(raw, parse_float)?,
-            "machine" => self.machine = nullable(raw, |s| Ok(s.to_owned()))?,
+            "keepalive" => self.keepalive = nullable(raw, |s| parse_seconds(s, seconds::limit))?,
+            "reconnect_delay" => self.reconnect_delay = parse_seconds(raw, seconds::pause)?,
+            "timeout" => self.timeout = nullable(raw, |s| parse_seconds(s, seconds::limit))?,
+            "machine" => self.machine = nullable(raw, |s| Ok(name(s)))?.flatten(),
             "tags" => self.tags = nullable(raw, |s| Ok(parse_tags(s)))?.flatten(),
-            "min_ratio" => self.min_ratio = parse_float(raw)?,
+            "min_ratio" => {
+                let ratio = parse_float(raw)?;
+                if ratio.is_nan() || ratio < 0.0 {
+                    return Err(format!(
+                        "expected a number that is not negative, got {}",
+                        quote(raw)
+                    ));
+                }
+                self.min_ratio = ratio;
+            }
             "max_dead_boards" => self.max_dead_boards = nullable(raw, parse_limit)?.flatten(),
             "max_dead_links" => self.max_dead_links = nullable(raw, parse_limit)?.flatten(),
             "require_torus" => self.require_torus = parse_bool(raw)?,
@@ -431,12 +450,14 @@ fn check_syntax(text: &str) -> std::result::Result<(), String> {
         }
         if !in_section {
             return Err(format!(
-                "line {number}: '{line}' comes before any [section] header"
+                "line {number}: {} comes before any [section] header",
+                quote(line)
             ));
         }
         if !line.contains(['=', ':']) {
             return Err(format!(
-                "line {number}: expected 'key = value', got '{line}'"
+                "line {number}: expected 'key = value', got {}",
+                quote(line)
             ));
         }
         value_indent = Some(indent);
@@ -457,17 +478,38 @@ fn nullable<T>(
     }
 }
 
+/// Input quoted in an error message, cut short if long: a file may hold
+/// a line of any length, and the message needs only its start.
+fn quote(raw: &str) -> String {
+    const KEEP: usize = 60;
+    match raw.char_indices().nth(KEEP) {
+        Some((at, _)) => format!("'{}…' ({} bytes)", &raw[..at], raw.len()),
+        None => format!("'{raw}'"),
+    }
+}
+
 fn parse_int(raw: &str) -> std::result::Result<i64, String> {
     let digits = raw.replace('_', "");
     digits
         .parse::<i64>()
-        .map_err(|_| format!("expected an integer, got '{raw}'"))
+        .map_err(|_| format!("expected an integer, got {}", quote(raw)))
 }
 
 fn parse_float(raw: &str) -> std::result::Result<f64, String> {
     raw.replace('_', "")
         .parse::<f64>()
-        .map_err(|_| format!("expected a number, got '{raw}'"))
+        .map_err(|_| format!("expected a number, got {}", quote(raw)))
+}
+
+/// A number of seconds, checked by one of the rules of [`crate::seconds`]
+/// but kept as written.
+fn parse_seconds<T>(
+    raw: &str,
+    rule: fn(f64) -> std::result::Result<T, seconds::SecondsError>,
+) -> std::result::Result<f64, String> {
+    let secs = parse_float(raw)?;
+    rule(secs).map_err(|e| e.to_string())?;
+    Ok(secs)
 }
 
 /// A count where a negative number (conventionally -1) means "no limit".
@@ -478,7 +520,7 @@ fn parse_limit(raw: &str) -> std::result::Result<Option<u32>, String> {
     }
     u32::try_from(n)
         .map(Some)
-        .map_err(|_| format!("expected a count, got '{raw}'"))
+        .map_err(|_| format!("expected a count, got {}", quote(raw)))
 }
 
 /// Comma-separated, each item trimmed; an empty value means unset.
@@ -497,7 +539,8 @@ fn parse_bool(raw: &str) -> std::result::Result<bool, String> {
         "1" | "yes" | "true" | "on" => Ok(true),
         "0" | "no" | "false" | "off" => Ok(false),
         _ => Err(format!(
-            "expected a boolean (yes/no, true/false, on/off, 1/0), got '{raw}'"
+            "expected a boolean (yes/no, true/false, on/off, 1/0), got {}",
+            quote(raw)
         )),
     }
 }
@@ -679,6 +722,58 @@ mod tests {
         // Unknown keys are ignored.
         assert!(parse("[spalloc]\ncolour = blue\n").is_ok());
         Ok(())
+    }
+
+    #[test]
+    fn values_are_checked_at_load() -> Result<()> {
+        for (text, expect) in [
+            (
+                "[spalloc]\ntimeout = nan\n",
+                "test.ini: key 'timeout': expected a number of seconds, got NaN",
+            ),
+            (
+                "[spalloc]\nkeepalive = NaN\n",
+                "test.ini: key 'keepalive': expected a number of seconds, got NaN",
+            ),
+            (
+                "[spalloc]\nreconnect_delay = inf\n",
+                "test.ini: key 'reconnect_delay': expected at most 1e9 seconds (about 32 years), got inf",
+            ),
+            (
+                "[spalloc]\nmin_ratio = -1\n",
+                "test.ini: key 'min_ratio': expected a number that is not negative, got '-1'",
+            ),
+            (
+                "[spalloc]\nmin_ratio = nan\n",
+                "test.ini: key 'min_ratio': expected a number that is not negative, got 'nan'",
+            ),
+        ] {
+            assert_eq!(parse(text).unwrap_err().to_string(), expect);
+        }
+        // Huge and negative limits are the "no limit" spellings.
+        let c = parse("[spalloc]\ntimeout = inf\nkeepalive = -1\nreconnect_delay = -2\n")?;
+        assert_eq!(
+            (c.timeout, c.keepalive, c.reconnect_delay),
+            (Some(f64::INFINITY), Some(-1.0), -2.0)
+        );
+        // An empty name is no name.
+        let c = parse("[spalloc]\nowner =\nhostname =\nmachine =\n")?;
+        assert_eq!((c.owner, c.hostname, c.machine), (None, None, None));
+        Ok(())
+    }
+
+    #[test]
+    fn quoted_input_is_cut_short() {
+        let long = "x".repeat(100_000);
+        let err = parse(&format!("[spalloc]\nport = {long}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.len() < 200, "{err}");
+        assert!(err.ends_with("…' (100000 bytes)"), "{err}");
+        let err = parse(&format!("[spalloc]\n{long}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.len() < 200, "{err}");
     }
 
     #[test]

@@ -14,7 +14,19 @@ use std::path::PathBuf;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// Connecting, reading or writing failed at the operating-system level.
+    /// Connecting to the server failed: its name did not resolve, or no
+    /// address it resolved to accepted a connection in time.
+    Connect {
+        /// The host name (or address) as given.
+        host: String,
+        /// The port.
+        port: u16,
+        /// Whether it was the name lookup that failed.
+        lookup: bool,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// Reading or writing failed at the operating-system level.
     Io(io::Error),
     /// No reply arrived before the deadline.
     Timeout,
@@ -71,7 +83,8 @@ impl Error {
     /// to an answer from the server or a local mistake.
     pub fn is_transport(&self) -> bool {
         match self {
-            Error::Io(_)
+            Error::Connect { .. }
+            | Error::Io(_)
             | Error::Timeout
             | Error::Disconnected
             | Error::LineTooLong { .. }
@@ -95,6 +108,24 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Error::Connect {
+                host,
+                port,
+                lookup: true,
+                source,
+            } => write!(f, "cannot look up {host} (port {port}): {}", plain(source)),
+            Error::Connect {
+                host,
+                port,
+                lookup: false,
+                source,
+            } => {
+                if host.contains(':') {
+                    write!(f, "cannot connect to [{host}]:{port}: {}", plain(source))
+                } else {
+                    write!(f, "cannot connect to {host}:{port}: {}", plain(source))
+                }
+            }
             Error::Io(_) => f.write_str("i/o error"),
             Error::Timeout => f.write_str("timed out waiting for the server"),
             Error::Disconnected => f.write_str("server closed the connection"),
@@ -123,6 +154,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
+            Error::Connect { source, .. } => Some(source),
             Error::Io(e) => Some(e),
             Error::Json(e) => Some(e),
             Error::Timeout
@@ -137,6 +169,27 @@ impl std::error::Error for Error {
             | Error::JobUnknown { .. }
             | Error::Interrupted => None,
         }
+    }
+}
+
+/// An operating-system error as a reader wants it: `connection refused`
+/// rather than `Connection refused (os error 111)`.
+pub(crate) fn plain(e: &io::Error) -> String {
+    let text = e.to_string();
+    let text = match (e.raw_os_error(), text.rfind(" (os error ")) {
+        (Some(_), Some(at)) => &text[..at],
+        _ => &text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        // Lower-case a leading capital, but not an acronym ("DNS").
+        Some(first) if first.is_uppercase() && !chars.next().is_some_and(char::is_uppercase) => {
+            first
+                .to_lowercase()
+                .chain(text[first.len_utf8()..].chars())
+                .collect()
+        }
+        _ => text.to_owned(),
     }
 }
 
@@ -182,6 +235,41 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "/etc/xdg/spalloc: key 'port': expected an integer, got 'abc'"
+        );
+    }
+
+    #[test]
+    fn connection_failures_name_host_port_and_reason() {
+        let e = Error::Connect {
+            host: "127.0.0.1".into(),
+            port: 9,
+            lookup: false,
+            source: io::Error::from_raw_os_error(111),
+        };
+        assert_eq!(
+            e.to_string(),
+            "cannot connect to 127.0.0.1:9: connection refused"
+        );
+        assert!(e.is_transport());
+        assert!(std::error::Error::source(&e).is_some());
+        let e = Error::Connect {
+            host: "::1".into(),
+            port: 9,
+            lookup: false,
+            source: io::ErrorKind::TimedOut.into(),
+        };
+        assert_eq!(e.to_string(), "cannot connect to [::1]:9: timed out");
+        let e = Error::Connect {
+            host: "nowhere.invalid".into(),
+            port: 22244,
+            lookup: true,
+            source: io::Error::other(
+                "failed to lookup address information: Name or service not known",
+            ),
+        };
+        assert_eq!(
+            e.to_string(),
+            "cannot look up nowhere.invalid (port 22244): failed to lookup address information: Name or service not known"
         );
     }
 

@@ -7,18 +7,18 @@
 //! gone. The main connection, used for queries and waits, also reconnects on
 //! demand, so a server restart does not end the job.
 
-use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::fmt;
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use log::{debug, warn};
 
 use crate::client::ProtocolClient;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::interrupt::InterruptHandle;
+use crate::seconds::{self, deadline, deadline_after, time_left};
 use crate::types::{
     Board, Connection, CreateJobOptions, JobMachineInfo, JobRequest, JobState, JobStateInfo,
     Number, WhereIs, WhereIsQuery,
@@ -34,9 +34,10 @@ const DESTROY_RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// Keepalive period when the job was created without a keepalive: the Java
 /// service then applies its 60 s default, so keep it alive anyway.
 const NO_KEEPALIVE_PERIOD: Duration = Duration::from_secs(30);
-/// Waits listen for notifications in slices this long, so that an
-/// interruption is noticed promptly without any extra traffic.
-const SLICE: Duration = Duration::from_millis(100);
+/// How long an interruption while the server is creating the job waits
+/// for the job's id, so that the job is destroyed at once rather than left
+/// to expire (a second interruption ends the wait).
+const CREATE_GRACE: Duration = Duration::from_secs(1);
 /// Never send keepalives faster than this, whatever the configuration says.
 const MIN_PERIOD: Duration = Duration::from_millis(50);
 /// How long stopping waits for the keepalive thread before leaving it to
@@ -76,16 +77,40 @@ pub struct JobOptions {
     /// may come from, with the Python client's defaults. The owner is
     /// required to create a job (an empty owner counts as missing).
     pub request: CreateJobOptions,
+    /// Cuts short creating or resuming the job, and later every wait of the
+    /// job (see [`InterruptHandle`]). Defaults to `None`: each job gets a
+    /// handle of its own ([`Job::interrupt_handle`]), which cannot reach
+    /// `create` or `resume`.
+    pub interrupt: Option<InterruptHandle>,
 }
 
 impl Default for JobOptions {
     fn default() -> Self {
-        JobOptions::from_config(&Config::default())
+        let config = Config::default();
+        JobOptions {
+            hostname: None,
+            port: config.port,
+            timeout: Some(Duration::from_secs(10)),
+            reconnect_delay: Duration::from_secs(5),
+            ignore_version: config.ignore_version,
+            request: CreateJobOptions::new(""),
+            interrupt: None,
+        }
     }
 }
 
-fn secs(s: f64) -> Duration {
-    Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(Duration::MAX)
+/// `Config`'s value for a key, by the rule in [`crate::seconds`], or an
+/// error naming the key.
+fn config_seconds<T>(
+    key: &str,
+    value: f64,
+    rule: fn(f64) -> std::result::Result<T, seconds::SecondsError>,
+) -> Result<T> {
+    rule(value).map_err(|e| Error::Config {
+        path: "configuration".into(),
+        key: Some(key.to_owned()),
+        message: e.to_string(),
+    })
 }
 
 impl JobOptions {
@@ -94,24 +119,51 @@ impl JobOptions {
         JobOptions::default()
     }
 
-    /// The values of a loaded configuration.
-    pub fn from_config(config: &Config) -> JobOptions {
+    /// The values of a configuration.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the key of a value out of range: NaN for a
+    /// number of seconds (see [`crate::seconds`]), or a negative
+    /// `min_ratio`. [`Config::load`] checks every value as it reads it, so
+    /// this happens only to a `Config` whose fields were changed in code.
+    pub fn from_config(config: &Config) -> Result<JobOptions> {
         let mut request = CreateJobOptions::new(config.owner.clone().unwrap_or_default());
-        request.keepalive = config.keepalive.filter(|k| *k >= 0.0).map(Number::Float);
+        request.keepalive = match config.keepalive {
+            Some(k) => config_seconds("keepalive", k, seconds::limit)?.map(|_| Number::Float(k)),
+            None => None,
+        };
         request.machine = config.machine.clone();
         request.tags = config.tags.clone();
+        if config.min_ratio.is_nan() || config.min_ratio < 0.0 {
+            return Err(Error::Config {
+                path: "configuration".into(),
+                key: Some("min_ratio".into()),
+                message: format!(
+                    "expected a number that is not negative, got {}",
+                    config.min_ratio
+                ),
+            });
+        }
         request.min_ratio = config.min_ratio;
         request.max_dead_boards = config.max_dead_boards;
         request.max_dead_links = config.max_dead_links;
         request.require_torus = config.require_torus;
-        JobOptions {
+        Ok(JobOptions {
             hostname: config.hostname.clone(),
             port: config.port,
-            timeout: config.timeout.map(secs),
-            reconnect_delay: secs(config.reconnect_delay),
+            timeout: match config.timeout {
+                Some(t) => config_seconds("timeout", t, seconds::limit)?,
+                None => None,
+            },
+            reconnect_delay: config_seconds(
+                "reconnect_delay",
+                config.reconnect_delay,
+                seconds::pause,
+            )?,
             ignore_version: config.ignore_version,
             request,
-        }
+            interrupt: None,
+        })
     }
 
     /// The values from the configuration files on the search path
@@ -120,7 +172,13 @@ impl JobOptions {
     /// # Errors
     /// [`Error::Config`] naming the file and key of a bad value.
     pub fn load() -> Result<JobOptions> {
-        Ok(JobOptions::from_config(&Config::load()?))
+        JobOptions::from_config(&Config::load()?)
+    }
+
+    /// Sets [`interrupt`](Self::interrupt).
+    pub fn interrupt(mut self, handle: InterruptHandle) -> Self {
+        self.interrupt = Some(handle);
+        self
     }
 
     /// Sets [`hostname`](Self::hostname).
@@ -135,7 +193,8 @@ impl JobOptions {
         self
     }
 
-    /// Sets [`timeout`](Self::timeout).
+    /// Sets [`timeout`](Self::timeout). A timeout too long for a deadline
+    /// to be represented (such as `Duration::MAX`) is the same as `None`.
     pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
         self.timeout = timeout;
         self
@@ -159,10 +218,15 @@ impl JobOptions {
         self
     }
 
-    /// Sets the request's [`keepalive`](CreateJobOptions::keepalive) in seconds; `None` or a negative
-    /// value means the job never expires.
+    /// Sets the request's [`keepalive`](CreateJobOptions::keepalive) in
+    /// seconds. `None`, a negative value, infinity or more than
+    /// [`seconds::MAX_SECONDS`] means the job never expires (the rule of
+    /// [`crate::seconds`]). NaN is kept, and creating the job then fails
+    /// with [`Error::InvalidArgument`].
     pub fn keepalive(mut self, seconds: Option<f64>) -> Self {
-        self.request.keepalive = seconds.filter(|s| *s >= 0.0).map(Number::Float);
+        self.request.keepalive = seconds
+            .filter(|s| !matches!(seconds::limit(*s), Ok(None)))
+            .map(Number::Float);
         self
     }
 
@@ -221,9 +285,13 @@ impl JobOptions {
     }
 
     fn keepalive_period(&self) -> Duration {
-        match self.request.keepalive {
-            Some(k) => secs(k.as_f64() / 2.0).max(MIN_PERIOD),
-            None => NO_KEEPALIVE_PERIOD,
+        match self
+            .request
+            .keepalive
+            .map(|k| seconds::limit(k.as_f64() / 2.0))
+        {
+            Some(Ok(Some(half))) => half.max(MIN_PERIOD),
+            _ => NO_KEEPALIVE_PERIOD,
         }
     }
 
@@ -254,8 +322,13 @@ struct Server {
 }
 
 impl Server {
-    fn connect(&self, timeout: Option<Duration>) -> Result<ProtocolClient> {
-        let mut client = ProtocolClient::connect(&self.hostname, self.port, timeout)?;
+    fn connect(
+        &self,
+        timeout: Option<Duration>,
+        interrupt: &InterruptHandle,
+    ) -> Result<ProtocolClient> {
+        let mut client =
+            ProtocolClient::connect_interruptible(&self.hostname, self.port, timeout, interrupt)?;
         if !self.ignore_version {
             client.check_version()?;
         }
@@ -295,48 +368,32 @@ pub struct Job {
     period: Duration,
     machine_info: Option<JobMachineInfo>,
     interrupt: InterruptHandle,
+    /// Told when the main connection is lost and when it is back.
+    observer: Option<Observer>,
+    /// The main connection has failed and not yet been made again.
+    outage: bool,
     /// Set once destroyed or closed, so `Drop` does nothing more.
     released: bool,
 }
 
-/// Cuts short a [`Job`]'s blocking waits from another thread, for example
-/// one that handles Ctrl-C.
-///
-/// After [`interrupt`](Self::interrupt), the wait in progress (or the next
-/// one) returns [`Error::Interrupted`] within about a tenth of a second; the
-/// request is then used up.
-///
-/// # Example
-/// ```no_run
-/// # use spalloc::{Job, JobOptions, JobRequest};
-/// let mut job = Job::create(JobRequest::AnyBoard, &JobOptions::load()?)?;
-/// let handle = job.interrupt_handle();
-/// std::thread::spawn(move || {
-///     std::thread::sleep(std::time::Duration::from_secs(60));
-///     handle.interrupt(); // give up waiting after a minute
-/// });
-/// match job.wait_until_ready(None) {
-///     Err(spalloc::Error::Interrupted) => println!("gave up"),
-///     other => other?,
-/// }
-/// # Ok::<(), spalloc::Error>(())
-/// ```
-#[derive(Debug, Clone, Default)]
-pub struct InterruptHandle(Arc<AtomicBool>);
+/// A change in a [`Job`]'s connection to the server, as reported to the
+/// function given to [`Job::on_connection_change`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ConnectionEvent<'a> {
+    /// The connection failed, for this reason; the job tries again every
+    /// `reconnect_delay` while it waits. Reported once per outage.
+    Lost(&'a Error),
+    /// A connection was made again after a loss.
+    Restored,
+}
 
-impl InterruptHandle {
-    /// Makes the job's current or next wait return [`Error::Interrupted`].
-    pub fn interrupt(&self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
+/// The function given to [`Job::on_connection_change`].
+struct Observer(Box<dyn FnMut(ConnectionEvent<'_>) + Send>);
 
-    /// Takes a pending interruption, if there is one.
-    fn take(&self) -> Result<()> {
-        if self.0.swap(false, Ordering::SeqCst) {
-            Err(Error::Interrupted)
-        } else {
-            Ok(())
-        }
+impl fmt::Debug for Observer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Observer")
     }
 }
 
@@ -344,20 +401,31 @@ impl Job {
     /// Creates a job and starts keeping it alive. The job may still be
     /// queued or powering on; see [`wait_until_ready`](Self::wait_until_ready).
     ///
+    /// With [`JobOptions::interrupt`] set, an interruption cuts connecting
+    /// and the version check short at once. While `create_job` itself is in
+    /// flight it waits up to a second for the job's id (a second
+    /// interruption ends that wait): if the id comes, the job is returned,
+    /// the interruption stays pending for the next wait, and dropping the
+    /// job destroys it; if not, any job the server made expires after its
+    /// keepalive interval.
+    ///
     /// # Errors
     /// [`Error::InvalidArgument`] if `hostname` or `owner` is missing or the
     /// request is contradictory; [`Error::IncompatibleVersion`] unless
     /// `ignore_version`; [`Error::Server`] if the server refuses the
-    /// request; transport errors if it cannot be reached.
+    /// request; [`Error::Connect`] if it cannot be reached, and other
+    /// transport errors if it fails afterwards; [`Error::Interrupted`].
     pub fn create(request: JobRequest, options: &JobOptions) -> Result<Job> {
         let server = options.server()?;
         let create = options.create_options()?;
-        let mut client = server.connect(server.timeout)?;
-        let id = client.create_job(&request, &create)?;
+        create.validate(&request)?;
+        let interrupt = options.interrupt.clone().unwrap_or_default();
+        let mut client = server.connect(server.timeout, &interrupt)?;
+        let id = client.with_interrupt_grace(CREATE_GRACE, |c| c.create_job(&request, &create))?;
         debug!("created job {id}");
         // Hold the handle from here on, so that any failure below destroys
         // the new job on the way out.
-        let mut job = Job::new(id, server, client, options.keepalive_period());
+        let mut job = Job::new(id, server, client, options.keepalive_period(), interrupt);
         job.start_keepalive(job.period)?;
         Ok(job)
     }
@@ -371,7 +439,8 @@ impl Job {
     /// live; otherwise as for [`create`](Self::create).
     pub fn resume(job_id: u64, options: &JobOptions) -> Result<Job> {
         let server = options.server()?;
-        let mut client = server.connect(server.timeout)?;
+        let interrupt = options.interrupt.clone().unwrap_or_default();
+        let mut client = server.connect(server.timeout, &interrupt)?;
         let info = client.get_job_state(job_id)?;
         let mut period = options.keepalive_period();
         match info.state {
@@ -386,16 +455,24 @@ impl Job {
         }
         // The Python server reports the interval; the Java service reports a
         // timestamp there instead, which no real interval comes close to.
-        if let Some(k) = info.keepalive.filter(|k| *k > 0.0 && *k < 1e6) {
-            period = period.min(secs(k / 2.0).max(MIN_PERIOD));
+        if let Some(k) = info.keepalive.filter(|k| *k > 0.0 && *k < 1e6)
+            && let Ok(Some(half)) = seconds::limit(k / 2.0)
+        {
+            period = period.min(half.max(MIN_PERIOD));
         }
-        let mut job = Job::new(job_id, server, client, period);
+        let mut job = Job::new(job_id, server, client, period, interrupt);
         // A resumed job may be close to expiring: keep it alive at once.
         job.start_keepalive(Duration::ZERO)?;
         Ok(job)
     }
 
-    fn new(id: u64, server: Server, client: ProtocolClient, period: Duration) -> Job {
+    fn new(
+        id: u64,
+        server: Server,
+        client: ProtocolClient,
+        period: Duration,
+        interrupt: InterruptHandle,
+    ) -> Job {
         Job {
             id,
             server,
@@ -404,7 +481,9 @@ impl Job {
             keepalive: None,
             period,
             machine_info: None,
-            interrupt: InterruptHandle::default(),
+            interrupt,
+            observer: None,
+            outage: false,
             released: false,
         }
     }
@@ -412,6 +491,31 @@ impl Job {
     /// A handle with which another thread can cut short this job's waits.
     pub fn interrupt_handle(&self) -> InterruptHandle {
         self.interrupt.clone()
+    }
+
+    /// Calls `observer` whenever the job's own connection to the server is
+    /// lost and whenever it is made again, for example to show that a wait
+    /// is riding out an outage. It runs on the thread that is using the
+    /// job, inside the call that noticed the change. The background
+    /// keepalives have a connection of their own, which this does not
+    /// report on, and it is not called while the job is being destroyed or
+    /// closed.
+    pub fn on_connection_change(
+        &mut self,
+        observer: impl FnMut(ConnectionEvent<'_>) + Send + 'static,
+    ) {
+        self.observer = Some(Observer(Box::new(observer)));
+    }
+
+    /// Notes a transport failure of the main connection and drops it.
+    fn lost(&mut self, e: &Error) {
+        self.disconnect();
+        if !self.outage {
+            self.outage = true;
+            if let Some(Observer(f)) = self.observer.as_mut() {
+                f(ConnectionEvent::Lost(e));
+            }
+        }
     }
 
     fn start_keepalive(&mut self, first: Duration) -> Result<()> {
@@ -573,16 +677,17 @@ impl Job {
     /// period; reconnects (every `reconnect_delay`) if the connection fails.
     ///
     /// # Errors
-    /// [`Error::Timeout`] if nothing changed within `timeout` (`None` waits
-    /// forever); [`Error::Interrupted`] if cut short through an
-    /// [`InterruptHandle`]; [`Error::IncompatibleVersion`] if a
-    /// reconnection finds another server.
+    /// [`Error::Timeout`] if nothing changed within `timeout` (`None`, or a
+    /// timeout too long to represent, waits forever); [`Error::Interrupted`]
+    /// if cut short through an [`InterruptHandle`];
+    /// [`Error::IncompatibleVersion`] if a reconnection finds another
+    /// server.
     pub fn wait_for_state_change(
         &mut self,
         old: JobState,
         timeout: Option<Duration>,
     ) -> Result<JobStateInfo> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = deadline(timeout);
         loop {
             self.interrupt.take()?;
             match self.poll_for_change(old, deadline) {
@@ -590,11 +695,11 @@ impl Job {
                 Ok(None) => {}
                 Err(e) if e.is_transport() => {
                     debug!("job {}: connection failed while waiting: {e}", self.id);
-                    self.disconnect();
+                    self.lost(&e);
                     let delay = self.server.reconnect_delay;
                     self.pause(time_left(deadline).map_or(delay, |l| l.min(delay)))?;
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(self.after_failure(e)),
             }
             if time_left(deadline).is_some_and(|l| l.is_zero()) {
                 return Err(Error::Timeout);
@@ -602,17 +707,9 @@ impl Job {
         }
     }
 
-    /// Sleeps, in slices, unless interrupted.
+    /// Sleeps unless interrupted.
     fn pause(&self, how_long: Duration) -> Result<()> {
-        let end = Instant::now() + how_long;
-        loop {
-            self.interrupt.take()?;
-            let left = end.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(());
-            }
-            thread::sleep(left.min(SLICE));
-        }
+        self.interrupt.sleep(how_long)
     }
 
     /// One round: subscribe, look, then wait for a hint (or the keepalive
@@ -621,7 +718,7 @@ impl Job {
     fn poll_for_change(
         &mut self,
         old: JobState,
-        deadline: Option<Instant>,
+        deadline: Option<std::time::Instant>,
     ) -> Result<Option<JobStateInfo>> {
         let id = self.id;
         let period = self.period;
@@ -638,21 +735,12 @@ impl Job {
         if info.state != old {
             return Ok(Some(info));
         }
-        let until = Instant::now() + time_left(deadline).map_or(period, |l| l.min(period));
-        loop {
-            self.interrupt.take()?;
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(None);
-            }
-            let client = self.connected()?;
-            if client
-                .wait_for_notification(Some(left.min(SLICE)))?
-                .is_some()
-            {
-                return Ok(None);
-            }
-        }
+        // An interruption shuts the connection down, which ends this wait
+        // at once: no need to wake up just to look for one.
+        let wait = time_left(deadline).map_or(period, |l| l.min(period));
+        let client = self.connected()?;
+        client.wait_for_notification(Some(wait))?;
+        Ok(None)
     }
 
     /// Waits until the job is ready (state 3).
@@ -663,7 +751,7 @@ impl Job {
     /// it is not ready within `timeout`; as for
     /// [`wait_for_state_change`](Self::wait_for_state_change).
     pub fn wait_until_ready(&mut self, timeout: Option<Duration>) -> Result<()> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = deadline(timeout);
         // The first look must ride out a lost connection just as the waits
         // below do: failing here would end a wait that a brief outage (a
         // server restart, a dropped connection) should only have delayed.
@@ -673,7 +761,7 @@ impl Job {
                 Ok(info) => break info,
                 Err(e) if e.is_transport() => {
                     debug!("job {}: cannot get the state: {e}; retrying", self.id);
-                    self.disconnect();
+                    self.lost(&e);
                     match time_left(deadline) {
                         Some(left) if left.is_zero() => return Err(Error::Timeout),
                         left => {
@@ -703,9 +791,16 @@ impl Job {
     /// Destroys the job, recording `reason`, and reports whether that
     /// worked. Stops the keepalive first.
     ///
+    /// However long the configured timeout, this ends within the timeout
+    /// or 10 s, whichever is less (1 s at least: a failure in the first
+    /// second is retried). An interruption that was pending when it began
+    /// is forgotten (it was meant for a wait); one that arrives while it
+    /// runs ends it at once.
+    ///
     /// # Errors
     /// Transport errors if the server could not be told (the job then
-    /// expires after its keepalive interval), or [`Error::Server`].
+    /// expires after its keepalive interval), [`Error::Interrupted`], or
+    /// [`Error::Server`].
     pub fn destroy(mut self, reason: Option<&str>) -> Result<()> {
         self.destroy_(reason)
     }
@@ -728,6 +823,7 @@ impl Job {
             return;
         }
         self.released = true;
+        self.observer = None;
         if let Some(k) = self.keepalive.take() {
             k.stop();
         }
@@ -739,33 +835,48 @@ impl Job {
             return Ok(());
         }
         self.released = true;
+        // Whoever watches the connection is not told about the release.
+        self.observer = None;
+        self.interrupt.clear();
         // Stop keepalives before destroying, so none arrives afterwards.
         if let Some(k) = self.keepalive.take() {
             k.stop();
         }
         let id = self.id;
-        // However long the configured timeout, a destroy must end.
-        let bounded = Some(
-            self.server
-                .timeout
-                .unwrap_or(FALLBACK_TIMEOUT)
-                .min(FALLBACK_TIMEOUT),
-        );
-        if let Some(c) = self.client.as_mut() {
-            c.set_timeout(bounded);
-        }
-        let mut result = self.rpc_with(bounded, |c| c.destroy_job(id, reason));
-        // A moment's outage (a dropped connection, a server refusing
-        // connections while it restarts) should not leave the job running
-        // until it expires, but a server that is gone must not hold up the
-        // caller either: keep trying, briefly.
-        let give_up = Instant::now() + DESTROY_RETRY_WINDOW;
-        while result.as_ref().is_err_and(Error::is_transport) && Instant::now() < give_up {
-            debug!("job {id}: destroying failed; trying again");
-            self.disconnect();
-            thread::sleep(DESTROY_RETRY_PAUSE);
-            result = self.rpc_with(bounded, |c| c.destroy_job(id, reason));
-        }
+        // However long the configured timeout, a destroy must end: one
+        // deadline covers every attempt, reconnections included. A moment's
+        // outage (a dropped connection, a server refusing connections while
+        // it restarts) should not leave the job running until it expires,
+        // so a failure in the first second is retried, but a server that
+        // is gone must not hold up the caller either.
+        let limit = self
+            .server
+            .timeout
+            .unwrap_or(FALLBACK_TIMEOUT)
+            .min(FALLBACK_TIMEOUT);
+        let give_up = deadline_after(limit.max(DESTROY_RETRY_WINDOW));
+        let stop_retrying = deadline_after(DESTROY_RETRY_WINDOW);
+        let left = || time_left(give_up).unwrap_or(limit).min(limit);
+        let result = loop {
+            let attempt = self.connected_with(Some(left())).and_then(|c| {
+                c.set_timeout(Some(left()));
+                c.destroy_job(id, reason)
+            });
+            match attempt {
+                Err(e) if e.is_transport() => {
+                    self.disconnect();
+                    let retry = time_left(stop_retrying).is_some_and(|l| !l.is_zero());
+                    if !retry || left() <= DESTROY_RETRY_PAUSE {
+                        break Err(e);
+                    }
+                    debug!("job {id}: destroying failed ({e}); trying again");
+                    if let Err(interrupted) = self.pause(DESTROY_RETRY_PAUSE) {
+                        break Err(interrupted);
+                    }
+                }
+                other => break other,
+            }
+        };
         self.disconnect();
         match result {
             // The job is gone either way.
@@ -782,7 +893,14 @@ impl Job {
     fn connected_with(&mut self, timeout: Option<Duration>) -> Result<&mut ProtocolClient> {
         if self.client.is_none() {
             self.watching = false;
-            self.client = Some(self.server.connect(timeout)?);
+            let client = self.server.connect(timeout, &self.interrupt)?;
+            self.client = Some(client);
+            if self.outage {
+                self.outage = false;
+                if let Some(Observer(f)) = self.observer.as_mut() {
+                    f(ConnectionEvent::Restored);
+                }
+            }
         }
         // Just set above if it was missing.
         self.client.as_mut().ok_or(Error::Disconnected)
@@ -791,6 +909,14 @@ impl Job {
     fn disconnect(&mut self) {
         self.client = None;
         self.watching = false;
+    }
+
+    /// Drops a connection that an interruption has closed.
+    fn after_failure(&mut self, e: Error) -> Error {
+        if matches!(e, Error::Interrupted) {
+            self.disconnect();
+        }
+        e
     }
 
     fn rpc<T>(&mut self, f: impl FnMut(&mut ProtocolClient) -> Result<T>) -> Result<T> {
@@ -805,14 +931,28 @@ impl Job {
         mut f: impl FnMut(&mut ProtocolClient) -> Result<T>,
     ) -> Result<T> {
         let had_client = self.client.is_some();
-        let first = f(self.connected_with(timeout)?);
-        match first {
+        let first = match self.connected_with(timeout) {
+            Ok(client) => f(client),
+            Err(e) => Err(e),
+        };
+        let result = match first {
             Err(e) if e.is_transport() && had_client => {
                 debug!("job {}: {e}; reconnecting", self.id);
-                self.disconnect();
-                f(self.connected_with(timeout)?)
+                self.lost(&e);
+                match self.connected_with(timeout) {
+                    Ok(client) => f(client),
+                    Err(e) => Err(e),
+                }
             }
             other => other,
+        };
+        match result {
+            Err(e) if e.is_transport() => {
+                self.lost(&e);
+                Err(e)
+            }
+            Err(e) => Err(self.after_failure(e)),
+            ok => ok,
         }
     }
 }
@@ -825,10 +965,6 @@ impl Drop for Job {
     }
 }
 
-fn time_left(deadline: Option<Instant>) -> Option<Duration> {
-    deadline.map(|d| d.saturating_duration_since(Instant::now()))
-}
-
 /// The background keepalive sender.
 #[derive(Debug)]
 struct Keepalive {
@@ -836,8 +972,9 @@ struct Keepalive {
     stop: mpsc::Sender<()>,
     /// Disconnects when the thread ends.
     done: mpsc::Receiver<()>,
-    /// The thread's current socket, so stopping can interrupt a blocked call.
-    socket: Arc<Mutex<Option<TcpStream>>>,
+    /// Cuts short the thread's connecting and calls, so that stopping is
+    /// prompt even against a server that does not answer.
+    interrupt: InterruptHandle,
     thread: JoinHandle<()>,
 }
 
@@ -845,8 +982,8 @@ impl Keepalive {
     fn start(id: u64, server: Server, period: Duration, first: Duration) -> Result<Keepalive> {
         let (stop, stop_rx) = mpsc::channel();
         let (done_tx, done) = mpsc::channel::<()>();
-        let socket = Arc::new(Mutex::new(None));
-        let shared = Arc::clone(&socket);
+        let interrupt = InterruptHandle::new();
+        let shared = interrupt.clone();
         let thread = thread::Builder::new()
             .name("spalloc-keepalive".into())
             .spawn(move || {
@@ -856,7 +993,7 @@ impl Keepalive {
         Ok(Keepalive {
             stop,
             done,
-            socket,
+            interrupt,
             thread,
         })
     }
@@ -866,21 +1003,16 @@ impl Keepalive {
         let Keepalive {
             stop,
             done,
-            socket,
+            interrupt,
             thread,
         } = self;
         drop(stop);
-        // Unblock a call in progress; the thread then sees the stop.
-        if let Some(s) = socket
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-        {
-            let _ = s.shutdown(Shutdown::Both);
-        }
+        // Unblock a connection attempt or call in progress; the thread then
+        // sees the stop.
+        interrupt.interrupt();
         match done.recv_timeout(STOP_GRACE) {
             Err(RecvTimeoutError::Timeout) => {
-                debug!("keepalive thread still busy (connecting?); leaving it to finish");
+                debug!("keepalive thread still busy; leaving it to finish");
             }
             _ => {
                 let _ = thread.join();
@@ -895,7 +1027,7 @@ fn keepalive_loop(
     period: Duration,
     first: Duration,
     stop: &mpsc::Receiver<()>,
-    socket: &Mutex<Option<TcpStream>>,
+    interrupt: &InterruptHandle,
 ) {
     // The thread's calls must end well within a period, so that a stalled
     // server is noticed and the thread can be stopped promptly.
@@ -914,11 +1046,14 @@ fn keepalive_loop(
             _ => return,
         }
         if client.is_none() {
-            match ProtocolClient::connect(&server.hostname, server.port, timeout) {
-                Ok(c) => {
-                    *socket.lock().unwrap_or_else(PoisonError::into_inner) = c_stream(&c);
-                    client = Some(c);
-                }
+            match ProtocolClient::connect_interruptible(
+                &server.hostname,
+                server.port,
+                timeout,
+                interrupt,
+            ) {
+                Ok(c) => client = Some(c),
+                Err(Error::Interrupted) => return,
                 Err(e) => {
                     debug!("job {id}: keepalive cannot connect: {e}; retrying");
                     wait = server.reconnect_delay.max(MIN_PERIOD);
@@ -937,18 +1072,14 @@ fn keepalive_loop(
                 debug!("job {id}: keepalive refused: {m}");
                 wait = period;
             }
+            Err(Error::Interrupted) => return,
             Err(e) => {
                 debug!("job {id}: keepalive failed: {e}; reconnecting");
                 client = None;
-                *socket.lock().unwrap_or_else(PoisonError::into_inner) = None;
                 wait = server.reconnect_delay.max(MIN_PERIOD);
             }
         }
     }
-}
-
-fn c_stream(c: &ProtocolClient) -> Option<TcpStream> {
-    c.try_clone_stream().ok()
 }
 
 #[cfg(test)]
@@ -967,7 +1098,7 @@ mod tests {
             "[spalloc]\nhostname = h\nowner = o\nkeepalive = None\ntimeout = None\nreconnect_delay = 0.5\nmachine = m\ntags = a\n",
             "x",
         )?;
-        let o = JobOptions::from_config(&config);
+        let o = JobOptions::from_config(&config)?;
         assert_eq!(o.hostname.as_deref(), Some("h"));
         assert_eq!(o.request.keepalive, None);
         assert_eq!(o.timeout, None);
@@ -1013,9 +1144,36 @@ mod tests {
     }
 
     #[test]
-    fn unusual_seconds_do_not_panic() {
-        assert_eq!(secs(f64::NAN), Duration::ZERO);
-        assert_eq!(secs(f64::INFINITY), Duration::MAX);
-        assert_eq!(secs(-3.0), Duration::ZERO);
+    fn unusual_keepalives_follow_the_rule() {
+        let o = JobOptions::new().keepalive(Some(f64::INFINITY));
+        assert_eq!(o.request.keepalive, None);
+        assert_eq!(o.keepalive_period(), NO_KEEPALIVE_PERIOD);
+        let o = JobOptions::new().keepalive(Some(1e300));
+        assert_eq!(o.request.keepalive, None);
+        let o = JobOptions::new().keepalive(Some(f64::NAN));
+        assert_eq!(o.keepalive_period(), NO_KEEPALIVE_PERIOD);
+        let err =
+            Job::create(JobRequest::AnyBoard, &o.hostname("localhost").owner("me")).unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidArgument(ref m) if m == "keepalive: expected a number of seconds, got NaN"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn configurations_changed_in_code_are_checked() {
+        let mut config = Config::default();
+        config.timeout = Some(f64::NAN);
+        let err = JobOptions::from_config(&config).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "configuration: key 'timeout': expected a number of seconds, got NaN"
+        );
+        config.timeout = Some(f64::INFINITY);
+        config.reconnect_delay = -1.0;
+        let o = JobOptions::from_config(&config).expect("valid");
+        assert_eq!((o.timeout, o.reconnect_delay), (None, Duration::ZERO));
+        config.min_ratio = -1.0;
+        assert!(JobOptions::from_config(&config).is_err());
     }
 }

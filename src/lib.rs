@@ -40,8 +40,10 @@ mod config;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+mod interrupt;
 mod job;
 pub mod protocol;
+pub mod seconds;
 pub mod server;
 mod types;
 mod version;
@@ -49,7 +51,8 @@ mod version;
 pub use client::{DEFAULT_MAX_LINE_LENGTH, DEFAULT_PORT, ProtocolClient};
 pub use config::{Config, ConfigEntry, ConfigFile, ConfigValue, FileStatus, KEYS as CONFIG_KEYS};
 pub use error::{Error, Result};
-pub use job::{InterruptHandle, Job, JobOptions};
+pub use interrupt::InterruptHandle;
+pub use job::{ConnectionEvent, Job, JobOptions};
 pub use types::{
     Board, BoardPosition, Chip, Connection, CreateJobOptions, DeadLink, JobDescription,
     JobMachineInfo, JobRequest, JobState, JobStateInfo, MachineDescription, Notification, Number,

@@ -532,15 +532,24 @@ impl CreateJobOptions {
                 self.min_ratio
             )));
         }
+        if let Some(k) = self.keepalive {
+            crate::seconds::limit(k.as_f64())
+                .map_err(|e| Error::InvalidArgument(format!("keepalive: {e}")))?;
+        }
         Ok(())
     }
 
     pub(crate) fn kwargs(&self) -> Map<String, Value> {
         let mut kw = Map::new();
         kw.insert("owner".into(), self.owner.as_str().into());
+        // A negative or unrepresentably long keepalive is the "never
+        // expire" spelling (see `crate::seconds`): the servers want null.
+        let keepalive = self
+            .keepalive
+            .filter(|k| matches!(crate::seconds::limit(k.as_f64()), Ok(Some(_))));
         kw.insert(
             "keepalive".into(),
-            self.keepalive.map_or(Value::Null, Number::to_json),
+            keepalive.map_or(Value::Null, Number::to_json),
         );
         kw.insert("machine".into(), self.machine.clone().into());
         kw.insert("tags".into(), self.tags.clone().into());

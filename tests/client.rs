@@ -2,7 +2,6 @@
 //! decoding in both dialects, notifications, framing and failures.
 
 use std::net::TcpListener;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -412,10 +411,12 @@ fn partial_line_survives_a_timeout() -> Result<(), Error> {
     let mut c = connect(&server);
     c.set_timeout(SHORT);
     assert!(matches!(c.get_job_state(1), Err(Error::Timeout)));
-    // Give the rest of the line time to arrive, then make another call: the
-    // late reply must be recognised as the old call's and skipped.
-    thread::sleep(Duration::from_millis(500));
+    // Another call, whenever the rest of the line arrives (the server
+    // answers it only after finishing the first): the late reply must be
+    // recognised as the old call's and skipped.
+    c.set_timeout(Some(PATIENCE));
     assert_eq!(c.version()?, "1.0.0");
+    c.set_timeout(SHORT);
 
     // Same for a notification split across a wait's timeout.
     let note = jobs_changed(Dialect::Python, &[5]);
@@ -581,16 +582,35 @@ fn notifications_flooding_during_a_call_do_not_hide_the_reply() -> Result<(), Er
 }
 
 #[test]
-fn connect_failures_are_errors() {
-    let err = ProtocolClient::connect("127.0.0.1", dead_port(), Some(Duration::from_secs(2)))
-        .unwrap_err();
+fn connect_failures_name_the_host_port_and_reason() {
+    let port = dead_port();
+    let err = ProtocolClient::connect("127.0.0.1", port, Some(Duration::from_secs(2))).unwrap_err();
     assert!(
-        matches!(err, Error::Io(ref e) if e.kind() == std::io::ErrorKind::ConnectionRefused),
+        matches!(err, Error::Connect { ref source, lookup: false, .. }
+            if source.kind() == std::io::ErrorKind::ConnectionRefused),
         "{err:?}"
     );
+    assert_eq!(
+        err.to_string(),
+        format!("cannot connect to 127.0.0.1:{port}: connection refused")
+    );
+    // The operating system's error is still there underneath.
+    let source = std::error::Error::source(&err).expect("a source");
+    assert!(source.to_string().contains("os error"), "{source}");
+    assert!(err.is_transport());
+
     let err = ProtocolClient::connect("no-such-host.invalid", 22244, Some(Duration::from_secs(2)))
         .unwrap_err();
-    assert!(matches!(err, Error::Io(_)), "{err:?}");
+    assert!(
+        matches!(err, Error::Connect { lookup: true, .. }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.starts_with("cannot look up no-such-host.invalid (port 22244): "),
+        "{text}"
+    );
+    assert!(!text.contains("i/o error"), "{text}");
 }
 
 #[test]

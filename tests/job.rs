@@ -7,9 +7,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use spalloc::{Error, Job, JobOptions, JobRequest, JobState};
+use spalloc::{ConnectionEvent, Error, InterruptHandle, Job, JobOptions, JobRequest, JobState};
 
-use crate::support::{Dialect, FakeServer, PATIENCE, Reply, dead_port, eventually, jobs_changed};
+use crate::support::{
+    Action, Dialect, FakeServer, PATIENCE, Reply, dead_port, eventually, jobs_changed,
+};
 
 /// A job's state number and destroy reason.
 type Record = (u64, Option<String>);
@@ -431,6 +433,128 @@ fn unreachable_server_fails_fast() {
         .owner("me");
     let start = Instant::now();
     let err = Job::create(JobRequest::AnyBoard, &opts).unwrap_err();
-    assert!(matches!(err, Error::Io(_)), "{err:?}");
+    assert!(matches!(err, Error::Connect { .. }), "{err:?}");
     assert!(start.elapsed() < Duration::from_secs(3));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "cannot connect to 127.0.0.1:{}: connection refused",
+            opts.port
+        )
+    );
+}
+
+/// A server that answers everything except `stalls`, and `create_job` (if
+/// not stalled) after `create_delay`.
+fn stalling(stalls: &'static str, create_delay: Duration) -> FakeServer {
+    FakeServer::start(Dialect::Python, move |c| {
+        if c.command == stalls {
+            return Reply::Nothing;
+        }
+        match c.command.as_str() {
+            "version" => Reply::Return(json!("1!7.1.0")),
+            "create_job" => Reply::Script(vec![
+                Action::Sleep(create_delay),
+                Action::Send(b"{\"return\": 7}\n".to_vec()),
+            ]),
+            "get_job_state" => Reply::Return(json!({"state": 2, "power": true,
+                "keepalive": 60.0, "reason": null, "start_time": 1.0, "keepalivehost": null})),
+            _ => Reply::Return(Value::Null),
+        }
+    })
+}
+
+/// Interrupts `handle` once `server` has received `command`.
+fn interrupt_after(server: &FakeServer, command: &str, handle: &InterruptHandle) {
+    assert!(server.wait_for_count(command, 1), "never sent {command}");
+    handle.interrupt();
+}
+
+/// `JobOptions::interrupt` reaches every blocking step, with no timeout at
+/// all: the version check, `create_job`, and the waits after it.
+#[test]
+fn an_interrupt_handle_cuts_every_blocking_step_short() {
+    for stalls in ["version", "create_job"] {
+        let server = stalling(stalls, Duration::ZERO);
+        let handle = InterruptHandle::new();
+        let options = options(&server).timeout(None).interrupt(handle.clone());
+        let started = Instant::now();
+        let err = thread::scope(|s| {
+            s.spawn(|| interrupt_after(&server, stalls, &handle));
+            Job::create(JobRequest::AnyBoard, &options).unwrap_err()
+        });
+        assert!(matches!(err, Error::Interrupted), "{stalls}: {err:?}");
+        // create_job waits a second for the id before giving up.
+        assert!(
+            started.elapsed() < PATIENCE,
+            "{stalls}: {:?}",
+            started.elapsed()
+        );
+        assert!(!handle.is_interrupted(), "used up");
+        assert_eq!(server.count("destroy_job"), 0);
+    }
+
+    // A wait whose call the server never answers.
+    let server = stalling("notify_job", Duration::ZERO);
+    let handle = InterruptHandle::new();
+    let options = options(&server).timeout(None).interrupt(handle.clone());
+    let mut job = Job::create(JobRequest::AnyBoard, &options).expect("create");
+    let err = thread::scope(|s| {
+        s.spawn(|| interrupt_after(&server, "notify_job", &handle));
+        job.wait_until_ready(None).unwrap_err()
+    });
+    assert!(matches!(err, Error::Interrupted), "{err:?}");
+    // The job can still be destroyed afterwards.
+    job.destroy(Some("interrupted")).expect("destroy");
+    assert_eq!(server.count("destroy_job"), 1);
+}
+
+/// An interruption while `create_job` is in flight waits (up to a second)
+/// for the job's id, so that the new job is destroyed, not left to expire.
+#[test]
+fn an_interruption_during_create_job_still_gets_the_id() {
+    let server = stalling("none", Duration::from_millis(300));
+    let handle = InterruptHandle::new();
+    let options = options(&server).interrupt(handle.clone());
+    let job = thread::scope(|s| {
+        s.spawn(|| interrupt_after(&server, "create_job", &handle));
+        Job::create(JobRequest::AnyBoard, &options)
+    })
+    .expect("the id arrived within the grace period");
+    assert_eq!(job.id(), 7);
+    // The interruption is left for the next wait; dropping destroys.
+    assert!(handle.is_interrupted());
+    drop(job);
+    assert_eq!(server.count("destroy_job"), 1);
+}
+
+/// The observer hears of a lost connection once, and of its return.
+#[test]
+fn connection_changes_are_reported_once_each() -> Result<(), Error> {
+    let (server, jobs) = mini(2);
+    let mut job = Job::create(JobRequest::AnyBoard, &options(&server))?;
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&events);
+    job.on_connection_change(move |e| {
+        let text = match e {
+            ConnectionEvent::Lost(err) => format!("lost: {}", err.is_transport()),
+            ConnectionEvent::Restored => "restored".to_owned(),
+            _ => "other".to_owned(),
+        };
+        seen.lock().expect("lock").push(text);
+    });
+    assert_eq!(job.state()?, JobState::Power);
+    server.refuse(true);
+    server.kill_connections();
+    assert!(job.state().is_err());
+    assert!(job.state().is_err());
+    server.refuse(false);
+    assert_eq!(job.state()?, JobState::Power);
+    jobs.set(1, 3, None);
+    assert_eq!(job.state()?, JobState::Ready);
+    assert_eq!(*events.lock().expect("lock"), ["lost: true", "restored"]);
+    job.destroy(None)?;
+    // Nothing is reported about the release.
+    assert_eq!(events.lock().expect("lock").len(), 2);
+    Ok(())
 }

@@ -174,9 +174,11 @@ impl ServerConfig {
         }
     }
 
-    /// The machine used when none is configured: `virtual`, 4 x 2 triads.
+    /// The machine used when none is configured: `virtual`, 4 x 2 triads,
+    /// its boards on addresses from 127.100.0.0, which never leave this
+    /// computer (a tool that tries to boot them cannot reach a real host).
     pub fn default_machine() -> Machine {
-        Machine::new("virtual", 4, 2)
+        Machine::new("virtual", 4, 2).base_ip(Ipv4Addr::new(127, 100, 0, 0))
     }
 
     /// Sets [`listen`](Self::listen).
@@ -306,7 +308,7 @@ impl ServerConfig {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             path: Some(path.to_owned()),
             field: None,
-            message: format!("cannot read the file: {e}"),
+            message: format!("cannot read the file: {}", crate::error::plain(&e)),
         })?;
         ServerConfig::from_toml_str(&text).map_err(|mut e| {
             e.path = Some(path.to_owned());

@@ -292,13 +292,18 @@ impl VirtualServer {
     /// # Errors
     ///
     /// `InvalidInput` for an invalid configuration (the message names the
-    /// setting), `InvalidData` for a state file that exists but cannot be
-    /// used, and the error of `bind` if the address cannot be listened on.
+    /// setting) or a state file that cannot be written where it is to be
+    /// (the message names the file), `InvalidData` for a state file that
+    /// exists but cannot be read or used, and the error of `bind` if the
+    /// address cannot be listened on.
     pub fn start(config: ServerConfig) -> io::Result<VirtualServer> {
         let defs = config
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         let mut controller = Controller::new(settings(&config), defs);
+        if let Some(path) = &config.state_file {
+            persist::check_writable(path)?;
+        }
         if let Some(path) = &config.state_file
             && let Some(saved) = persist::load(path)?
         {

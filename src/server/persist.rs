@@ -5,7 +5,7 @@
 //! then renamed over the old one, so a crash leaves either the old or the new
 //! state, never half of one.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -32,6 +32,39 @@ pub(crate) fn save(path: &Path, state: &Saved) -> io::Result<()> {
     fs::rename(&tmp, path)
 }
 
+/// Checks that the state can be saved at `path`: that the temporary file
+/// every save goes through can be created beside it. A server that would
+/// only find out at its first save, and then warn on every change, must
+/// not start.
+///
+/// # Errors
+///
+/// An `InvalidInput` error naming the file and the reason.
+pub(crate) fn check_writable(path: &Path) -> io::Result<()> {
+    let tmp = temp_path(path);
+    let result = match OpenOptions::new().write(true).create_new(true).open(&tmp) {
+        Ok(f) => {
+            drop(f);
+            fs::remove_file(&tmp)
+        }
+        // Left over from a crash: it is overwritten at the next save.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            OpenOptions::new().write(true).open(&tmp).map(drop)
+        }
+        Err(e) => Err(e),
+    };
+    result.map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "state file {}: cannot be written there: {}",
+                path.display(),
+                crate::error::plain(&e)
+            ),
+        )
+    })
+}
+
 /// Reads the state saved at `path`; `None` if there is no such file.
 ///
 /// # Errors
@@ -44,8 +77,12 @@ pub(crate) fn load(path: &Path) -> io::Result<Option<Saved>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
             return Err(io::Error::new(
-                e.kind(),
-                format!("cannot read state file {}: {e}", path.display()),
+                io::ErrorKind::InvalidData,
+                format!(
+                    "cannot read state file {}: {}",
+                    path.display(),
+                    crate::error::plain(&e)
+                ),
             ));
         }
     };

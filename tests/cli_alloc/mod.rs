@@ -10,7 +10,7 @@ use spalloc::server::{Machine, ServerConfig, VirtualServer};
 use spalloc::{CreateJobOptions, JobRequest, JobState, Number, ProtocolClient};
 
 use crate::support::cli::{Output, Sandbox};
-use crate::support::{Dialect, FakeServer, Reply, dead_port, eventually};
+use crate::support::{Call, Dialect, FakeServer, Reply, dead_port, eventually};
 
 const SIGHUP: i32 = 1;
 const SIGINT: i32 = 2;
@@ -178,11 +178,9 @@ fn command_that_cannot_run() {
     let sb = sandbox(&server);
     let out = sb.run(&["alloc", "-q", "-c", "no-such-program-here", "x"]);
     out.expect_code(127);
-    assert!(
-        out.stderr
-            .starts_with("spalloc: cannot run 'no-such-program-here': "),
-        "{}",
-        out.stderr
+    assert_eq!(
+        out.stderr,
+        "spalloc: cannot run 'no-such-program-here': no such file or directory\n"
     );
     let script = sb.cwd().join("not-executable");
     std::fs::write(&script, "#!/bin/sh\n").expect("write");
@@ -473,10 +471,19 @@ fn usage_errors() {
     assert!(out.stderr.contains(
         "expected either no arguments, one argument, NUM, two arguments, WIDTH HEIGHT, or three arguments, X Y Z"
     ));
+    // A WHAT that is not a number is told what is allowed...
     let out = sb.run(&["-H", "h", "--owner", "me", "x"]);
     out.expect_code(2);
     assert!(
-        out.stderr.contains("argument WHAT: invalid int value: 'x'"),
+        out.stderr.contains("argument WHAT: expected whole numbers that are not negative (N boards, W H triads, or the board X Y Z), got 'x'"),
+        "{}",
+        out.stderr
+    );
+    // ...and so is a negative one.
+    let out = sb.run(&["alloc", "-H", "h", "--owner", "me", "-1"]);
+    out.expect_code(2);
+    assert!(
+        out.stderr.contains("argument WHAT: expected whole numbers that are not negative (N boards, W H triads, or the board X Y Z), got '-1'"),
         "{}",
         out.stderr
     );
@@ -620,11 +627,21 @@ fn third_signal_kills_a_stubborn_command() {
         "trap '' TERM; touch {}; while true; do sleep 0.05; done",
         marker.display()
     );
-    let running = sb.spawn(&["alloc", "-q", "-c", &script]);
+    let running = sb.spawn(&["alloc", "-q", "--debug", "-c", &script]);
     assert!(eventually(LONG, || marker.exists()));
-    for _ in 0..3 {
+    // Each signal must arrive on its own (two sent at once may merge into
+    // one): the next is sent once spalloc has logged catching the last.
+    for n in 1..=3 {
         running.signal(SIGTERM);
-        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            eventually(LONG, || running
+                .stderr()
+                .matches("caught signal 15")
+                .count()
+                >= n),
+            "{}",
+            running.stderr()
+        );
     }
     let out = running.finish(LONG);
     out.expect_code(143);
@@ -692,4 +709,241 @@ fn status_lines_rewrite_in_place_on_a_terminal() {
         "{screen:?}"
     );
     assert_no_jobs(&server);
+}
+
+/// The README's first quick-start command, and the output it shows.
+#[test]
+fn the_virtual_quick_start_does_what_the_readme_says() {
+    let sb = Sandbox::new();
+    let out = sb.run(&[
+        "alloc",
+        "--virtual",
+        "3",
+        "-c",
+        "echo \"boot {hostname}: a {w}x{h}-chip machine, job {id}\"",
+    ]);
+    out.expect_code(0);
+    // Boards of the built-in machine are on loopback addresses.
+    same_text(
+        "boot 127.100.0.1: a 16x16-chip machine, job 1\n",
+        &out.stdout,
+    );
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", out.stderr);
+    assert!(
+        lines[0].starts_with("Virtual spalloc server on 127.0.0.1:")
+            && lines[0].ends_with(" (one 24-board machine, no hardware)"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        lines[1..],
+        [
+            "Job 1: Waiting for power on...",
+            "Job 1: Ready!",
+            "Job 1: Destroyed; the boards are free again."
+        ]
+    );
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .expect("README");
+    for line in out.stdout.lines().chain(lines[1..].iter().copied()) {
+        assert!(
+            readme.contains(&format!("\n{line}\n")),
+            "README lacks {line:?}"
+        );
+    }
+    assert_no_csv(&sb);
+}
+
+#[track_caller]
+fn same_text(expected: &str, actual: &str) {
+    assert_eq!(
+        actual, expected,
+        "\n--- expected ---\n{expected}\n--- actual ---\n{actual}"
+    );
+}
+
+#[test]
+fn virtual_takes_no_server_of_its_own() {
+    let sb = Sandbox::new();
+    for (args, flag) in [
+        (
+            &["alloc", "--virtual", "-H", "example.org"][..],
+            "-H/--hostname",
+        ),
+        (&["alloc", "--virtual", "-P", "1234"], "-P/--port"),
+    ] {
+        let out = sb.run(args);
+        out.expect_code(2);
+        assert!(
+            out.stderr.starts_with(&format!(
+                "spalloc alloc: error: argument --virtual: not allowed with argument {flag}"
+            )),
+            "{}",
+            out.stderr
+        );
+    }
+}
+
+/// A job the server cancels was never ours to free: no "free again".
+#[test]
+fn a_cancelled_virtual_job_does_not_claim_to_free_boards() {
+    let sb = Sandbox::new();
+    let out = sb.run(&["alloc", "--virtual", "100", "-c", "true"]);
+    out.expect_code(1);
+    assert!(
+        out.stderr
+            .contains("Job 1: Destroyed: Cancelled: No suitable machines available."),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("free again"), "{}", out.stderr);
+}
+
+#[test]
+fn an_unusable_temporary_directory_is_named() {
+    let server = server();
+    let mut sb = sandbox(&server);
+    sb.env("TMPDIR", "/nonexistent/tmp");
+    let out = sb.run(&["alloc", "-c", "true"]);
+    out.expect_code(1);
+    same_text(
+        "spalloc: cannot create a temporary file in /nonexistent/tmp (set TMPDIR to a writable directory): no such file or directory\n",
+        &out.stderr,
+    );
+    assert_no_jobs(&server);
+}
+
+/// `-D` keeps the job, and says for how long and how to keep it longer.
+#[test]
+fn no_destroy_says_when_the_job_will_expire() {
+    let server = server();
+    let sb = sandbox(&server);
+    for (extra, says) in [
+        (
+            &[][..],
+            "Job 1: Kept: it expires about 60 s after its last keepalive unless something keeps it alive (`spalloc alloc --resume 1`).",
+        ),
+        (
+            &["--keepalive", "5"],
+            "Job 2: Kept: it expires about 5 s after its last keepalive unless something keeps it alive (`spalloc alloc --resume 2`).",
+        ),
+        (
+            &["--keepalive", "-1"],
+            "Job 3: Kept: it never expires (--keepalive -1): destroy it with `spalloc job --destroy 3`.",
+        ),
+    ] {
+        let out = sb.run(&[&["alloc", "-D"], extra, &["-c", "true"]].concat());
+        out.expect_code(0);
+        assert_eq!(out.stderr.lines().last(), Some(says), "{}", out.stderr);
+    }
+    // A resumed job's own interval, as the server reports it.
+    let out = sb.run(&["alloc", "-D", "--resume", "2", "-c", "true"]);
+    out.expect_code(0);
+    assert!(
+        out.stderr
+            .contains("Job 2: Kept: it expires about 5 s after"),
+        "{}",
+        out.stderr
+    );
+    // Quiet means quiet.
+    let out = sb.run(&["alloc", "-q", "-D", "-c", "true"]);
+    out.expect_code(0);
+    same_text("", &out.stderr);
+}
+
+/// While waiting, a lost connection is reported once, and so is its
+/// return, like `--watch` does.
+#[test]
+fn outages_while_waiting_are_reported() {
+    let state = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(2));
+    let s = state.clone();
+    let server = FakeServer::start(Dialect::Python, move |c: &Call| {
+        Reply::Return(match c.command.as_str() {
+            "version" => json!("1!7.1.0"),
+            "create_job" => json!(1),
+            "get_job_state" => json!({"state": s.load(std::sync::atomic::Ordering::SeqCst),
+                "power": true, "keepalive": 60.0, "reason": null, "start_time": 1.0,
+                "keepalivehost": "127.0.0.1"}),
+            "get_job_machine_info" => json!({"width": 8, "height": 8,
+                "connections": [[[0, 0], "127.100.0.1"]], "machine_name": "m",
+                "boards": [[0, 0, 0]]}),
+            _ => Value::Null,
+        })
+    });
+    let sb = Sandbox::new();
+    sb.use_server(server.addr());
+    let running = sb.spawn(&["alloc", "--reconnect-delay", "0.05", "-c", "true"]);
+    assert!(
+        running.wait_for_stderr("Waiting for power on", LONG),
+        "{}",
+        running.stderr()
+    );
+    server.refuse(true);
+    server.kill_connections();
+    assert!(
+        running.wait_for_stderr("Job 1: Lost connection to server: ", LONG),
+        "{}",
+        running.stderr()
+    );
+    server.refuse(false);
+    assert!(
+        running.wait_for_stderr("Job 1: Connection to server restored.", LONG),
+        "{}",
+        running.stderr()
+    );
+    state.store(3, std::sync::atomic::Ordering::SeqCst);
+    server.push(&crate::support::jobs_changed(Dialect::Python, &[1]));
+    let out = running.finish(LONG);
+    out.expect_code(0);
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", out.stderr);
+    assert!(lines[1].ends_with("; reconnecting…"), "{}", out.stderr);
+    assert_eq!(lines[3], "Job 1: Ready!");
+    assert_eq!(server.count("destroy_job"), 1);
+}
+
+/// A first word that is no command, no option and no number is a mistyped
+/// command; `spalloc help CMD` is CMD's help.
+#[test]
+fn unknown_commands_and_help() {
+    let sb = Sandbox::new();
+    let out = sb.run(&["pss"]);
+    out.expect_code(2);
+    assert!(
+        out.stderr
+            .starts_with("spalloc: error: unknown command 'pss'"),
+        "{}",
+        out.stderr
+    );
+    for command in [
+        "alloc", "job", "ps", "machine", "where-is", "config", "serve",
+    ] {
+        assert!(
+            out.stderr.contains(&format!("\n  {command} ")),
+            "{}",
+            out.stderr
+        );
+    }
+    let help = sb.run(&["help", "ps"]);
+    help.expect_code(0);
+    let direct = sb.run(&["ps", "--help"]);
+    assert_eq!(help.stdout, direct.stdout);
+    assert!(
+        help.stdout.starts_with("Usage: spalloc ps"),
+        "{}",
+        help.stdout
+    );
+    let out = sb.run(&["help", "nope"]);
+    out.expect_code(2);
+    assert!(
+        out.stderr.contains("unknown command 'nope'"),
+        "{}",
+        out.stderr
+    );
+    // Numbers are still the old `spalloc WHAT…`.
+    let out = sb.run(&["3", "--owner", "me"]);
+    out.expect_code(2);
+    assert!(out.stderr.contains("--hostname"), "{}", out.stderr);
 }

@@ -21,14 +21,13 @@ fn example() -> String {
         .to_string()
 }
 
-/// Starts `spalloc serve ARGS…` and returns it with the port it listens on.
+/// Starts `spalloc serve ARGS…` and returns it with the port it listens on,
+/// once it has printed both of its lines (the second, listing the
+/// machines, may arrive separately from the first).
 fn serve(sb: &Sandbox, args: &[&str]) -> (Running, u16) {
     let running = sb.spawn(&[&["serve"], args].concat());
-    assert!(
-        running.wait_for_stdout("listening on", LONG),
-        "{}",
-        running.stderr()
-    );
+    let machines = running.wait_for_stdout_line("machines: ", LONG);
+    assert!(machines.is_some(), "{}", running.stderr());
     let out = running.stdout();
     let addr = out
         .lines()
@@ -246,6 +245,68 @@ fn configuration_errors_name_the_field() {
     let out = sb.run(&["serve", "--config", "/no/such/file.toml"]);
     out.expect_code(2);
     assert!(out.stderr.contains("/no/such/file.toml"), "{}", out.stderr);
+}
+
+#[test]
+fn a_state_file_that_cannot_be_written_stops_the_start() {
+    let sb = Sandbox::new();
+    let out = sb.run(&[
+        "serve",
+        "--port",
+        "0",
+        "--state-file",
+        "/nonexistent/dir/x.json",
+    ]);
+    out.expect_code(2);
+    assert!(
+        out.stderr.starts_with(
+            "spalloc serve: state file /nonexistent/dir/x.json: cannot be written there: no such file or directory"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stdout, "");
+}
+
+#[test]
+fn a_corrupt_state_file_is_reported_as_such() {
+    let sb = Sandbox::new();
+    let state = sb.cwd().join("state.json");
+    std::fs::write(&state, "{ not json").expect("write");
+    let out = sb.run(&[
+        "serve",
+        "--port",
+        "0",
+        "--state-file",
+        &state.display().to_string(),
+    ]);
+    out.expect_code(1);
+    assert!(
+        out.stderr.starts_with(&format!(
+            "spalloc serve: state file {} is unusable: ",
+            state.display()
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("cannot listen"), "{}", out.stderr);
+    // A directory where the file should be cannot be read either.
+    let dir = sb.cwd().join("dir.json");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let out = sb.run(&[
+        "serve",
+        "--port",
+        "0",
+        "--state-file",
+        &dir.display().to_string(),
+    ]);
+    assert_ne!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&dir.display().to_string()),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("cannot listen"), "{}", out.stderr);
 }
 
 #[test]

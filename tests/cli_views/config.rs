@@ -263,3 +263,90 @@ fn bad_values_are_config_errors() {
     );
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
 }
+
+/// Every value is checked once, when its file is read, and reported with
+/// its file and key, by every command alike (not first by `alloc`).
+#[test]
+fn values_are_checked_when_their_file_is_read() {
+    for (text, message) in [
+        (
+            "[spalloc]\nmin_ratio = -1\n",
+            "key 'min_ratio': expected a number that is not negative, got '-1'",
+        ),
+        (
+            "[spalloc]\ntimeout = nan\n",
+            "key 'timeout': expected a number of seconds, got NaN",
+        ),
+        (
+            "[spalloc]\nreconnect_delay = inf\n",
+            "key 'reconnect_delay': expected at most 1e9 seconds (about 32 years), got inf",
+        ),
+    ] {
+        let sb = Sandbox::new();
+        sb.write_config(ConfigFile::Cwd, text);
+        for args in [&["config"][..], &["alloc", "-H", "h", "--owner", "me"]] {
+            let out = sb.run(args);
+            out.expect_code(2);
+            same(
+                &format!("spalloc: config error: ./.spalloc: {message}\n"),
+                &out.stderr,
+            );
+        }
+    }
+}
+
+/// `owner =` with nothing after it leaves the owner unset, rather than
+/// looking for jobs of the owner "".
+#[test]
+fn an_empty_owner_is_no_owner() {
+    let fake = sample_server();
+    let sb = Sandbox::new();
+    sb.write_config(
+        ConfigFile::User,
+        &format!(
+            "[spalloc]\nhostname = 127.0.0.1\nport = {}\nowner =\n",
+            fake.port()
+        ),
+    );
+    let out = sb.run(&["job"]);
+    out.expect_code(2);
+    assert!(
+        out.stderr
+            .starts_with("spalloc job: error: job ID (or --owner) not specified"),
+        "{}",
+        out.stderr
+    );
+    let out = sb.run(&["config"]);
+    out.expect_code(0);
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("owner ") && l.contains("(not set)")),
+        "{}",
+        out.stdout
+    );
+}
+
+/// A bad line is quoted only in part: a 10 MB line gives a short message.
+#[test]
+fn long_bad_input_is_quoted_in_part() {
+    let sb = Sandbox::new();
+    let long = "x".repeat(10 << 20);
+    sb.write_config(ConfigFile::Cwd, &format!("[spalloc]\nport = {long}\n"));
+    let out = sb.run(&["config"]);
+    out.expect_code(2);
+    assert!(out.stderr.len() < 300, "{} bytes", out.stderr.len());
+    assert!(
+        out.stderr.starts_with(&format!(
+            "spalloc: config error: ./.spalloc: key 'port': expected an integer, got '{}…' ({} bytes)",
+            "x".repeat(60),
+            long.len()
+        )),
+        "{}",
+        &out.stderr[..out.stderr.len().min(300)]
+    );
+    sb.write_config(ConfigFile::Cwd, &format!("[spalloc]\n{long}\n"));
+    let out = sb.run(&["config"]);
+    out.expect_code(2);
+    assert!(out.stderr.len() < 300, "{} bytes", out.stderr.len());
+}

@@ -260,8 +260,11 @@ fn serve_in_either_dialect() {
     ] {
         let sb = Sandbox::new();
         let running = sb.spawn(&[&["serve", "--port", "0"][..], &args].concat());
+        // The whole of the last line, not just its start.
         assert!(
-            running.wait_for_stdout("dialect:", crate::support::PATIENCE),
+            running
+                .wait_for_stdout_line("dialect: ", crate::support::PATIENCE)
+                .is_some(),
             "{}",
             running.stderr()
         );

@@ -109,16 +109,11 @@ fn scene() -> Scene {
         "--port",
         "0",
     ]);
-    assert!(
-        server.wait_for_stdout("listening on", Duration::from_secs(20)),
-        "{}",
-        server.stderr()
-    );
-    let port: u16 = server
-        .stdout()
-        .lines()
-        .find_map(|l| l.rsplit_once(':').and_then(|(_, p)| p.parse().ok()))
-        .expect("port");
+    let line = server.wait_for_stdout_line("listening on", Duration::from_secs(20));
+    let port: u16 = line
+        .as_deref()
+        .and_then(|l| l.rsplit_once(':').and_then(|(_, p)| p.parse().ok()))
+        .unwrap_or_else(|| panic!("no port: {}", server.stderr()));
     sb.use_server(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
     let mut scene = Scene {
         _server: server,

@@ -295,12 +295,13 @@ fn signal_while_create_is_in_flight_destroys_the_new_job() {
         (SIGHUP, "SIGHUP", 129, "Hangup (SIGHUP)."),
     ] {
         // The reply to create_job comes late, so the signal arrives while
-        // the request is in flight: spalloc must wait for the id and then
-        // destroy the job it did not know about yet.
+        // the request is in flight: spalloc must wait for the id (it gives
+        // a slow server a second) and then destroy the job it did not know
+        // about yet.
         let server = FakeServer::start(Dialect::Python, |c| match c.command.as_str() {
             "version" => Reply::Return(json!("1!7.1.0")),
             "create_job" => Reply::Script(vec![
-                Action::Sleep(Duration::from_millis(800)),
+                Action::Sleep(Duration::from_millis(300)),
                 Action::Send(b"{\"return\": 7}\n".to_vec()),
             ]),
             _ => Reply::Return(Value::Null),

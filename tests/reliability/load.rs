@@ -48,17 +48,12 @@ fn serve(sb: &Sandbox) -> (Running, u16) {
     std::fs::write(&config, CONFIG).expect("write config");
     let config = config.display().to_string();
     let running = sb.spawn(&["serve", "--config", &config, "--port", "0"]);
-    assert!(
-        running.wait_for_stdout("listening on", Duration::from_secs(20)),
-        "{}",
-        running.stderr()
-    );
-    let port = running
-        .stdout()
-        .lines()
-        .find_map(|l| l.strip_prefix("spalloc virtual server listening on "))
+    let line = running.wait_for_stdout_line("listening on", Duration::from_secs(20));
+    let port = line
+        .as_deref()
+        .and_then(|l| l.strip_prefix("spalloc virtual server listening on "))
         .and_then(|a| a.rsplit(':').next()?.parse().ok())
-        .expect("port");
+        .unwrap_or_else(|| panic!("no port: {}", running.stderr()));
     (running, port)
 }
 

@@ -2,6 +2,8 @@
 //! is released however it ends, and that nothing a network or server does
 //! can crash or hang the client.
 //!
+//! * `durations`: arbitrary seconds through every flag, config value and
+//!   library argument that takes a length of time.
 //! * `matrix`: every fault of the [`Proxy`](crate::support::proxy::Proxy)
 //!   at every phase of a job's life, for the library `Job` and for
 //!   `spalloc alloc`.
@@ -9,7 +11,11 @@
 //! * `holders`: a blocked main thread, panics, signals and SIGKILL.
 //! * `hostile`: clients that abuse the virtual server.
 //! * `load`: many clients on a big machine, checked for double allocation.
+//! * `stalled`: signals to `spalloc alloc` at every stage, against a server
+//!   that stops answering exactly there.
 //! * `streams`: the client fed arbitrary bytes by a scripted server.
+//! * `text`: escape sequences in every string a server or a configuration
+//!   file supplies, kept off the terminal.
 //!
 //! When `SPALLOC_RELIABILITY_LOG` names a file, each test appends one JSON
 //! object per case tried to it; `scripts/reliability-report.sh` turns that
@@ -26,13 +32,16 @@ use serde_json::Value;
 use spalloc::server::{Machine, ServerConfig, VirtualServer};
 use spalloc::{JobDescription, JobState, JobStateInfo, ProtocolClient};
 
+mod durations;
 mod holders;
 mod hostile;
 mod http;
 mod load;
 mod matrix;
 mod restart;
+mod stalled;
 mod streams;
+mod text;
 
 /// Appends one record to `$SPALLOC_RELIABILITY_LOG`, if set.
 pub fn record(suite: &str, mut fields: Value) {

@@ -230,9 +230,15 @@ fn power_transitions_take_the_power_delay() -> TestResult {
         (s["state"].clone(), s["power"].clone()),
         (json!(2), json!(true))
     );
-    // By now the first request has finished but not the second.
+    // By now the first request has finished but not the second (unless
+    // the machine is so loaded that the second's delay is over too).
     sleep(Duration::from_millis(400));
-    assert_eq!(c.state_num(id)?, 2, "still waiting for the second request");
+    let state = c.state_num(id)?;
+    assert!(
+        state == 2 || t1.elapsed() >= delay,
+        "ready {:?} after the second request, before its delay",
+        t1.elapsed()
+    );
     wait_for(Duration::from_secs(3), || {
         Ok((c.state_num(id)? == 3).then_some(()))
     })?;
@@ -277,9 +283,16 @@ fn seconds_before_free_delays_reuse() -> TestResult {
         json!({"machine": "m", "x": 0, "y": 0, "z": 0}),
     )?;
     assert_eq!(w["job_id"], Value::Null);
-    assert_eq!(c.state_num(b)?, 1);
-    sleep(hold / 3);
-    assert_eq!(c.state_num(b)?, 1);
+    // Still queued, unless the machine is so loaded that the hold is over.
+    for _ in 0..2 {
+        let state = c.state_num(b)?;
+        assert!(
+            state == 1 || t.elapsed() >= hold,
+            "{state} after {:?}",
+            t.elapsed()
+        );
+        sleep(hold / 3);
+    }
     wait_for(Duration::from_secs(3), || {
         Ok((c.state_num(b)? == 3).then_some(()))
     })?;

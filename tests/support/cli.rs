@@ -261,9 +261,26 @@ impl Running {
         super::eventually(limit, || self.stderr().contains(pattern))
     }
 
-    /// Waits until stdout contains `pattern`; false after `limit`.
+    /// Waits until stdout contains `pattern`; false after `limit`. Text
+    /// after the pattern may not have been read yet: to look at the rest
+    /// of its line, use [`wait_for_stdout_line`](Self::wait_for_stdout_line).
     pub fn wait_for_stdout(&self, pattern: &str, limit: Duration) -> bool {
         super::eventually(limit, || self.stdout().contains(pattern))
+    }
+
+    /// Waits until stdout has a whole line (its `\n` read too) containing
+    /// `pattern`, and returns it without the `\n`.
+    pub fn wait_for_stdout_line(&self, pattern: &str, limit: Duration) -> Option<String> {
+        let mut found = None;
+        super::eventually(limit, || {
+            let out = self.stdout();
+            found = out
+                .split_inclusive('\n')
+                .find(|l| l.ends_with('\n') && l.contains(pattern))
+                .map(|l| l.trim_end_matches('\n').to_owned());
+            found.is_some()
+        });
+        found
     }
 
     /// Sends a signal to the process.

@@ -8,29 +8,32 @@
 //! one function [`run`] releases the job and the CSV afterwards, so no exit
 //! path can skip that.
 
+use std::cell::Cell;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 use spalloc::server::{ServerConfig, VirtualServer};
 use spalloc::{
-    Board, Config, Error, Job, JobMachineInfo, JobOptions, JobRequest, JobState, Number,
+    Board, Config, ConnectionEvent, Error, InterruptHandle, Job, JobMachineInfo, JobOptions,
+    JobRequest, JobState, Number,
 };
 
 use crate::Ctx;
 use crate::args::AllocArgs;
-use crate::common::{delay, limit, load_config};
-use crate::exit::{CliError, CliResult, code, reason};
+use crate::common::{config_limit, config_pause, flag_limit, flag_pause, load_config};
+use crate::exit::{CliError, CliResult, code, plain, reason};
 use crate::json;
-use crate::signals::{self, Caught, Signals};
+use crate::signals::{self, Caught, Event, Signals};
 use crate::term::{REWRITE_PREVIOUS_LINE, Style, paint, render_deflist};
+use crate::visible::{shown, visible};
 
-/// How long the main thread sleeps between looks at signals and children.
+/// The shortest pause between attempts to reach the server again.
 const TICK: Duration = Duration::from_millis(50);
 
 /// Everything decided from the arguments and configuration.
@@ -43,14 +46,20 @@ struct Plan {
     quiet: bool,
     json: bool,
     no_destroy: bool,
+    /// The job's keepalive interval as the server last reported it (the
+    /// Python server does; for a resumed job it is the only source).
+    keepalive_seen: Cell<Option<f64>>,
 }
 
 fn parse_what(what: &[String]) -> Result<JobRequest, CliError> {
     let mut n = Vec::with_capacity(what.len());
     for w in what {
-        let v: u32 = w
-            .parse()
-            .map_err(|_| CliError::Usage(format!("argument WHAT: invalid int value: '{w}'")))?;
+        let v: u32 = w.parse().map_err(|_| {
+            CliError::Usage(format!(
+                "argument WHAT: expected whole numbers that are not negative \
+                 (N boards, W H triads, or the board X Y Z), got '{w}'"
+            ))
+        })?;
         n.push(v);
     }
     match n.as_slice() {
@@ -65,20 +74,23 @@ fn parse_what(what: &[String]) -> Result<JobRequest, CliError> {
     }
 }
 
-/// `--keepalive` keeps its spelling on the wire: `5` stays an integer.
+/// `--keepalive` keeps its spelling on the wire: `5` stays an integer. A
+/// negative or huge value means "never expire" and NaN is an error, by the
+/// rule of [`spalloc::seconds`].
 fn keepalive(raw: Option<&str>, config: &Config) -> Result<Option<Number>, CliError> {
     let Some(raw) = raw else {
-        return Ok(config.keepalive.filter(|k| *k >= 0.0).map(Number::Float));
+        let k = config.keepalive;
+        return Ok(config_limit("keepalive", k)?.and(k).map(Number::Float));
     };
-    if let Ok(i) = raw.parse::<i64>() {
-        return Ok((i >= 0).then_some(Number::Int(i)));
-    }
-    let f: f64 = raw.parse().map_err(|_| {
-        CliError::Usage(format!(
-            "argument --keepalive: invalid float value: '{raw}'"
-        ))
-    })?;
-    Ok((f >= 0.0).then_some(Number::Float(f)))
+    let number = match raw.parse::<i64>() {
+        Ok(i) => Number::Int(i),
+        Err(_) => Number::Float(raw.parse().map_err(|_| {
+            CliError::Usage(format!(
+                "argument --keepalive: invalid float value: '{raw}'"
+            ))
+        })?),
+    };
+    Ok(flag_limit("--keepalive", number.as_f64())?.map(|_| number))
 }
 
 fn count_limit(flag: Option<i64>, config: Option<u32>) -> Option<u32> {
@@ -147,22 +159,30 @@ impl Plan {
                     .unwrap_or_else(|| vec!["default".into()]),
             )
         };
+        let min_ratio = args.min_ratio.unwrap_or(config.min_ratio);
+        if min_ratio.is_nan() || min_ratio < 0.0 {
+            return Err(CliError::Usage(format!(
+                "argument --min-ratio: expected a number that is not negative, got {min_ratio}"
+            )));
+        }
         let mut options = JobOptions::from_config(config)
+            .map_err(|e| CliError::config(&e))?
             .hostname(hostname)
             .port(server.map_or(args.port.unwrap_or(config.port), |(_, p)| p))
             .timeout(match args.timeout {
-                Some(t) => limit(Some(t)),
-                None => limit(config.timeout),
+                Some(t) => flag_limit("--timeout", t)?,
+                None => config_limit("timeout", config.timeout)?,
             })
-            .reconnect_delay(delay(
-                args.reconnect_delay.unwrap_or(config.reconnect_delay),
-            ))
+            .reconnect_delay(match args.reconnect_delay {
+                Some(d) => flag_pause("--reconnect-delay", d)?,
+                None => config_pause("reconnect_delay", config.reconnect_delay)?,
+            })
             .ignore_version(match (args.ignore_version, args.ignore_version_as) {
                 (true, _) => true,
                 (false, Some(v)) => v,
                 (false, None) => config.ignore_version,
             })
-            .min_ratio(args.min_ratio.unwrap_or(config.min_ratio))
+            .min_ratio(min_ratio)
             .max_dead_boards(count_limit(args.max_dead_boards, config.max_dead_boards))
             .max_dead_links(count_limit(args.max_dead_links, config.max_dead_links))
             .require_torus(if args.require_torus {
@@ -184,12 +204,42 @@ impl Plan {
             quiet: args.quiet,
             json: args.json,
             no_destroy: args.no_destroy,
+            keepalive_seen: Cell::new(None),
         })
+    }
+
+    /// What the user is told about a job left behind: when the server
+    /// will expire it, as far as is known.
+    fn expiry(&self, id: u64) -> String {
+        let keepalive = self.keepalive_seen.get().or_else(|| {
+            if self.resume.is_some() {
+                None
+            } else {
+                self.options.request.keepalive.map(Number::as_f64)
+            }
+        });
+        match keepalive {
+            Some(k) => format!(
+                "it expires about {k} s after its last keepalive unless something keeps it alive \
+                 (`spalloc alloc --resume {id}`)"
+            ),
+            None if self.resume.is_some() => {
+                "it expires after its keepalive interval unless something keeps it alive".into()
+            }
+            None => format!(
+                "it never expires (--keepalive -1): destroy it with `spalloc job --destroy {id}`"
+            ),
+        }
     }
 }
 
-/// Status lines on stderr, rewritten in place on a terminal.
-struct Status {
+/// Status lines on stderr, rewritten in place on a terminal. Shared with
+/// the job's connection observer, which reports outages from inside the
+/// job's calls; hence the lock.
+#[derive(Clone)]
+struct Status(Arc<Mutex<StatusLines>>);
+
+struct StatusLines {
     quiet: bool,
     colour: bool,
     cursor: bool,
@@ -197,27 +247,46 @@ struct Status {
 }
 
 impl Status {
-    fn write(&mut self, text: &str, style: Style) {
-        let mut err = io::stderr().lock();
-        if self.cursor && self.last_was_status {
-            let _ = err.write_all(REWRITE_PREVIOUS_LINE.as_bytes());
-        }
-        let _ = writeln!(err, "{}", paint(text, style, self.colour));
-        let _ = err.flush();
+    fn new(quiet: bool, colour: bool, cursor: bool) -> Status {
+        Status(Arc::new(Mutex::new(StatusLines {
+            quiet,
+            colour,
+            cursor,
+            last_was_status: false,
+        })))
     }
 
-    /// A progress line (`-q` hides it).
-    fn update(&mut self, text: &str, style: Style) {
-        if !self.quiet {
-            self.write(text, style);
-            self.last_was_status = true;
+    /// Writes a line, with any text from the server made safe; `replace`
+    /// lets it replace a progress line just before it (on a terminal).
+    fn write(&self, text: &str, style: Style, replace: bool, progress: bool) {
+        let mut lines = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if !progress && lines.quiet && style != Style::RED {
+            return;
         }
+        let mut err = io::stderr().lock();
+        if replace && lines.cursor && lines.last_was_status {
+            let _ = err.write_all(REWRITE_PREVIOUS_LINE.as_bytes());
+        }
+        let _ = writeln!(err, "{}", paint(&visible(text), style, lines.colour));
+        let _ = err.flush();
+        lines.last_was_status = progress;
+    }
+
+    /// A progress line (`-q` hides it), replaced by the next one.
+    fn update(&self, text: &str, style: Style) {
+        if !self.0.lock().unwrap_or_else(PoisonError::into_inner).quiet {
+            self.write(text, style, true, true);
+        }
+    }
+
+    /// A line that stays, such as a lost connection (`-q` hides it).
+    fn note(&self, text: &str, style: Style) {
+        self.write(text, style, false, false);
     }
 
     /// A failure line, always shown.
-    fn error(&mut self, text: &str) {
-        self.write(text, Style::RED);
-        self.last_was_status = false;
+    fn error(&self, text: &str) {
+        self.write(text, Style::RED, true, false);
     }
 }
 
@@ -227,8 +296,21 @@ struct TempCsv {
 }
 
 impl TempCsv {
-    fn create() -> io::Result<TempCsv> {
+    fn create() -> Result<TempCsv, CliError> {
         let dir = std::env::temp_dir();
+        TempCsv::create_in(&dir).map_err(|e| {
+            CliError::exit(
+                code::FAILED,
+                format!(
+                    "spalloc: cannot create a temporary file in {} (set TMPDIR to a writable directory): {}",
+                    visible(&dir.display().to_string()),
+                    plain(&e)
+                ),
+            )
+        })
+    }
+
+    fn create_in(dir: &Path) -> io::Result<TempCsv> {
         let seed = std::hash::BuildHasher::hash_one(
             &std::collections::hash_map::RandomState::new(),
             std::process::id(),
@@ -281,16 +363,33 @@ struct Outcome {
     code: u8,
     /// The reason to destroy the job with.
     reason: Option<String>,
+    /// The server already destroyed the job (or never knew it).
+    gone: bool,
 }
 
 impl Outcome {
     fn done(code: u8) -> Outcome {
-        Outcome { code, reason: None }
+        Outcome {
+            code,
+            reason: None,
+            gone: false,
+        }
     }
 }
 
 /// Runs `spalloc alloc`.
 pub fn run(args: AllocArgs, ctx: &Ctx, command: Option<Vec<String>>) -> CliResult {
+    if args.virtual_server {
+        let clash = [
+            (args.hostname.is_some(), "-H/--hostname"),
+            (args.port.is_some(), "-P/--port"),
+        ];
+        if let Some((_, flag)) = clash.iter().find(|(given, _)| *given) {
+            return Err(CliError::Usage(format!(
+                "argument --virtual: not allowed with argument {flag} (the virtual server is built in)"
+            )));
+        }
+    }
     let config = load_config()?;
     // Declared first so that it outlives the job, which is destroyed on it.
     let virtual_server = if args.virtual_server {
@@ -300,27 +399,24 @@ pub fn run(args: AllocArgs, ctx: &Ctx, command: Option<Vec<String>>) -> CliResul
     };
     let local = virtual_server.as_ref().map(|v| v.local_addr());
     let local_host = local.map(|a| a.ip().to_string());
-    let plan = Plan::new(
+    let mut plan = Plan::new(
         &args,
         &config,
         command,
         local_host.as_deref().zip(local.map(|a| a.port())),
     )?;
-    let csv = TempCsv::create().map_err(|e| {
+    let csv = TempCsv::create()?;
+    // Every signal cuts short the blocking call in progress, from the
+    // first connection attempt on.
+    let interrupt = InterruptHandle::new();
+    let signals = Signals::catch_all(interrupt.clone()).map_err(|e| {
         CliError::exit(
             code::FAILED,
-            format!("spalloc: cannot create a temporary file: {e}"),
+            format!("spalloc: cannot handle signals: {}", plain(&e)),
         )
     })?;
-    let signals = Signals::catch().map_err(|e| {
-        CliError::exit(code::FAILED, format!("spalloc: cannot handle signals: {e}"))
-    })?;
-    let mut status = Status {
-        quiet: plan.quiet,
-        colour: ctx.term.err_colour,
-        cursor: ctx.term.err_cursor,
-        last_was_status: false,
-    };
+    plan.options.interrupt = Some(interrupt);
+    let status = Status::new(plan.quiet, ctx.term.err_colour, ctx.term.err_cursor);
 
     let created = match (plan.resume, plan.request) {
         (Some(id), _) => Job::resume(id, &plan.options),
@@ -328,25 +424,68 @@ pub fn run(args: AllocArgs, ctx: &Ctx, command: Option<Vec<String>>) -> CliResul
     };
     let mut job = match created {
         Ok(job) => job,
-        Err(e) => return Err(create_failed(e, &plan.options, &mut status)),
+        Err(Error::Interrupted) => {
+            let sig = caught(&signals);
+            status.error(&match plan.resume {
+                Some(id) => format!("Job {id}: {} The job was left as it was.", sig.status()),
+                None => format!(
+                    "{} No job was made, or the server's reply did not come in time \
+                     (such a job {}).",
+                    sig.status(),
+                    match plan.options.request.keepalive {
+                        Some(k) => format!("expires {} s after it was made", k.as_f64()),
+                        None => "never expires: see `spalloc ps`".to_owned(),
+                    }
+                ),
+            });
+            return Ok(ExitCode::from(interrupted_code(sig)));
+        }
+        Err(e) => return Err(create_failed(e, &plan.options, &status)),
     };
-    signals.wake(job.interrupt_handle());
-    let outcome = hold(&mut job, &plan, &signals, &mut status, &csv, ctx);
-
-    // Every way out passes here: release the job, then the CSV.
     let id = job.id();
+    let observer = status.clone();
+    job.on_connection_change(move |event| match event {
+        ConnectionEvent::Lost(e) => observer.note(
+            &format!(
+                "Job {id}: Lost connection to server: {}; reconnecting…",
+                reason(e)
+            ),
+            Style::YELLOW,
+        ),
+        ConnectionEvent::Restored => {
+            observer.note(
+                &format!("Job {id}: Connection to server restored."),
+                Style::GREEN,
+            );
+        }
+        _ => {}
+    });
+    let outcome = hold(&mut job, &plan, &signals, &status, &csv, ctx);
+
+    // Every way out passes here: release the job, then the CSV. A signal
+    // from here on cuts the release short (the job then expires).
     let released = if plan.no_destroy {
         job.close()
     } else {
         job.destroy(outcome.reason.as_deref())
     };
-    if let Err(e) = released {
-        status.error(&format!("Job {id}: could not be destroyed: {}", reason(&e)));
-    } else if virtual_server.is_some() && !plan.no_destroy {
-        status.update(
-            &format!("Job {id}: Destroyed; the boards are free again."),
-            Style::GREEN,
-        );
+    match released {
+        Err(e) => status.error(&format!(
+            "Job {id}: could not be destroyed ({}); {}.",
+            reason(&e),
+            plan.expiry(id)
+        )),
+        Ok(()) if plan.no_destroy && !outcome.gone => status.note(
+            &format!("Job {id}: Kept: {}.", plan.expiry(id)),
+            Style::PLAIN,
+        ),
+        Ok(()) if virtual_server.is_some() && !plan.no_destroy && !outcome.gone => {
+            status.update(
+                &format!("Job {id}: Destroyed; the boards are free again."),
+                Style::GREEN,
+            );
+        }
+        Ok(()) => {}
     }
     drop(csv);
     Ok(ExitCode::from(outcome.code))
@@ -357,7 +496,7 @@ fn start_virtual(quiet: bool) -> Result<VirtualServer, CliError> {
     let server = VirtualServer::start(config).map_err(|e| {
         CliError::exit(
             code::NO_SERVER_OR_MACHINE,
-            format!("spalloc: cannot start the virtual server: {e}"),
+            format!("spalloc: cannot start the virtual server: {}", plain(&e)),
         )
     })?;
     if !quiet {
@@ -369,12 +508,13 @@ fn start_virtual(quiet: bool) -> Result<VirtualServer, CliError> {
     Ok(server)
 }
 
-fn create_failed(e: Error, options: &JobOptions, status: &mut Status) -> CliError {
-    let server = format!(
-        "{}:{}",
-        options.hostname.as_deref().unwrap_or_default(),
-        options.port
-    );
+fn create_failed(e: Error, options: &JobOptions, status: &Status) -> CliError {
+    let host = options.hostname.as_deref().unwrap_or_default();
+    let server = if host.contains(':') {
+        format!("[{host}]:{}", options.port)
+    } else {
+        format!("{host}:{}", options.port)
+    };
     let (code, line) = match e {
         Error::IncompatibleVersion(v) => {
             (code::USAGE, format!("Incompatible server version ({v})"))
@@ -395,9 +535,17 @@ fn create_failed(e: Error, options: &JobOptions, status: &mut Status) -> CliErro
             (code::FAILED, format!("Job {id} does not exist: destroyed"))
         }
         Error::InvalidArgument(m) => return CliError::Usage(m),
+        e @ Error::Connect { .. } => (
+            code::NO_SERVER_OR_MACHINE,
+            format!("Could not connect to server: {server}: {}", reason(&e)),
+        ),
+        // Connected, but the server then failed to answer properly.
         other => (
             code::NO_SERVER_OR_MACHINE,
-            format!("Could not connect to server: {server}: {}", reason(&other)),
+            format!(
+                "Error communicating with server: {server}: {}",
+                reason(&other)
+            ),
         ),
     };
     status.error(&line);
@@ -409,7 +557,7 @@ fn hold(
     job: &mut Job,
     plan: &Plan,
     signals: &Signals,
-    status: &mut Status,
+    status: &Status,
     csv: &TempCsv,
     ctx: &Ctx,
 ) -> Outcome {
@@ -427,8 +575,9 @@ fn hold(
     };
     if let Err(e) = csv.write(&info) {
         status.error(&format!(
-            "Job {id}: cannot write {}: {e}",
-            csv.path().display()
+            "Job {id}: cannot write {}: {}",
+            csv.path().display(),
+            plain(&e)
         ));
         return Outcome::done(code::FAILED);
     }
@@ -453,15 +602,21 @@ fn hold(
     }
 }
 
-fn interrupted(id: u64, sig: Caught, status: &mut Status) -> Outcome {
+/// The exit code for a signal before the job is ready.
+fn interrupted_code(sig: Caught) -> u8 {
+    if sig.is_interrupt() {
+        code::INTERRUPTED_OR_NOTHING
+    } else {
+        code::signalled(sig.signal)
+    }
+}
+
+fn interrupted(id: u64, sig: Caught, status: &Status) -> Outcome {
     status.error(&format!("Job {id}: {}", sig.status()));
     Outcome {
-        code: if sig.is_interrupt() {
-            code::INTERRUPTED_OR_NOTHING
-        } else {
-            code::signalled(sig.signal)
-        },
+        code: interrupted_code(sig),
         reason: Some(sig.reason().to_owned()),
+        gone: false,
     }
 }
 
@@ -479,12 +634,15 @@ fn wait_ready(
     job: &mut Job,
     plan: &Plan,
     signals: &Signals,
-    status: &mut Status,
+    status: &Status,
 ) -> Result<(), Outcome> {
     let id = job.id();
     let mut shown = None;
     let mut info = retry(job, plan, signals, status, Job::state_info)?;
     loop {
+        if let Some(k) = info.keepalive.filter(|k| (0.0..1e6).contains(k)) {
+            plan.keepalive_seen.set(Some(k));
+        }
         let state = info.state;
         if shown != Some(state) {
             shown = Some(state);
@@ -504,11 +662,15 @@ fn wait_ready(
                     return Err(Outcome {
                         code: code::FAILED,
                         reason: info.reason.clone(),
+                        gone: true,
                     });
                 }
                 JobState::Unknown => {
                     status.error(&format!("Job {id}: Job not recognised by server."));
-                    return Err(Outcome::done(code::USAGE));
+                    return Err(Outcome {
+                        gone: true,
+                        ..Outcome::done(code::USAGE)
+                    });
                 }
                 JobState::Unrecognised(n) => {
                     status.error(&format!("Job {id}: Entered an unrecognised state {n}."));
@@ -524,7 +686,7 @@ fn wait_ready(
     }
 }
 
-fn failed(id: u64, e: &Error, status: &mut Status) -> Outcome {
+fn failed(id: u64, e: &Error, status: &Status) -> Outcome {
     match e {
         Error::IncompatibleVersion(v) => {
             status.error(&format!("Incompatible server version ({v})"));
@@ -543,7 +705,7 @@ fn retry<T>(
     job: &mut Job,
     plan: &Plan,
     signals: &Signals,
-    status: &mut Status,
+    status: &Status,
     mut query: impl FnMut(&mut Job) -> Result<T, Error>,
 ) -> Result<T, Outcome> {
     let id = job.id();
@@ -563,25 +725,14 @@ fn retry<T>(
 }
 
 fn machine_info(job: &mut Job, plan: &Plan, signals: &Signals) -> Result<JobMachineInfo, Outcome> {
-    let mut status = Status {
-        quiet: true,
-        colour: false,
-        cursor: false,
-        last_was_status: false,
-    };
+    let quiet = Status::new(true, false, false);
     let id = job.id();
-    let info = retry(job, plan, signals, &mut status, |j: &mut Job| {
+    let info = retry(job, plan, signals, &quiet, |j: &mut Job| {
         j.machine_info().map(|i| i.cloned())
     })?;
     info.ok_or_else(|| {
         // Ready but without boards: the server changed its mind.
-        let mut loud = Status {
-            quiet: false,
-            colour: false,
-            cursor: false,
-            last_was_status: false,
-        };
-        loud.error(&format!(
+        Status::new(false, false, false).error(&format!(
             "Job {id}: the server reports no boards for a ready job"
         ));
         Outcome::done(code::FAILED)
@@ -607,9 +758,9 @@ fn allocation_json(id: u64, info: &JobMachineInfo) -> Value {
 
 /// The definition list shown before the prompt.
 fn info_block(info: &JobMachineInfo, csv: &Path, colour: bool) -> String {
-    let hostname = info.hostname().unwrap_or_default();
+    let hostname = visible(info.hostname().unwrap_or_default());
     let mut items = vec![
-        ("Hostname", paint(hostname, Style::BRIGHT, colour)),
+        ("Hostname", paint(&hostname, Style::BRIGHT, colour)),
         ("Width", info.width.to_string()),
         ("Height", info.height.to_string()),
     ];
@@ -617,7 +768,7 @@ fn info_block(info: &JobMachineInfo, csv: &Path, colour: bool) -> String {
         items.push(("Num boards", info.connections.len().to_string()));
         items.push(("All hostnames", csv.display().to_string()));
     }
-    items.push(("Running on", info.machine_name.clone()));
+    items.push(("Running on", shown(&info.machine_name)));
     render_deflist(&items)
 }
 
@@ -644,37 +795,43 @@ fn prompt(to_stderr: bool, ctx: &Ctx, signals: &Signals) -> Outcome {
     if shown.is_err() {
         return Outcome::done(code::OK);
     }
-    let (tx, rx) = mpsc::channel();
+    let events = signals.sender();
     // The reader may stay blocked on stdin after we finish; it holds
     // nothing, and the process exits.
-    let _ = thread::Builder::new()
+    let reader = thread::Builder::new()
         .name("spalloc-stdin".into())
         .spawn(move || {
             let mut line = String::new();
             let got = io::stdin().lock().read_line(&mut line);
-            let _ = tx.send(matches!(got, Ok(n) if n > 0));
+            let _ = events.send(Event::Input(matches!(got, Ok(n) if n > 0)));
         });
+    if reader.is_err() {
+        newline(to_stderr);
+        return Outcome::done(code::OK);
+    }
     loop {
-        if let Some(sig) = signals.wait(TICK) {
-            if sig.is_interrupt() {
+        match signals.next(None) {
+            Some(Event::Signal(sig)) if sig.is_interrupt() => {
                 newline(to_stderr);
                 return Outcome {
                     code: code::OK,
                     reason: Some(sig.reason().to_owned()),
+                    gone: false,
                 };
             }
-            return Outcome {
-                code: code::signalled(sig.signal),
-                reason: Some(sig.reason().to_owned()),
-            };
-        }
-        match rx.try_recv() {
-            Ok(true) => return Outcome::done(code::OK),
-            Ok(false) | Err(mpsc::TryRecvError::Disconnected) => {
+            Some(Event::Signal(sig)) => {
+                return Outcome {
+                    code: code::signalled(sig.signal),
+                    reason: Some(sig.reason().to_owned()),
+                    gone: false,
+                };
+            }
+            Some(Event::Input(true)) => return Outcome::done(code::OK),
+            Some(Event::Input(false)) | None => {
                 newline(to_stderr);
                 return Outcome::done(code::OK);
             }
-            Err(mpsc::TryRecvError::Empty) => {}
+            Some(Event::Exited) => {}
         }
     }
 }
@@ -787,7 +944,12 @@ fn run_command(
         Ok(child) => child,
         Err(e) => {
             let program = command.first().map(String::as_str).unwrap_or_default();
-            let _ = writeln!(io::stderr(), "spalloc: cannot run '{program}': {e}");
+            let _ = writeln!(
+                io::stderr(),
+                "spalloc: cannot run '{}': {}",
+                visible(program),
+                plain(&e)
+            );
             let code = if e.kind() == io::ErrorKind::NotFound {
                 code::NOT_FOUND
             } else {
@@ -796,34 +958,48 @@ fn run_command(
             return Outcome::done(code);
         }
     };
+    // The child is watched from a thread, so that one wait covers both it
+    // and the signals; it is reaped here, after the last signal is sent.
+    if let Err(e) = signals::watch_child(child.id(), signals.sender()) {
+        // Without a watcher the command could not be waited for alongside
+        // the signals: stop it rather than hang.
+        let _ = writeln!(
+            io::stderr(),
+            "spalloc: cannot watch the command: {}",
+            plain(&e)
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+        return Outcome::done(code::FAILED);
+    }
     let mut received = 0;
     let mut terminating: Option<Caught> = None;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) => {}
-            Err(_) => break None,
-        }
-        if let Some(sig) = signals.wait(TICK) {
-            received += 1;
-            if !sig.is_interrupt() {
-                terminating = Some(sig);
+    loop {
+        match signals.next(None) {
+            Some(Event::Signal(sig)) => {
+                received += 1;
+                if !sig.is_interrupt() {
+                    terminating = Some(sig);
+                }
+                if received >= 3 {
+                    signals::send(child.id(), signals::KILL);
+                } else if sig.user_sent {
+                    signals::send(child.id(), sig.signal);
+                }
             }
-            if received >= 3 {
-                signals::send(child.id(), signals::KILL);
-            } else if sig.user_sent {
-                signals::send(child.id(), sig.signal);
-            }
+            Some(Event::Exited) | None => break,
+            Some(Event::Input(_)) => {}
         }
-    };
-    let child_code = match status {
-        Some(s) => exit_code_of(s),
-        None => code::FAILED,
+    }
+    let child_code = match child.wait() {
+        Ok(s) => exit_code_of(s),
+        Err(_) => code::FAILED,
     };
     match terminating {
         Some(sig) => Outcome {
             code: code::signalled(sig.signal),
             reason: Some(sig.reason().to_owned()),
+            gone: false,
         },
         None => Outcome::done(child_code),
     }
@@ -876,7 +1052,7 @@ mod tests {
             matches!(s(&["1", "2", "3", "4"]), Err(CliError::Usage(m)) if m.starts_with("expected either"))
         );
         assert!(
-            matches!(s(&["x"]), Err(CliError::Usage(m)) if m == "argument WHAT: invalid int value: 'x'")
+            matches!(s(&["-1"]), Err(CliError::Usage(m)) if m == "argument WHAT: expected whole numbers that are not negative (N boards, W H triads, or the board X Y Z), got '-1'")
         );
     }
 

@@ -4,16 +4,17 @@
 
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use spalloc::{Config, Error, ProtocolClient};
+use signal_hook::consts::SIGINT;
+use spalloc::{Config, Error, InterruptHandle, ProtocolClient, seconds};
 
 use crate::args::ServerFlags;
 use crate::exit::{CliError, CliResult, code, reason};
+use crate::signals::Signals;
 use crate::term::{self, CLEAR_SCREEN, ColorChoice};
+use crate::visible::visible;
 
 /// What each output stream can do, decided once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -48,17 +49,45 @@ pub fn load_config() -> Result<Config, CliError> {
     Config::load().map_err(|e| CliError::config(&e))
 }
 
-/// Seconds from the command line or a config file as a limit: negative
-/// (or not a number) means none.
-pub fn limit(seconds: Option<f64>) -> Option<Duration> {
-    seconds
-        .filter(|s| *s >= 0.0)
-        .map(|s| Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX))
+/// A `--FLAG SECONDS` limit (`--timeout`) by the rule of [`spalloc::seconds`]:
+/// negative or huge means none; NaN is a usage error naming the flag.
+pub fn flag_limit(flag: &str, secs: f64) -> Result<Option<Duration>, CliError> {
+    seconds::limit(secs).map_err(|e| CliError::Usage(format!("argument {flag}: {e}")))
 }
 
-/// A delay in seconds; negative means none.
-pub fn delay(seconds: f64) -> Duration {
-    limit(Some(seconds)).unwrap_or(Duration::ZERO)
+/// A `--FLAG SECONDS` pause (`--reconnect-delay`): negative means none.
+pub fn flag_pause(flag: &str, secs: f64) -> Result<Duration, CliError> {
+    seconds::pause(secs).map_err(|e| CliError::Usage(format!("argument {flag}: {e}")))
+}
+
+/// A `--FLAG SECONDS` length of time with no "none" spelling (`serve`'s
+/// timings).
+pub fn flag_span(flag: &str, secs: f64) -> Result<Duration, CliError> {
+    seconds::span(secs).map_err(|e| CliError::Usage(format!("argument {flag}: {e}")))
+}
+
+/// A limit from the configuration files, which checked it when they were
+/// read (so the error here cannot happen in practice).
+pub fn config_limit(key: &str, secs: Option<f64>) -> Result<Option<Duration>, CliError> {
+    match secs {
+        None => Ok(None),
+        Some(s) => seconds::limit(s).map_err(|e| {
+            CliError::exit(
+                code::USAGE,
+                format!("spalloc: config error: key '{key}': {e}"),
+            )
+        }),
+    }
+}
+
+/// A pause from the configuration files (checked when they were read).
+pub fn config_pause(key: &str, secs: f64) -> Result<Duration, CliError> {
+    seconds::pause(secs).map_err(|e| {
+        CliError::exit(
+            code::USAGE,
+            format!("spalloc: config error: key '{key}': {e}"),
+        )
+    })
 }
 
 /// The server to talk to and how.
@@ -90,11 +119,11 @@ impl Server {
             hostname,
             port: flags.port().unwrap_or(config.port),
             timeout: match flags.timeout() {
-                Some(t) => limit(Some(t)),
-                None => limit(config.timeout),
+                Some(t) => flag_limit("--timeout", t)?,
+                None => config_limit("timeout", config.timeout)?,
             },
             ignore_version: flags.ignore_version().unwrap_or(config.ignore_version),
-            reconnect_delay: delay(config.reconnect_delay),
+            reconnect_delay: config_pause("reconnect_delay", config.reconnect_delay)?,
         })
     }
 
@@ -108,9 +137,18 @@ impl Server {
     }
 
     /// Connects and checks the version (unless told not to), without
-    /// mapping errors.
-    pub fn try_connect(&self) -> Result<ProtocolClient, Error> {
-        let mut client = ProtocolClient::connect(&self.hostname, self.port, self.timeout)?;
+    /// mapping errors; `interrupt` (if any) cuts either short, and every
+    /// later call on the client.
+    pub fn try_connect(
+        &self,
+        interrupt: Option<&InterruptHandle>,
+    ) -> Result<ProtocolClient, Error> {
+        let mut client = match interrupt {
+            Some(i) => {
+                ProtocolClient::connect_interruptible(&self.hostname, self.port, self.timeout, i)?
+            }
+            None => ProtocolClient::connect(&self.hostname, self.port, self.timeout)?,
+        };
         if !self.ignore_version {
             client.check_version()?;
         }
@@ -119,17 +157,20 @@ impl Server {
 
     /// Connects and checks the version, with errors worded for the user.
     pub fn connect(&self) -> Result<ProtocolClient, CliError> {
-        self.try_connect().map_err(|e| self.error(e))
+        self.try_connect(None).map_err(|e| self.error(e))
     }
 
     /// The standard wording of a failure talking to this server (job, ps,
     /// machine and where-is).
     pub fn error(&self, e: Error) -> CliError {
         match e {
-            Error::Server(m) => CliError::exit(code::FAILED, format!("Error from server: {m}")),
-            Error::IncompatibleVersion(v) => {
-                CliError::exit(code::USAGE, format!("Incompatible server version ({v})"))
+            Error::Server(m) => {
+                CliError::exit(code::FAILED, format!("Error from server: {}", visible(&m)))
             }
+            Error::IncompatibleVersion(v) => CliError::exit(
+                code::USAGE,
+                format!("Incompatible server version ({})", visible(&v)),
+            ),
             other => CliError::exit(
                 code::FAILED,
                 format!(
@@ -142,49 +183,68 @@ impl Server {
     }
 }
 
-/// Set once SIGINT arrives, for loops that should end cleanly on Ctrl-C.
-#[derive(Debug, Clone)]
-pub struct Interrupt(Arc<AtomicBool>);
+/// SIGINT, caught rather than fatal, for the commands that end cleanly on
+/// Ctrl-C (`--watch`, `job --power-on`): it cuts short whatever blocking
+/// call is in progress on a client connected with [`Interrupt::handle`].
+#[derive(Debug)]
+pub struct Interrupt {
+    handle: InterruptHandle,
+    /// `None` if SIGINT could not be caught: Ctrl-C then keeps its default
+    /// effect, which also ends the command at once.
+    signals: Option<Signals>,
+}
 
 impl Interrupt {
-    /// Starts catching SIGINT (instead of dying of it).
+    /// Starts catching SIGINT.
     pub fn catch() -> Interrupt {
-        let flag = Arc::new(AtomicBool::new(false));
-        #[cfg(unix)]
-        {
-            // If registration fails, Ctrl-C simply keeps its default effect.
-            let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&flag));
-        }
-        Interrupt(flag)
+        let handle = InterruptHandle::new();
+        let signals = Signals::catch(&[SIGINT], handle.clone()).ok();
+        Interrupt { handle, signals }
+    }
+
+    /// The handle that SIGINT interrupts.
+    pub fn handle(&self) -> &InterruptHandle {
+        &self.handle
     }
 
     /// Whether SIGINT has arrived.
     pub fn raised(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.signals.as_ref().is_some_and(Signals::raised)
+    }
+
+    /// Sleeps for `how_long` unless SIGINT arrives first (`false`).
+    pub fn sleep(&self, how_long: Duration) -> bool {
+        match &self.signals {
+            Some(s) => {
+                // A signal ends the sleep and stays to be seen by `raised`.
+                match s.wait(how_long) {
+                    Some(_) => false,
+                    None => !s.raised(),
+                }
+            }
+            None => {
+                thread::sleep(how_long);
+                true
+            }
+        }
     }
 }
 
-/// How long a blocking wait lasts before looking at the interrupt flag.
-pub const POLL: Duration = Duration::from_millis(100);
-
 /// Waits until a notification arrives or `limit` passes (`Ok(true)`: look
-/// again), SIGINT arrives (`Ok(false)`), or the connection fails.
+/// again), SIGINT arrives (`Ok(false)`), or the connection fails. The
+/// client must have been connected with the interrupt's handle.
 pub fn wait_notification(
     client: &mut ProtocolClient,
     interrupt: &Interrupt,
     limit: Option<Duration>,
 ) -> Result<bool, Error> {
-    let end = limit.map(|l| Instant::now() + l);
-    loop {
-        if interrupt.raised() {
-            return Ok(false);
-        }
-        if client.wait_for_notification(Some(POLL))?.is_some() {
-            return Ok(true);
-        }
-        if end.is_some_and(|e| Instant::now() >= e) {
-            return Ok(true);
-        }
+    if interrupt.raised() {
+        return Ok(false);
+    }
+    match client.wait_for_notification(limit) {
+        Ok(_) => Ok(true),
+        Err(Error::Interrupted) => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
@@ -217,8 +277,16 @@ pub trait View {
 /// reconnection comes between them.
 pub fn watch(server: &Server, term: Term, json: bool, view: &mut dyn View) -> CliResult {
     let interrupt = Interrupt::catch();
-    let mut client = server.connect()?;
-    view.subscribe(&mut client).map_err(|e| server.error(e))?;
+    let mut client = match server.try_connect(Some(interrupt.handle())) {
+        Ok(c) => c,
+        Err(Error::Interrupted) => return Ok(ExitCode::SUCCESS),
+        Err(e) => return Err(server.error(e)),
+    };
+    match view.subscribe(&mut client) {
+        Ok(()) => {}
+        Err(Error::Interrupted) => return Ok(ExitCode::SUCCESS),
+        Err(e) => return Err(server.error(e)),
+    }
     let stdout = io::stdout();
     let mut frames = Frames {
         json,
@@ -245,7 +313,7 @@ pub fn watch(server: &Server, term: Term, json: bool, view: &mut dyn View) -> Cl
         })();
         match round {
             Ok(Ok(true)) => frames.close()?,
-            Ok(Ok(false)) => {
+            Ok(Ok(false)) | Err(Error::Interrupted) => {
                 frames.close()?;
                 return Ok(ExitCode::SUCCESS);
             }
@@ -299,6 +367,9 @@ impl Frames<'_> {
     }
 }
 
+/// The shortest pause between reconnection attempts.
+const POLL: Duration = Duration::from_millis(100);
+
 /// Reconnects every `reconnect_delay` until it works (`Some`) or SIGINT
 /// arrives (`None`).
 fn reconnect(
@@ -307,29 +378,23 @@ fn reconnect(
     view: &mut dyn View,
 ) -> Result<Option<ProtocolClient>, CliError> {
     loop {
-        let until = Instant::now() + server.reconnect_delay;
-        while Instant::now() < until {
-            if interrupt.raised() {
-                return Ok(None);
-            }
-            thread::sleep(POLL.min(until.saturating_duration_since(Instant::now())));
-        }
-        if interrupt.raised() {
+        // Never spin, even with a zero reconnect delay.
+        if !interrupt.sleep(server.reconnect_delay.max(POLL)) {
             return Ok(None);
         }
-        match server.try_connect() {
+        match server.try_connect(Some(interrupt.handle())) {
             Ok(mut c) => match view.subscribe(&mut c) {
                 Ok(()) => return Ok(Some(c)),
+                Err(Error::Interrupted) => return Ok(None),
                 Err(e) if e.is_transport() => continue,
                 Err(e) => return Err(server.error(e)),
             },
+            Err(Error::Interrupted) => return Ok(None),
             Err(Error::IncompatibleVersion(v)) => {
                 return Err(server.error(Error::IncompatibleVersion(v)));
             }
             Err(_) => {}
         }
-        // Never spin, even with a zero reconnect delay.
-        thread::sleep(POLL);
     }
 }
 

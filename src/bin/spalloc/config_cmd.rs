@@ -13,6 +13,7 @@ use crate::exit::CliResult;
 use crate::json;
 use crate::pyfmt::py_float;
 use crate::term::{Cell, render_table};
+use crate::visible::visible;
 
 /// Runs `spalloc config`.
 pub fn run(args: ConfigArgs, ctx: &Ctx) -> CliResult {
@@ -53,11 +54,11 @@ pub fn run(args: ConfigArgs, ctx: &Ctx) -> CliResult {
     let width = config
         .files()
         .iter()
-        .map(|f| f.path.display().to_string().chars().count())
+        .map(|f| visible(&f.path.display().to_string()).chars().count())
         .max()
         .unwrap_or(0);
     for f in config.files() {
-        let path = f.path.display().to_string();
+        let path = visible(&f.path.display().to_string()).into_owned();
         let pad = width - path.chars().count() + 2;
         out.push_str(&format!("  {path}{}{}\n", " ".repeat(pad), f.status));
     }

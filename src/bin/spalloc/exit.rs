@@ -9,6 +9,8 @@ use std::process::ExitCode;
 
 use spalloc::Error;
 
+use crate::visible::visible;
+
 /// Exit codes shared by the subcommands.
 pub mod code {
     /// Success.
@@ -75,9 +77,13 @@ impl CliError {
         }
     }
 
-    /// A configuration error: `spalloc: config error: …`, exit 2.
+    /// A configuration error: `spalloc: config error: …`, exit 2. The
+    /// file's text is shown with control characters made visible.
     pub fn config(e: &Error) -> CliError {
-        CliError::exit(code::USAGE, format!("spalloc: config error: {e}"))
+        CliError::exit(
+            code::USAGE,
+            format!("spalloc: config error: {}", visible(&e.to_string())),
+        )
     }
 }
 
@@ -91,10 +97,19 @@ impl From<io::Error> for CliError {
 pub type CliResult = Result<ExitCode, CliError>;
 
 /// The part of an error worth showing after a prefix: the error and its
-/// causes, `msg: cause: cause`, without repeating the generic "i/o error".
+/// causes, `msg: cause: cause`, without repeating the generic "i/o error"
+/// or the server's address (which the prefix names), with operating-system
+/// errors in plain words and control characters made visible (a server's
+/// message is untrusted).
 pub fn reason(e: &Error) -> String {
-    match e {
-        Error::Io(io) => io.to_string(),
+    let text = match e {
+        Error::Io(io) => plain(io),
+        Error::Connect {
+            lookup: true,
+            source,
+            ..
+        } => format!("cannot look up the host name: {}", plain(source)),
+        Error::Connect { source, .. } => plain(source),
         other => {
             let mut text = other.to_string();
             let mut source = std::error::Error::source(other);
@@ -105,6 +120,28 @@ pub fn reason(e: &Error) -> String {
             }
             text
         }
+    };
+    visible(&text).into_owned()
+}
+
+/// An operating-system error in plain words: `connection refused` rather
+/// than `Connection refused (os error 111)`.
+pub fn plain(e: &io::Error) -> String {
+    let text = e.to_string();
+    let text = match (e.raw_os_error(), text.rfind(" (os error ")) {
+        (Some(_), Some(at)) => &text[..at],
+        _ => &text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        // Lower-case a leading capital, but not an acronym.
+        Some(first) if first.is_uppercase() && !chars.next().is_some_and(char::is_uppercase) => {
+            first
+                .to_lowercase()
+                .chain(text[first.len_utf8()..].chars())
+                .collect()
+        }
+        _ => text.to_owned(),
     }
 }
 
@@ -119,8 +156,16 @@ mod tests {
 
     #[test]
     fn reasons_read_well() {
-        let refused = Error::Io(io::Error::from(io::ErrorKind::ConnectionRefused));
+        let refused = Error::Io(io::Error::from_raw_os_error(111));
         assert_eq!(reason(&refused), "connection refused");
+        let refused = Error::Connect {
+            host: "h".into(),
+            port: 1,
+            lookup: false,
+            source: io::Error::from_raw_os_error(111),
+        };
+        assert_eq!(reason(&refused), "connection refused");
+        assert_eq!(reason(&Error::Server("a\x1b[2Jb".into())), "a\\e[2Jb");
         assert_eq!(reason(&Error::Timeout), "timed out waiting for the server");
         let json = serde_json::from_str::<serde_json::Value>("{").map_err(Error::from);
         let Err(json) = json else { panic!("parsed") };

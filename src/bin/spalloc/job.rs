@@ -18,6 +18,7 @@ use crate::json;
 use crate::ps::{job_json, keepalive_text};
 use crate::pyfmt::request_repr;
 use crate::term::{self, format_local_time, render_deflist};
+use crate::visible::{shown, visible};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Action {
@@ -70,10 +71,19 @@ pub fn run(mut args: JobArgs, ctx: &Ctx) -> CliResult {
     if args.job_id.is_none() && owner.is_none() {
         return Err(CliError::Usage("job ID (or --owner) not specified".into()));
     }
-    let mut client = server.connect()?;
+    // Powering waits until done; Ctrl-C ends that wait (exit 7), and must
+    // be able to cut short any call the server is slow to answer.
+    let interrupt = matches!(action, Action::PowerOn | Action::PowerOff).then(Interrupt::catch);
+    let fail = |e: Error| match e {
+        Error::Interrupted => CliError::silent(code::POWER_INTERRUPTED),
+        e => server.error(e),
+    };
+    let mut client = server
+        .try_connect(interrupt.as_ref().map(Interrupt::handle))
+        .map_err(fail)?;
     let id = match args.job_id {
         Some(id) => id,
-        None => find_job(&mut client, &server, owner.as_deref().unwrap_or_default())?,
+        None => find_job(&mut client, &fail, owner.as_deref().unwrap_or_default())?,
     };
     let colour = ctx.term.out_colour;
     match action {
@@ -94,8 +104,16 @@ pub fn run(mut args: JobArgs, ctx: &Ctx) -> CliResult {
                 },
             );
         }
-        Action::PowerOn => power(&mut client, &server, id, true)?,
-        Action::PowerOff => power(&mut client, &server, id, false)?,
+        Action::PowerOn | Action::PowerOff => {
+            let interrupt = interrupt.unwrap_or_else(Interrupt::catch);
+            power(
+                &mut client,
+                &fail,
+                &interrupt,
+                id,
+                action == Action::PowerOn,
+            )?;
+        }
         Action::EthernetIps => {
             let info = client
                 .get_job_machine_info(id)
@@ -129,8 +147,12 @@ pub fn run(mut args: JobArgs, ctx: &Ctx) -> CliResult {
 }
 
 /// The owner's only live job, or exit 3.
-fn find_job(client: &mut ProtocolClient, server: &Server, owner: &str) -> Result<u64, CliError> {
-    let jobs = client.list_jobs().map_err(|e| server.error(e))?;
+fn find_job(
+    client: &mut ProtocolClient,
+    fail: &dyn Fn(Error) -> CliError,
+    owner: &str,
+) -> Result<u64, CliError> {
+    let jobs = client.list_jobs().map_err(fail)?;
     let ids: Vec<u64> = jobs
         .iter()
         .filter(|j| j.owner.as_deref() == Some(owner))
@@ -140,12 +162,13 @@ fn find_job(client: &mut ProtocolClient, server: &Server, owner: &str) -> Result
         [id] => Ok(*id),
         [] => Err(CliError::exit(
             code::STATE,
-            format!("Owner {owner} has no live jobs"),
+            format!("Owner {} has no live jobs", visible(owner)),
         )),
         many => Err(CliError::exit(
             code::STATE,
             format!(
-                "Ambiguous: {owner} has {} live jobs: {}",
+                "Ambiguous: {} has {} live jobs: {}",
+                visible(owner),
                 many.len(),
                 many.iter()
                     .map(u64::to_string)
@@ -162,7 +185,12 @@ pub fn csv(info: &JobMachineInfo) -> String {
     connections.sort_unstable();
     let mut out = String::from("x,y,hostname\n");
     for c in connections {
-        out.push_str(&format!("{},{},{}\n", c.chip.x, c.chip.y, c.hostname));
+        out.push_str(&format!(
+            "{},{},{}\n",
+            c.chip.x,
+            c.chip.y,
+            visible(&c.hostname)
+        ));
     }
     out
 }
@@ -197,7 +225,7 @@ fn show(
 fn live_text(job: &JobDescription, info: Option<&JobMachineInfo>, colour: bool) -> String {
     let mut items: Vec<(&str, String)> = vec![("Job ID", job.job_id.to_string())];
     if let Some(owner) = &job.owner {
-        items.push(("Owner", owner.clone()));
+        items.push(("Owner", shown(owner)));
     }
     items.push(("State", job.state.to_string()));
     if let Some(t) = job.start_time.and_then(format_local_time) {
@@ -205,7 +233,7 @@ fn live_text(job: &JobDescription, info: Option<&JobMachineInfo>, colour: bool) 
     }
     items.push(("Keepalive", keepalive_text(job.keepalive)));
     if let Some(host) = &job.keepalive_host {
-        items.push(("Owner host", host.clone()));
+        items.push(("Owner host", shown(host)));
     }
     items.push(("Request", request_repr(&job.args, &job.kwargs)));
     if !job.boards.is_empty() {
@@ -214,7 +242,7 @@ fn live_text(job: &JobDescription, info: Option<&JobMachineInfo>, colour: bool) 
     }
     if let Some(info) = info {
         if let Some(host) = info.hostname() {
-            items.push(("Hostname", host.to_owned()));
+            items.push(("Hostname", shown(host)));
         }
         items.push(("Width", info.width.to_string()));
         items.push(("Height", info.height.to_string()));
@@ -226,7 +254,7 @@ fn live_text(job: &JobDescription, info: Option<&JobMachineInfo>, colour: bool) 
         items.push(("Board power", if on { "on" } else { "off" }.to_owned()));
     }
     if let Some(m) = &job.allocated_machine_name {
-        items.push(("Running on", m.clone()));
+        items.push(("Running on", shown(m)));
     }
     render_deflist(&items)
 }
@@ -237,7 +265,7 @@ fn dead_text(id: u64, state: &JobStateInfo) -> String {
         ("State", state.state.to_string()),
     ];
     if let Some(r) = &state.reason {
-        items.push(("Reason", r.clone()));
+        items.push(("Reason", shown(r)));
     }
     render_deflist(&items)
 }
@@ -330,23 +358,28 @@ impl View for JobView {
 }
 
 /// Powers on (or resets) or off and waits until the job is ready again.
-fn power(client: &mut ProtocolClient, server: &Server, id: u64, on: bool) -> Result<(), CliError> {
-    let interrupt = Interrupt::catch();
+fn power(
+    client: &mut ProtocolClient,
+    fail: &dyn Fn(Error) -> CliError,
+    interrupt: &Interrupt,
+    id: u64,
+    on: bool,
+) -> Result<(), CliError> {
     let result = if on {
         client.power_on_job_boards(id)
     } else {
         client.power_off_job_boards(id)
     };
-    result.map_err(|e| server.error(e))?;
+    result.map_err(fail)?;
     loop {
-        client.notify_job(Some(id)).map_err(|e| server.error(e))?;
-        let state = client.get_job_state(id).map_err(|e| server.error(e))?;
+        client.notify_job(Some(id)).map_err(fail)?;
+        let state = client.get_job_state(id).map_err(fail)?;
         match state.state {
             JobState::Ready => return Ok(()),
             JobState::Power => {
                 // Notifications are hints; look again every few seconds anyway.
-                let again = wait_notification(client, &interrupt, Some(Duration::from_secs(2)));
-                if !again.map_err(|e| server.error(e))? {
+                let again = wait_notification(client, interrupt, Some(Duration::from_secs(2)));
+                if !again.map_err(fail)? {
                     return Err(CliError::silent(code::POWER_INTERRUPTED));
                 }
             }

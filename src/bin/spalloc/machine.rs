@@ -142,8 +142,8 @@ fn detail(
     let shown: Vec<&JobDescription> = jobs_on(machine, jobs).collect();
     let keys: Vec<String> = (0..shown.len()).map(term::job_key).collect();
     let mut out = render_deflist(&[
-        ("Name", machine.name.clone()),
-        ("Tags", machine.tags.join(", ")),
+        ("Name", crate::visible::shown(&machine.name)),
+        ("Tags", crate::visible::shown(&machine.tags.join(", "))),
         (
             "In-use",
             format!("{} of {}", in_use(machine, jobs), machine.num_boards()),

@@ -21,6 +21,7 @@ mod pyfmt;
 mod serve;
 mod signals;
 mod term;
+mod visible;
 mod where_is;
 
 use std::io::Write;
@@ -55,7 +56,8 @@ Commands:
   serve     run a virtual spalloc server, no hardware needed
 
 Without a command, the arguments are those of `spalloc alloc`.
-Run `spalloc <command> --help` for a command's options.
+Run `spalloc <command> --help` (or `spalloc help <command>`) for a
+command's options.
 ";
 
 /// Everything a subcommand needs besides its arguments.
@@ -85,8 +87,19 @@ fn main() -> ExitCode {
         let first = rest.first().map(String::as_str);
         match (first, first.and_then(Sub::from_name)) {
             (Some(name), Some(sub)) => (sub, format!("spalloc {name}"), &rest[1..]),
-            (Some("-h" | "--help" | "help"), _) => return print_stdout(TOP_HELP),
+            // `spalloc help ps` is `spalloc ps --help`.
+            (Some("help"), _) => match rest.get(1).map(|n| (n, Sub::from_name(n))) {
+                Some((name, Some(sub))) => {
+                    (sub, format!("spalloc {name}"), &["--help".to_owned()][..])
+                }
+                Some((name, None)) => return unknown_command(name),
+                None => return print_stdout(TOP_HELP),
+            },
+            (Some("-h" | "--help"), _) => return print_stdout(TOP_HELP),
             (Some("-V" | "--version"), _) => return print_stdout(&format!("{VERSION}\n")),
+            // A word that is neither a command, an option nor a number is
+            // a mistyped command, not a WHAT of the old command line.
+            (Some(word), None) if looks_like_command(word) => return unknown_command(word),
             // The old `spalloc WHAT… [-c …]` command line.
             _ => (Sub::Alloc, "spalloc".to_owned(), rest),
         }
@@ -107,6 +120,24 @@ fn main() -> ExitCode {
         }
         Sub::Serve => dispatch::<ServeArgs>(&prog, normalised, |a, ctx, _| serve::run(a, ctx)),
     }
+}
+
+/// Whether the first argument was meant as a command: not an option, not
+/// a number (the old `spalloc WHAT…`) and not empty.
+fn looks_like_command(word: &str) -> bool {
+    !word.is_empty() && !word.starts_with('-') && word.parse::<f64>().is_err()
+}
+
+/// `spalloc: error: unknown command 'WORD'` and the list of commands; exit 2.
+fn unknown_command(word: &str) -> ExitCode {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(
+        err,
+        "spalloc: error: unknown command '{}' (not a command, and not a number of boards for `spalloc alloc`)\n",
+        visible::visible(word)
+    );
+    let _ = err.write_all(TOP_HELP.as_bytes());
+    ExitCode::from(exit::code::USAGE)
 }
 
 /// The parts of every subcommand's arguments that `main` itself acts on.
@@ -180,13 +211,18 @@ fn dispatch<T: FromArgs + Common>(
         Err(CliError::Usage(message)) => usage_error::<T>(prog, &message),
         Err(CliError::Exit { code, message }) => {
             if let Some(m) = message {
-                let _ = writeln!(std::io::stderr(), "{m}");
+                // Most messages quote a server or a file somewhere.
+                let _ = writeln!(std::io::stderr(), "{}", visible::visible_lines(&m));
             }
             ExitCode::from(code)
         }
         Err(CliError::Output(e)) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(CliError::Output(e)) => {
-            let _ = writeln!(std::io::stderr(), "{prog}: cannot write output: {e}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "{prog}: cannot write output: {}",
+                exit::plain(&e)
+            );
             ExitCode::from(exit::code::FAILED)
         }
     }
@@ -204,7 +240,7 @@ fn usage_error<T: FromArgs>(prog: &str, message: &str) -> ExitCode {
         Ok(_) => String::new(),
     };
     let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "{prog}: error: {message}");
+    let _ = writeln!(err, "{prog}: error: {}", visible::visible_lines(message));
     if !usage.is_empty() {
         let _ = writeln!(err, "{usage}");
     }

@@ -9,13 +9,15 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use spalloc::InterruptHandle;
 use spalloc::server::{ServerConfig, V2Config, V2Password, V2Tls, VirtualServer};
 
 use crate::Ctx;
 use crate::args::ServeArgs;
-use crate::common::delay;
-use crate::exit::{CliError, CliResult, code};
+use crate::common::flag_span;
+use crate::exit::{CliError, CliResult, code, plain};
 use crate::signals::Signals;
+use crate::visible::visible;
 
 /// Where `spalloc serve` listens when neither the file nor the flags say.
 const DEFAULT_PORT: u16 = spalloc::DEFAULT_PORT;
@@ -43,13 +45,14 @@ pub fn run(args: ServeArgs, _ctx: &Ctx) -> CliResult {
         config.state_file = Some(PathBuf::from(f));
     }
     if let Some(s) = args.power_delay {
-        config.power_delay = delay(s);
+        config.power_delay = flag_span("--power-delay", s)?;
     }
     if let Some(s) = args.seconds_before_free {
-        config.seconds_before_free = delay(s);
+        config.seconds_before_free = flag_span("--seconds-before-free", s)?;
     }
     if let Some(s) = args.timeout_check_interval {
-        config.timeout_check_interval = delay(s).max(Duration::from_millis(10));
+        config.timeout_check_interval =
+            flag_span("--timeout-check-interval", s)?.max(Duration::from_millis(10));
     }
     if config.machines.is_empty() {
         config.machines = vec![ServerConfig::default_machine()];
@@ -85,23 +88,35 @@ pub fn run(args: ServeArgs, _ctx: &Ctx) -> CliResult {
         .map(|m| format!("{} ({}x{} triads)", m.name(), m.width(), m.height()))
         .collect();
 
-    let signals = Signals::catch().map_err(|e| {
+    let signals = Signals::catch_all(InterruptHandle::new()).map_err(|e| {
         CliError::exit(
             code::FAILED,
-            format!("spalloc serve: cannot handle signals: {e}"),
+            format!("spalloc serve: cannot handle signals: {}", plain(&e)),
         )
     })?;
     let listen = config.listen;
     let (dialect, version) = (config.dialect, config.version.clone());
-    let server = VirtualServer::start(config).map_err(|e| {
-        CliError::exit(
+    let server = VirtualServer::start(config).map_err(|e| match e.kind() {
+        // The settings, or a state file that cannot be written there: the
+        // message names which.
+        io::ErrorKind::InvalidInput => CliError::exit(
+            code::USAGE,
+            format!("spalloc serve: {}", visible(&e.to_string())),
+        ),
+        // A state file that exists but cannot be read or used.
+        io::ErrorKind::InvalidData => CliError::exit(
             code::FAILED,
-            if e.to_string().starts_with("v2") {
-                format!("spalloc serve: {e}")
-            } else {
-                format!("spalloc serve: cannot listen on {listen}: {e}")
-            },
-        )
+            format!("spalloc serve: {}", visible(&e.to_string())),
+        ),
+        // The v2 listener's own address is in its message.
+        _ if e.to_string().starts_with("v2") => CliError::exit(
+            code::FAILED,
+            format!("spalloc serve: {}", plain(&e)),
+        ),
+        _ => CliError::exit(
+            code::FAILED,
+            format!("spalloc serve: cannot listen on {listen}: {}", plain(&e)),
+        ),
     })?;
     {
         let mut out = io::stdout().lock();

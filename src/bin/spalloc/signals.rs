@@ -5,14 +5,15 @@
 //! whether it was sent by a user (`kill`, `sigqueue`) rather than by the
 //! terminal: only those are forwarded to a wrapped command, which shares
 //! our process group and so already receives a Ctrl-C typed at the
-//! terminal. It can also poke a [`spalloc::InterruptHandle`] so that a
-//! blocking wait notices the signal at once.
+//! terminal. Each signal first interrupts a [`spalloc::InterruptHandle`],
+//! so that a blocking call (connecting, waiting for a reply or for the job
+//! to change) is cut short at once, whatever the server is doing.
 
+use std::cell::Cell;
 use std::io;
-use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::SignalsInfo;
@@ -55,57 +56,114 @@ impl Caught {
     }
 }
 
-/// The stream of caught signals.
+/// Something the main thread waits for: a signal, or news from a helper
+/// thread (a line typed at the prompt, the wrapped command ending), all on
+/// one channel so that one blocking wait covers them all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A signal arrived.
+    Signal(Caught),
+    /// The prompt's reader finished: `true` for a line, `false` for the
+    /// end of input (or an error).
+    Input(bool),
+    /// The wrapped command has ended (it is not yet reaped).
+    Exited,
+}
+
+/// The stream of caught signals, and of the other [`Event`]s.
 #[derive(Debug)]
 pub struct Signals {
-    rx: Receiver<Caught>,
-    waker: Arc<Mutex<Option<InterruptHandle>>>,
+    tx: Sender<Event>,
+    rx: Receiver<Event>,
+    /// A signal already taken off the channel by [`Signals::raised`].
+    seen: Cell<Option<Caught>>,
 }
 
 impl Signals {
-    /// Starts catching SIGINT, SIGTERM and SIGHUP.
-    pub fn catch() -> io::Result<Signals> {
-        let mut info = SignalsInfo::<WithOrigin>::new([SIGINT, SIGTERM, SIGHUP])?;
+    /// Starts catching `which` (instead of dying of them). Each signal
+    /// first interrupts `wake`, cutting short whatever blocking call is in
+    /// progress, and is then passed on the channel, so that whoever sees
+    /// the interruption also finds the signal there.
+    pub fn catch(which: &[i32], wake: InterruptHandle) -> io::Result<Signals> {
+        let mut info = SignalsInfo::<WithOrigin>::new(which)?;
         let (tx, rx) = mpsc::channel();
-        let waker: Arc<Mutex<Option<InterruptHandle>>> = Arc::new(Mutex::new(None));
-        let wake = Arc::clone(&waker);
+        let events = tx.clone();
         thread::Builder::new()
             .name("spalloc-signals".into())
             .spawn(move || {
                 for origin in info.forever() {
                     let user_sent = matches!(origin.cause, Cause::Sent(Sent::User | Sent::Queue));
-                    if let Some(handle) =
-                        wake.lock().unwrap_or_else(PoisonError::into_inner).as_ref()
-                    {
-                        handle.interrupt();
-                    }
-                    if tx
-                        .send(Caught {
-                            signal: origin.signal,
-                            user_sent,
-                        })
-                        .is_err()
-                    {
+                    log::debug!("caught signal {}", origin.signal);
+                    wake.interrupt();
+                    let caught = Caught {
+                        signal: origin.signal,
+                        user_sent,
+                    };
+                    if events.send(Event::Signal(caught)).is_err() {
                         break;
                     }
                 }
             })?;
-        Ok(Signals { rx, waker })
+        Ok(Signals {
+            tx,
+            rx,
+            seen: Cell::new(None),
+        })
     }
 
-    /// Makes every later signal also interrupt `handle`'s job's waits.
-    pub fn wake(&self, handle: InterruptHandle) {
-        *self.waker.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);
+    /// SIGINT, SIGTERM and SIGHUP, as `alloc` and `serve` handle them.
+    pub fn catch_all(wake: InterruptHandle) -> io::Result<Signals> {
+        Signals::catch(&[SIGINT, SIGTERM, SIGHUP], wake)
     }
 
-    /// A signal that has already arrived, if any.
+    /// Where helper threads send their [`Event`]s.
+    pub fn sender(&self) -> Sender<Event> {
+        self.tx.clone()
+    }
+
+    /// The next event, waiting up to `timeout` (`None`: for ever).
+    pub fn next(&self, timeout: Option<Duration>) -> Option<Event> {
+        if let Some(sig) = self.seen.take() {
+            return Some(Event::Signal(sig));
+        }
+        match timeout {
+            Some(t) => self.rx.recv_timeout(t).ok(),
+            None => self.rx.recv().ok(),
+        }
+    }
+
+    /// A signal that has already arrived, if any. Other events are
+    /// dropped: nothing waits for them any more.
     pub fn pending(&self) -> Option<Caught> {
-        self.rx.try_recv().ok()
+        if let Some(sig) = self.seen.take() {
+            return Some(sig);
+        }
+        while let Ok(event) = self.rx.try_recv() {
+            if let Event::Signal(sig) = event {
+                return Some(sig);
+            }
+        }
+        None
     }
 
-    /// Waits up to `timeout` for a signal.
+    /// Waits up to `timeout` for a signal, dropping other events.
     pub fn wait(&self, timeout: Duration) -> Option<Caught> {
-        self.rx.recv_timeout(timeout).ok()
+        let end = Instant::now().checked_add(timeout);
+        loop {
+            let left = end.map(|e| e.saturating_duration_since(Instant::now()));
+            match self.next(left) {
+                Some(Event::Signal(sig)) => return Some(sig),
+                Some(_) => {}
+                None => return None,
+            }
+        }
+    }
+
+    /// Whether a signal has arrived, without using it up.
+    pub fn raised(&self) -> bool {
+        let seen = self.pending();
+        self.seen.set(seen);
+        seen.is_some()
     }
 }
 
@@ -124,3 +182,33 @@ pub fn send(pid: u32, signal: i32) {
 
 /// SIGKILL.
 pub const KILL: i32 = libc::SIGKILL;
+
+/// Waits until process `pid`, our child, has ended, without reaping it
+/// (so that its pid cannot be reused while we may still signal it), then
+/// sends [`Event::Exited`]. Runs on a thread of its own.
+pub fn watch_child(pid: u32, events: Sender<Event>) -> io::Result<()> {
+    let pid = libc::id_t::from(pid);
+    thread::Builder::new()
+        .name("spalloc-child".into())
+        .spawn(move || {
+            loop {
+                // SAFETY: waitid(2) writes only into `info`, a zeroed
+                // siginfo_t that lives for the call. WNOWAIT leaves the
+                // child to be reaped by `Child::wait` on the main thread.
+                let done = unsafe {
+                    let mut info: libc::siginfo_t = std::mem::zeroed();
+                    libc::waitid(
+                        libc::P_PID,
+                        pid,
+                        &raw mut info,
+                        libc::WEXITED | libc::WNOWAIT,
+                    )
+                };
+                if done == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                    break;
+                }
+            }
+            let _ = events.send(Event::Exited);
+        })?;
+    Ok(())
+}

@@ -10,9 +10,12 @@
 //! only contact with the outside world is the C library's time-zone
 //! database, read by [`format_local_time`].
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::fmt::Write as _;
 use std::str::FromStr;
+
+use crate::visible::visible;
 
 /// Clears the screen and moves the cursor to the top-left corner; written
 /// before each frame of `--watch` on a terminal.
@@ -327,10 +330,12 @@ impl Cell {
     }
 }
 
+// Cells hold server text (owners, machine names, hosts): control
+// characters are made visible here, once, before widths are measured.
 impl From<&str> for Cell {
     fn from(text: &str) -> Cell {
         Cell {
-            text: CellText::new(text),
+            text: CellText::new(&visible(text)),
             right_aligned: false,
             style: Style::PLAIN,
         }
@@ -339,10 +344,11 @@ impl From<&str> for Cell {
 
 impl From<String> for Cell {
     fn from(text: String) -> Cell {
-        let text = if text.len() <= INLINE {
-            CellText::new(&text)
-        } else {
-            CellText::Heap(text)
+        let text = match visible(&text) {
+            Cow::Owned(shown) if shown.len() <= INLINE => CellText::new(&shown),
+            Cow::Owned(shown) => CellText::Heap(shown),
+            Cow::Borrowed(_) if text.len() <= INLINE => CellText::new(&text),
+            Cow::Borrowed(_) => CellText::Heap(text),
         };
         Cell {
             text,
@@ -1536,16 +1542,20 @@ mod tests {
     }
 
     #[test]
-    fn table_strips_python_whitespace() {
-        // Python's `rstrip` removes a trailing tab and the separators
-        // U+001C–U+001F, but not one inside the line.
+    fn table_shows_control_characters() {
+        // Python's `rstrip` would drop a trailing tab or one of U+001C–U+001F
+        // and print the rest raw; here every control character in a cell
+        // (text from a server) is made visible, and measured as shown.
         let rows = vec![vec![Cell::from("a\x1f"), Cell::from("b\t")]];
         eqnice!(
-            "H1  H2\na\x1f  b\n",
+            "H1     H2\na\\x1f  b\\t\n",
             render_table(&["H1", "H2"], &rows, false)
         );
-        let rows = vec![vec![Cell::from("x"), Cell::from("\x1c")]];
-        eqnice!("H1  H2\nx\n", render_table(&["H1", "H2"], &rows, false));
+        let rows = vec![vec![Cell::from("x"), Cell::from("\x1b[31m".to_owned())]];
+        eqnice!(
+            "H1  H2\nx   \\e[31m\n",
+            render_table(&["H1", "H2"], &rows, false)
+        );
     }
 
     #[test]

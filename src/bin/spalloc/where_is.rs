@@ -13,6 +13,7 @@ use crate::common::{Server, load_config, print};
 use crate::exit::{CliError, CliResult, code};
 use crate::json;
 use crate::term::render_deflist;
+use crate::visible::shown;
 
 /// Runs `spalloc where-is`.
 pub fn run(args: WhereIsArgs, _ctx: &Ctx) -> CliResult {
@@ -126,7 +127,7 @@ fn pair(c: &Chip) -> String {
 
 fn render(w: &WhereIs, show_board_chip: bool) -> String {
     let mut items = vec![
-        ("Machine", w.machine.clone()),
+        ("Machine", shown(&w.machine)),
         (
             "Physical location",
             format!(
