@@ -184,6 +184,17 @@ fn v2_configuration_errors_name_the_field() {
         out.expect_code(2);
         assert!(out.stderr.contains(field), "{text}: {}", out.stderr);
     }
+    // A v2 port that is taken: the message names the v2 address.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port().to_string();
+    let out = sb.run(&["serve", "--port", "0", "--v2-port", &port]);
+    assert_ne!(out.code, Some(0));
+    assert!(
+        out.stderr
+            .contains(&format!("v2 service: cannot listen on 127.0.0.1:{port}")),
+        "{}",
+        out.stderr
+    );
     // A certificate file that is not there: named when the server starts.
     std::fs::write(
         &bad,

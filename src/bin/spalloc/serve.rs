@@ -109,10 +109,9 @@ pub fn run(args: ServeArgs, _ctx: &Ctx) -> CliResult {
             format!("spalloc serve: {}", visible(&e.to_string())),
         ),
         // The v2 listener's own address is in its message.
-        _ if e.to_string().starts_with("v2") => CliError::exit(
-            code::FAILED,
-            format!("spalloc serve: {}", plain(&e)),
-        ),
+        _ if e.to_string().starts_with("v2") => {
+            CliError::exit(code::FAILED, format!("spalloc serve: {}", plain(&e)))
+        }
         _ => CliError::exit(
             code::FAILED,
             format!("spalloc serve: cannot listen on {listen}: {}", plain(&e)),
