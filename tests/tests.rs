@@ -13,3 +13,4 @@ mod job;
 mod pyclient;
 mod reliability;
 mod server;
+mod v2;

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use log::{debug, info, warn};
 
 use super::config::{Dialect, ServerConfig};
+use super::epochs::{ChangeSignal, Epochs};
 use super::persist;
 use super::state::{Controller, later};
 use super::v1::{self, Context, Outcome, Subscriptions};
@@ -231,6 +232,10 @@ pub(crate) struct Core {
     /// Connections part way through a batch of requests whose changes are
     /// reported together at its end; meanwhile nothing else reports.
     batching: HashSet<u64>,
+    /// When each job and machine last changed, for waiting v2 requests.
+    pub epochs: Epochs,
+    /// Where new epochs are published to them.
+    pub changes: Arc<ChangeSignal>,
 }
 
 impl Core {
@@ -242,6 +247,8 @@ impl Core {
             next_connection: 0,
             stopping: false,
             batching: HashSet::new(),
+            epochs: Epochs::default(),
+            changes: Arc::new(ChangeSignal::default()),
         }
     }
 
@@ -256,8 +263,9 @@ impl Core {
 
     /// Sends the changes since the last round to every subscriber: for
     /// each kind of change, one message per round (Python), or one per
-    /// subscription (Java).
-    fn notify(&mut self) {
+    /// subscription (Java); and stamps them for v2 requests that wait for a
+    /// change.
+    pub(crate) fn notify(&mut self) {
         if !self.batching.is_empty() {
             return;
         }
@@ -265,6 +273,11 @@ impl Core {
         if changes.is_empty() {
             return;
         }
+        let epoch = self.epochs.record(&changes.jobs, &changes.machines);
+        let known = self.controller.known_jobs();
+        self.epochs
+            .prune(2 * known + 1024, |id| self.controller.knows_job(id));
+        self.changes.publish(epoch);
         let broadcast = v1::Broadcast::new(self.dialect, &changes);
         for c in self.connections.values() {
             for line in broadcast.lines_for(&c.subscriptions) {
@@ -582,6 +595,32 @@ fn handle_request(shared: &Shared, id: u64, host: &str, line: &[u8], last_of_bat
         shared.wake_ticker();
     }
     !outbox.is_closed()
+}
+
+/// Runs `f` on the engine as a request from another front-end (the v2
+/// service) would: then runs whatever fell due, tells v1 subscribers and v2
+/// waiters what changed, and wakes the ticker if it now has something
+/// earlier to do or newly something to save, exactly as a v1 request does.
+pub(crate) fn update<R>(shared: &Shared, f: impl FnOnce(&mut Controller, Instant) -> R) -> R {
+    let now = Instant::now();
+    let mut core = shared.lock();
+    let before = core.controller.next_event();
+    let was_dirty = core.controller.is_dirty();
+    let result = f(&mut core.controller, now);
+    core.controller.tick(now);
+    core.notify();
+    let after = core.controller.next_event();
+    let earlier = match (before, after) {
+        (_, None) => false,
+        (None, Some(_)) => true,
+        (Some(b), Some(a)) => a < b,
+    };
+    let dirty = shared.config.state_file.is_some() && !was_dirty && core.controller.is_dirty();
+    drop(core);
+    if earlier || dirty {
+        shared.wake_ticker();
+    }
+    result
 }
 
 /// Runs timed events, keepalive checks and state saving until the server stops.

@@ -7,6 +7,8 @@
 //! `.ci/run` prepares), or else installed once into a virtualenv under the
 //! target directory (which needs `python3` and access to PyPI).
 
+mod v2;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};

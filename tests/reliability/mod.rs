@@ -35,6 +35,7 @@ use spalloc::{JobDescription, JobState, JobStateInfo, ProtocolClient};
 mod durations;
 mod holders;
 mod hostile;
+mod http;
 mod load;
 mod matrix;
 mod restart;

@@ -287,6 +287,15 @@ pub struct ServeArgs {
     /// seconds between keepalive expiry checks (default: from the file, else 5)
     #[argh(option)]
     pub timeout_check_interval: Option<f64>,
+    /// port for the v2 (REST) service (default: from the file, else the v1 port + 1; 0 for any)
+    #[argh(option)]
+    pub v2_port: Option<u16>,
+    /// serve v2 over HTTPS with a throw-away certificate, writing the CA that clients must trust to FILE
+    #[argh(option, arg_name = "FILE")]
+    pub v2_self_signed: Option<String>,
+    /// serve only the v1 protocol
+    #[argh(switch)]
+    pub no_v2: bool,
     /// log diagnostic information to stderr
     #[argh(switch)]
     pub debug: bool,
@@ -437,6 +446,9 @@ const SERVE: &[Spec] = &[
         "--timeout-check-interval",
         Kind::Value,
     ),
+    spec(&["--v2-port"], "--v2-port", Kind::Value),
+    spec(&["--v2-self-signed"], "--v2-self-signed", Kind::Value),
+    spec(&["--no-v2"], "--no-v2", Kind::Switch),
     spec(&["--debug"], "--debug", Kind::Switch),
     spec(&["--color", "--colour"], "--color", Kind::Value),
     spec(&["-V", "--version"], "--version", Kind::Switch),

@@ -1,6 +1,7 @@
 //! `spalloc serve`: the virtual spalloc server in the foreground, until
 //! SIGINT, SIGTERM or SIGHUP, for trying the tools and for test harnesses
-//! written in any language.
+//! written in any language. It serves the v1 protocol and, beside it on the
+//! same jobs, the v2 REST service (unless told not to).
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -9,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use spalloc::InterruptHandle;
-use spalloc::server::{ServerConfig, VirtualServer};
+use spalloc::server::{ServerConfig, V2Config, V2Password, V2Tls, VirtualServer};
 
 use crate::Ctx;
 use crate::args::ServeArgs;
@@ -56,6 +57,31 @@ pub fn run(args: ServeArgs, _ctx: &Ctx) -> CliResult {
     if config.machines.is_empty() {
         config.machines = vec![ServerConfig::default_machine()];
     }
+    if args.config.is_none() {
+        // Without a file, v2 runs with its defaults (and its test user); a
+        // file has its own say, through its [v2] table.
+        config.v2 = Some(V2Config::default());
+    }
+    if args.no_v2 {
+        config.v2 = None;
+    } else if let Some(v2) = &mut config.v2 {
+        if let Some(port) = args.v2_port {
+            let ip = v2.listen.map_or(config.listen.ip(), |a| a.ip());
+            v2.listen = Some(SocketAddr::new(ip, port));
+        }
+        if let Some(file) = &args.v2_self_signed {
+            v2.tls = V2Tls::SelfSigned {
+                ca_file: Some(PathBuf::from(file)),
+            };
+        }
+    }
+    // The built-in test user is announced, so nobody wonders how to log in.
+    let test_user = config.v2.as_ref().and_then(|v2| match &v2.users[..] {
+        [u] if u.name == "test" && u.password == V2Password::Plain("test".into()) => {
+            Some("v2 login: user \"test\", password \"test\" (the built-in test user)")
+        }
+        _ => None,
+    });
     let summary: Vec<String> = config
         .machines
         .iter()
@@ -82,6 +108,10 @@ pub fn run(args: ServeArgs, _ctx: &Ctx) -> CliResult {
             code::FAILED,
             format!("spalloc serve: {}", visible(&e.to_string())),
         ),
+        // The v2 listener's own address is in its message.
+        _ if e.to_string().starts_with("v2") => {
+            CliError::exit(code::FAILED, format!("spalloc serve: {}", plain(&e)))
+        }
         _ => CliError::exit(
             code::FAILED,
             format!("spalloc serve: cannot listen on {listen}: {}", plain(&e)),
@@ -94,6 +124,12 @@ pub fn run(args: ServeArgs, _ctx: &Ctx) -> CliResult {
             "spalloc virtual server listening on {}",
             server.local_addr()
         )?;
+        if let Some(url) = server.v2_url() {
+            writeln!(out, "spalloc v2 service at {url}")?;
+        }
+        if let Some(line) = test_user {
+            writeln!(out, "{line}")?;
+        }
         writeln!(out, "machines: {}", summary.join(", "))?;
         writeln!(out, "dialect: {dialect} (version {version})")?;
         out.flush()?;
