@@ -52,10 +52,11 @@ fn requests() -> Vec<(&'static str, Vec<u8>)> {
 /// Each request's reply line (with its `\n`) from a loaded virtual server.
 fn captured_replies() -> io::Result<Vec<(&'static str, Vec<u8>)>> {
     let server = VirtualServer::start(
-        ServerConfig::for_tests()
+        ServerConfig::instant()
             .machines(vec![Machine::new("big", 20, 20)])
             .timeout_check_interval(Duration::from_secs(1)),
-    )?;
+    )
+    .map_err(io::Error::other)?;
     let mut client = ProtocolClient::connect("127.0.0.1", server.local_addr().port(), None)
         .map_err(io::Error::other)?;
     let mut options = CreateJobOptions::new("bench");

@@ -14,16 +14,16 @@ use std::ops::ControlFlow;
 use std::time::Duration;
 
 use spalloc::server::{Machine, ServerConfig, VirtualServer};
-use spalloc::{Job, JobOptions, JobRequest, JobState};
+use spalloc::{Job, JobRequest, JobState};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Two machines of 2x2 triads (12 boards each), powering on at once.
-    let server = VirtualServer::start(ServerConfig::for_tests().machines(vec![
+    let server = VirtualServer::start(ServerConfig::instant().machines(vec![
         Machine::new("first", 2, 2),
         Machine::new("second", 2, 2).tags(["spare"]),
     ]))?;
-    let options = JobOptions::new()
-        .address(server.local_addr())
+    let options = server
+        .job_options()
         .owner("test-harness@example.org")
         .keepalive(Some(Duration::from_secs(30)));
 

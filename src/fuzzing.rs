@@ -92,6 +92,45 @@ pub fn decode_reply(v: &Value) -> usize {
     results.into_iter().filter(|ok| *ok).count()
 }
 
+/// How many cases each property test tries.
+#[cfg(test)]
+const CASES: u32 = 512;
+
+/// Runs one property for [`CASES`] cases, records the outcome in
+/// `$SPALLOC_RELIABILITY_LOG` (as the integration tests do) and fails
+/// the test with the minimal failing input.
+#[cfg(test)]
+pub(crate) fn check<S: proptest::strategy::Strategy>(
+    name: &str,
+    strategy: S,
+    test: impl Fn(S::Value) -> Result<(), proptest::test_runner::TestCaseError>,
+) {
+    let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+        cases: CASES,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    });
+    let result = runner.run(&strategy, test);
+    if let Some(path) = std::env::var_os("SPALLOC_RELIABILITY_LOG") {
+        let line = serde_json::json!({
+            "suite": "properties",
+            "case": name,
+            "cases": CASES,
+            "outcome": if result.is_ok() { "pass" } else { "fail" },
+        });
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes());
+        }
+    }
+    if let Err(e) = result {
+        panic!("{name}: {e}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! Property tests: arbitrary bytes, arbitrary JSON, valid replies with
@@ -101,7 +140,6 @@ mod tests {
     use super::*;
     use crate::error::Error;
     use proptest::prelude::*;
-    use proptest::test_runner::{TestCaseError, TestRunner};
     use serde_json::{Map, json};
 
     /// Every field a reply decoder reads.
@@ -199,42 +237,6 @@ mod tests {
             "list_machines",
             "where_is",
         ][i]
-    }
-
-    const CASES: u32 = 512;
-
-    /// Runs one property for [`CASES`] cases, records the outcome in
-    /// `$SPALLOC_RELIABILITY_LOG` (as the integration tests do) and fails
-    /// the test with the minimal failing input.
-    fn check<S: Strategy>(
-        name: &str,
-        strategy: S,
-        test: impl Fn(S::Value) -> Result<(), TestCaseError>,
-    ) {
-        let mut runner = TestRunner::new(ProptestConfig {
-            cases: CASES,
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        });
-        let result = runner.run(&strategy, test);
-        if let Some(path) = std::env::var_os("SPALLOC_RELIABILITY_LOG") {
-            let line = json!({
-                "suite": "properties",
-                "case": name,
-                "cases": CASES,
-                "outcome": if result.is_ok() { "pass" } else { "fail" },
-            });
-            if let Ok(mut f) = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-            {
-                let _ = std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes());
-            }
-        }
-        if let Err(e) = result {
-            panic!("{name}: {e}");
-        }
     }
 
     /// Decodes `v` as the reply (for lists: the item) that `which` names.
@@ -420,6 +422,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "server")]
     fn request_line() -> impl Strategy<Value = Vec<u8>> {
         prop_oneof![
             proptest::collection::vec(
@@ -462,6 +465,7 @@ mod tests {
         ]
     }
 
+    #[cfg(feature = "server")]
     #[test]
     fn the_server_answers_every_line_with_one_json_reply_or_hangs_up() {
         check(

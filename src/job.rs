@@ -161,9 +161,8 @@ impl JobOptions {
         self
     }
 
-    /// Points at the server listening on `addr`, such as a
-    /// [`VirtualServer`](crate::server::VirtualServer)'s
-    /// [`local_addr`](crate::server::VirtualServer::local_addr).
+    /// Points at the server listening on `addr`, such as a virtual
+    /// server's `local_addr()`.
     pub fn address(mut self, addr: SocketAddr) -> Self {
         self.server = self.server.address(addr);
         self

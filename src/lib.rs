@@ -41,13 +41,18 @@
 //! * The plain data of requests and replies ([`JobRequest`],
 //!   [`JobStateInfo`], [`MachineDescription`], …), with no wire format in
 //!   it.
-//! * [`server`]: a virtual spalloc server, for tests and demos.
+//! * `server` (with the `server` feature): a virtual spalloc server, for
+//!   tests and demos.
 //!
 //! # Cargo features
-//! * `cli` (default): the `spalloc` command-line tool. With
-//!   `default-features = false` a library user compiles the client alone,
-//!   without the tool's argument parser, logger, signal handling and the
-//!   rest.
+//! * `cli` (default): the `spalloc` command-line tool, with its argument
+//!   parser, logger, signal handling and the rest. It brings `server`.
+//! * `server`: the virtual server, `spalloc::server`, with its TOML
+//!   configuration files and its v2 (HTTPS) front-end.
+//!
+//! With `default-features = false` a library user compiles the client
+//! alone, on a handful of small crates (serde, serde_json, configparser,
+//! dirs, log, memchr).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
@@ -66,6 +71,7 @@ mod job;
 pub mod protocol;
 mod remote;
 pub mod seconds;
+#[cfg(feature = "server")]
 pub mod server;
 mod types;
 mod version;

@@ -117,8 +117,7 @@ impl ServerOptions {
     }
 
     /// Sets [`hostname`](Self::hostname) and [`port`](Self::port) to an
-    /// address, such as that of a
-    /// [`VirtualServer`](crate::server::VirtualServer).
+    /// address, such as a virtual server's `local_addr()`.
     pub fn address(self, addr: SocketAddr) -> Self {
         self.hostname(addr.ip().to_string()).port(addr.port())
     }

@@ -14,3 +14,4 @@ mod docs;
 mod job;
 mod pyclient;
 mod server;
+mod v2;

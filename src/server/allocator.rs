@@ -27,6 +27,9 @@ pub(crate) enum Shape {
     Boards(i64),
     /// A rectangle of triads.
     Triads(i64, i64),
+    /// A `w` x `h` rectangle of triads whose lower-left triad is `(x, y)`
+    /// (the v2 service's `dimensions` with a `board`).
+    TriadsAt { x: i64, y: i64, w: i64, h: i64 },
 }
 
 /// A request with the options that shape it.
@@ -127,6 +130,18 @@ impl Allocator {
                 };
                 corners_accept(m, tw, th, &params)
             }
+            Shape::TriadsAt { x, y, w: tw, h: th } => {
+                let Some((x, y, tw, th)) = rect_i32(m, x, y, tw, th) else {
+                    return false;
+                };
+                let params = FilterParams {
+                    max_dead_boards: req.max_dead_boards,
+                    max_dead_links: req.max_dead_links,
+                    require_torus: req.require_torus,
+                    expected: 3 * i64::from(tw) * i64::from(th),
+                };
+                candidate(m, x, y, tw, th, &params).is_some()
+            }
             Shape::Boards(n) => {
                 let t = triads_for(n);
                 if t <= 0 || (req.require_torus && t != w * h) {
@@ -175,6 +190,25 @@ impl Allocator {
                     found.is_some()
                 })?;
                 let (boards, torus) = found?;
+                Some(Allocation {
+                    kind: Kind::Triads(x, y),
+                    boards,
+                    torus,
+                })
+            }
+            Shape::TriadsAt { x, y, w, h } => {
+                let (x, y, w, h) = rect_i32(m, x, y, w, h)?;
+                let params = FilterParams {
+                    max_dead_boards: req.max_dead_boards,
+                    max_dead_links: req.max_dead_links,
+                    require_torus: req.require_torus,
+                    expected: 3 * i64::from(w) * i64::from(h),
+                };
+                // Check before carving the tree, which cannot be undone.
+                let (boards, torus) = candidate(m, x, y, w, h, &params)?;
+                if !self.tree.request_rect(x, y, w, h) {
+                    return None;
+                }
                 Some(Allocation {
                     kind: Kind::Triads(x, y),
                     boards,
@@ -320,6 +354,19 @@ fn board_i32(x: i64, y: i64, z: i64) -> Option<Board> {
         i32::try_from(y).ok()?,
         i32::try_from(z).ok()?,
     ))
+}
+
+/// A rectangle as `i32`s, if it lies wholly inside machine `m`.
+fn rect_i32(m: &MachineDef, x: i64, y: i64, w: i64, h: i64) -> Option<(i32, i32, i32, i32)> {
+    let (x, y) = (i32::try_from(x).ok()?, i32::try_from(y).ok()?);
+    let (w, h) = (i32::try_from(w).ok()?, i32::try_from(h).ok()?);
+    let inside = x >= 0
+        && y >= 0
+        && w > 0
+        && h > 0
+        && x.checked_add(w).is_some_and(|r| r <= m.width)
+        && y.checked_add(h).is_some_and(|t| t <= m.height);
+    inside.then_some((x, y, w, h))
 }
 
 /// Triads needed for `n` boards (`ceil(n / 3)`, as Python's `-(-n // 3)`).
@@ -514,6 +561,32 @@ mod tests {
         r.max_dead_links = Some(2);
         let got = a.allocate(&m, &r, Instant::now()).map(|x| x.boards);
         assert_eq!(got, Some(vec![(0, 0, 0), (0, 0, 1), (0, 0, 2)]));
+    }
+
+    #[test]
+    fn rooted_rectangles_take_exactly_their_triads() {
+        let m = def(Machine::new("m", 4, 3));
+        let mut a = Allocator::new(&m);
+        let now = Instant::now();
+        let at = |x, y, w, h| req(Shape::TriadsAt { x, y, w, h });
+        assert!(a.possible(&m, &at(1, 1, 2, 2)));
+        assert!(!a.possible(&m, &at(3, 1, 2, 2)), "off the machine");
+        assert!(!a.possible(&m, &at(-1, 0, 1, 1)));
+        let got = a.allocate(&m, &at(1, 1, 2, 2), now);
+        let Some(got) = got else {
+            panic!("no allocation");
+        };
+        assert_eq!(got.kind, Kind::Triads(1, 1));
+        assert_eq!(got.boards.len(), 12);
+        assert_eq!(got.boards.first(), Some(&(1, 1, 0)));
+        assert_eq!(got.boards.last(), Some(&(2, 2, 2)));
+        // Overlapping rectangles wait; a disjoint one fits beside it.
+        assert!(a.allocate(&m, &at(2, 2, 1, 1), now).is_none());
+        assert!(a.allocate(&m, &at(0, 0, 1, 3), now).is_some());
+        assert!(a.allocate(&m, &req(Shape::Board(3, 0, 2)), now).is_some());
+        a.release(&m, Kind::Triads(1, 1));
+        assert!(a.allocate(&m, &at(2, 2, 1, 1), now).is_some());
+        assert!(a.is_consistent(&m));
     }
 
     #[test]

@@ -14,6 +14,8 @@ use serde::Deserialize;
 
 use super::geometry::Link;
 use super::machine::{BoardLocation, Layout, Machine};
+use super::v2::V2Config;
+use super::v2::config::RawV2;
 
 /// Which real server a [`VirtualServer`](super::VirtualServer) answers as.
 ///
@@ -77,12 +79,12 @@ impl std::str::FromStr for Dialect {
 /// `ServerConfig::default()` describes a realistic server: the timings of the
 /// Python server (keepalives checked every 5 s, boards reused 30 s after they
 /// were powered off) plus a 2 s power-on/off. Tests and demos usually want
-/// [`ServerConfig::for_tests`], where everything happens at once.
+/// [`ServerConfig::instant`], where everything happens at once.
 ///
 /// ```
 /// use std::time::Duration;
 /// use spalloc::server::{Machine, ServerConfig};
-/// let config = ServerConfig::for_tests()
+/// let config = ServerConfig::instant()
 ///     .machines(vec![Machine::new("m", 2, 2)])
 ///     .power_delay(Duration::from_millis(100));
 /// assert_eq!(config.version, "1.1.0");
@@ -130,6 +132,11 @@ pub struct ServerConfig {
     /// How many clients may be connected at once; more are turned away.
     /// Defaults to 1000.
     pub max_connections: usize,
+    /// The v2 (REST) service to run beside the v1 one, on the same jobs.
+    /// `None` (the default in code) runs none; a configuration read from a
+    /// file runs one with [`V2Config`]'s defaults unless its `[v2]` table
+    /// says `enabled = false`.
+    pub v2: Option<V2Config>,
 }
 
 impl Default for ServerConfig {
@@ -148,15 +155,16 @@ impl Default for ServerConfig {
             max_line_length: 1 << 20,
             max_queued_output: 16 << 20,
             max_connections: 1000,
+            v2: None,
         }
     }
 }
 
 impl ServerConfig {
-    /// A configuration for tests and demos: the defaults, except that power
-    /// changes and board releases are instant and keepalives are checked
-    /// every 50 ms.
-    pub fn for_tests() -> ServerConfig {
+    /// The defaults, except that nothing takes time: power changes and
+    /// board releases are instant, and keepalives are checked (and the
+    /// state saved) every 50 ms. What tests and demos want.
+    pub fn instant() -> ServerConfig {
         ServerConfig {
             timeout_check_interval: Duration::from_millis(50),
             seconds_before_free: Duration::ZERO,
@@ -255,6 +263,12 @@ impl ServerConfig {
         self
     }
 
+    /// Sets [`v2`](Self::v2).
+    pub fn v2(mut self, v2: Option<V2Config>) -> ServerConfig {
+        self.v2 = v2;
+        self
+    }
+
     /// Reads a configuration from TOML text (see the [module
     /// documentation](super) for the format). Settings that are left out
     /// keep their [`Default`] values, except `port`, which defaults to the
@@ -326,6 +340,9 @@ impl ServerConfig {
                 "server.timeout_check_interval".into(),
                 "must be more than 0".into(),
             ));
+        }
+        if let Some(v2) = &self.v2 {
+            v2.validate()?;
         }
         let default = [ServerConfig::default_machine()];
         let machines: &[Machine] = if self.machines.is_empty() {
@@ -429,6 +446,7 @@ struct RawFile {
     server: RawServer,
     #[serde(default)]
     machine: Vec<RawMachine>,
+    v2: Option<RawV2>,
 }
 
 #[derive(Deserialize, Default)]
@@ -556,6 +574,7 @@ impl RawFile {
         for (i, m) in self.machine.into_iter().enumerate() {
             machines.push(m.into_machine(i)?);
         }
+        let v2 = self.v2.unwrap_or_default().into_config(ip, seconds, size)?;
         let dialect = match s.dialect.as_deref() {
             None => Dialect::Python,
             Some(text) => text.parse().map_err(|message| ConfigError {
@@ -604,6 +623,7 @@ impl RawFile {
                 s.max_connections,
                 d.max_connections,
             )?,
+            v2,
         };
         config.validate()?;
         Ok(config)
@@ -752,7 +772,7 @@ mod tests {
         assert_eq!(d.power_delay, Duration::from_secs(2));
         assert_eq!(d.version, "1.1.0");
         assert_eq!(d.listen.port(), 0);
-        let t = ServerConfig::for_tests();
+        let t = ServerConfig::instant();
         assert!(t.power_delay.is_zero() && t.seconds_before_free.is_zero());
     }
 

@@ -1,4 +1,5 @@
-//! A virtual spalloc server: the spalloc v1 protocol with no hardware behind it.
+//! A virtual spalloc server: the spalloc v1 protocol, and the Java server's
+//! v2 REST service, with no hardware behind them.
 //!
 //! [`VirtualServer`] listens on TCP and answers every command of the
 //! protocol the way a real server does: the same allocation algorithm as the
@@ -103,6 +104,46 @@
 //!   no quotas.
 //! * `report_problem` (Java) is logged, not recorded.
 //!
+//! # The v2 service
+//!
+//! With [`ServerConfig::v2`] set, the server also runs the Java spalloc
+//! server's REST service (PROTOCOL_V2.md), on its own port, on the same
+//! jobs: a job made through either protocol is seen, kept alive, powered and
+//! destroyed through both. [`V2Config`] sets its address, base path, TLS,
+//! users and limits; [`VirtualServer::v2_url`] says where it is. It logs in
+//! (the login form with its CSRF token and a new `JSESSIONID`, bearer
+//! tokens, Basic), checks CSRF tokens on state changes of cookie sessions,
+//! answers 401, 403 and 404 (another user's job), pages and long-polls as
+//! the Java server does. A job made through it follows the Java engine's
+//! rules whatever the [dialect](#dialects): the §4.5 shapes, one machine
+//! chosen at creation, no job for an impossible request, `keepalive
+//! expired`.
+//!
+//! Deliberate differences from the Java server's REST service:
+//! * Where the Java server has a bug, this one does the right thing: a
+//!   create request naming more than one of `group`, `nmpi-collab` and
+//!   `nmpi-job-id` is refused with no job made (the Java server makes one
+//!   anyway); `job-ref` and `machine-ref` in where-is and job-machine
+//!   answers include the `spalloc/` segment the Java server leaves out;
+//!   `job-chip` of a job-chip lookup is relative to the job's root (the
+//!   Java server adds the root twice); `machines/{m}/chip` finds the board
+//!   holding the chip (the Java server's query returns an arbitrary one);
+//!   `POST …/machine/power` without `power` is a 400, not a power-off.
+//! * Unknown fields in request bodies and query parameters that are not
+//!   integers are a 400 naming them (on the Java server, a 400, 404 or 500).
+//! * Accounts are locked after failed logins only if [`V2Config::lockout`]
+//!   is set (the Java server means to lock after three failures, but its
+//!   lock is rolled back with the failed login).
+//! * Long-polls cannot miss a change that lands just before they wait, and
+//!   waiting on a destroyed job answers at once (the Java server waits out
+//!   the bound).
+//! * There is no proxy websocket, so job descriptions have no `proxy-ref`;
+//!   groups, quotas and NMPI are not modelled (`group`, `nmpi-collab` and
+//!   `nmpi-job-id` are accepted and echoed in `original-request`); issue
+//!   reports are recorded but take no board out of service; the endpoints
+//!   that drive real boards (`memory`, `fast-data-*`, `router`) answer 501,
+//!   and `emergencyStop` is not offered.
+//!
 //! # Example
 //!
 //! ```no_run
@@ -111,7 +152,7 @@
 //! use spalloc::server::{Machine, ServerConfig, VirtualServer};
 //!
 //! let server = VirtualServer::start(
-//!     ServerConfig::for_tests().machines(vec![Machine::new("m", 2, 2)]),
+//!     ServerConfig::instant().machines(vec![Machine::new("m", 2, 2)]),
 //! )?;
 //! let mut stream = TcpStream::connect(server.local_addr())?;
 //! stream.write_all(b"{\"command\": \"create_job\", \"args\": [1, 1], \"kwargs\": {\"owner\": \"me\"}}\n")?;
@@ -119,7 +160,7 @@
 //! BufReader::new(&stream).read_line(&mut reply)?;
 //! assert_eq!(reply, "{\"return\": 1}\n");
 //! server.shutdown();
-//! # Ok::<(), std::io::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! # Configuration file
@@ -143,6 +184,32 @@
 //! max_line_length = 1048576
 //! max_queued_output = 16777216
 //! max_connections = 1000
+//!
+//! [v2]                          # the v2 service; enabled unless `enabled = false`
+//! port = 22245                  # default: the v1 port + 1 (0 if that is 0)
+//! base_path = "/spalloc/"
+//! self_signed_ca = "v2-ca.pem"  # HTTPS with a throw-away certificate, or
+//! # tls_cert = "cert.pem"       # with a certificate and key from PEM files
+//! # tls_key = "key.pem"
+//! session_timeout = 1800.0
+//! wait_timeout = 30.0           # the longest a ?wait=true request waits
+//! keepalive_min = 30.0
+//! keepalive_max = 300.0
+//! lockout_failures = 0          # 0: never lock accounts
+//! lockout_duration = 86400.0
+//! version = "7.4.1"
+//! max_connections = 1000
+//! max_head = 16384
+//! max_body = 65536
+//! request_timeout = 30.0
+//! idle_timeout = 60.0
+//! max_sessions = 10000
+//!
+//! [[v2.user]]                   # without any, one user: test / test
+//! name = "alice"
+//! password = "s3cret"           # or password_hash = "pbkdf2-sha256$…"
+//! role = "user"                 # "reader", "user" or "admin"
+//! tokens = ["a-bearer-token"]
 //!
 //! [[machine]]                   # one table per machine, highest priority first
 //! name = "m"
@@ -172,7 +239,11 @@
 //! `south` (numbers 0 to 5 in that order).
 
 mod allocator;
+#[cfg(test)]
+mod clocked;
 mod config;
+mod epochs;
+mod error;
 mod freezset;
 mod geometry;
 mod layout;
@@ -182,19 +253,21 @@ mod pack_tree;
 mod persist;
 mod state;
 mod v1;
+mod v2;
 
-use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use log::info;
 
 pub use config::{ConfigError, Dialect, ServerConfig};
+pub use error::ServerError;
 pub use geometry::Link;
 pub use machine::{BoardLocation, Layout, MAX_TRIADS, Machine};
+pub use v2::{Lockout, V2Config, V2Password, V2Role, V2Tls, V2User};
 
 use net::{Core, Shared};
 use state::{Controller, Policy, Settings};
@@ -212,6 +285,7 @@ pub struct VirtualServer {
     addr: SocketAddr,
     acceptor: Option<JoinHandle<()>>,
     ticker: Option<JoinHandle<()>>,
+    v2: Option<v2::V2Server>,
 }
 
 impl VirtualServer {
@@ -220,15 +294,15 @@ impl VirtualServer {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` for an invalid configuration (the message names the
-    /// setting) or a state file that cannot be written where it is to be
-    /// (the message names the file), `InvalidData` for a state file that
-    /// exists but cannot be read or used, and the error of `bind` if the
-    /// address cannot be listened on.
-    pub fn start(config: ServerConfig) -> io::Result<VirtualServer> {
-        let defs = config
-            .validate()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+    /// [`ServerError::Config`] for an invalid configuration (naming the
+    /// setting), [`ServerError::Unusable`] for a state file that cannot be
+    /// written where it is to be or v2 users, certificate or key that cannot
+    /// be used (naming the file or setting), [`ServerError::StateFile`] for
+    /// a state file that exists but cannot be read or used,
+    /// [`ServerError::Listen`] if an address cannot be listened on, and
+    /// [`ServerError::Io`] if the operating system refuses another step.
+    pub fn start(config: ServerConfig) -> Result<VirtualServer, ServerError> {
+        let defs = config.validate()?;
         let mut controller = Controller::new(settings(&config), defs);
         if let Some(path) = &config.state_file {
             persist::check_writable(path)?;
@@ -245,11 +319,20 @@ impl VirtualServer {
             // Nobody is connected yet to be told about these.
             controller.take_changes();
         }
-        let listener = TcpListener::bind(config.listen)?;
-        let addr = listener.local_addr()?;
+        let listen_failed = |source| ServerError::Listen {
+            addr: config.listen,
+            v2: false,
+            source,
+        };
+        let listener = TcpListener::bind(config.listen).map_err(listen_failed)?;
+        let addr = listener.local_addr().map_err(listen_failed)?;
+        let v2_config = config.v2.clone();
+        // The v2 port follows the configured v1 port (0 stays "any").
+        let v1_listen = config.listen;
         info!("virtual spalloc server listening on {addr}");
         let shared = Arc::new(Shared {
             core: net::FairLock::new(Core::new(controller, config.dialect)),
+            clock: net::Clock::default(),
             wake: Mutex::new(false),
             wake_signal: Condvar::new(),
             config,
@@ -259,7 +342,8 @@ impl VirtualServer {
         let s = shared.clone();
         let ticker = thread::Builder::new()
             .name("spalloc-server-tick".into())
-            .spawn(move || net::tick_loop(&s))?;
+            .spawn(move || net::tick_loop(&s))
+            .map_err(|e| ServerError::io("cannot start a thread", e))?;
         let s = shared.clone();
         let acceptor = thread::Builder::new()
             .name("spalloc-server-accept".into())
@@ -268,6 +352,14 @@ impl VirtualServer {
             Ok(a) => a,
             Err(e) => {
                 net::stop(&shared, addr, None, Some(ticker));
+                return Err(ServerError::io("cannot start a thread", e));
+            }
+        };
+        let v2 = match v2_config.map(|c| v2::V2Server::start(&shared, c, v1_listen)) {
+            None => None,
+            Some(Ok(v2)) => Some(v2),
+            Some(Err(e)) => {
+                net::stop(&shared, addr, Some(acceptor), Some(ticker));
                 return Err(e);
             }
         };
@@ -276,6 +368,7 @@ impl VirtualServer {
             addr,
             acceptor: Some(acceptor),
             ticker: Some(ticker),
+            v2,
         })
     }
 
@@ -285,12 +378,81 @@ impl VirtualServer {
         self.addr
     }
 
+    /// Moves the server's clock forward by `by`: whatever would have
+    /// happened in that time happens now, before this returns — power
+    /// changes finish, jobs whose keepalives ran out expire, released
+    /// boards come free, v2 sessions idle out and lockouts end. Nothing
+    /// else is hurried: clients still get their answers in real time.
+    ///
+    /// For tests of code that must cope with such events, without waiting
+    /// for them:
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use spalloc::server::{ServerConfig, VirtualServer};
+    /// use spalloc::{Client, CreateJobOptions, JobRequest, JobState};
+    ///
+    /// let server = VirtualServer::start(ServerConfig::instant())?;
+    /// let mut client = Client::connect(&server.server_options())?;
+    /// let id = client.create_job(&JobRequest::AnyBoard, &CreateJobOptions::new("me"))?;
+    /// server.advance(Duration::from_secs(61)); // no keepalive for over a minute
+    /// assert_eq!(client.job_state(id)?.state, JobState::Destroyed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn advance(&self, by: Duration) {
+        net::advance(&self.shared, by);
+    }
+
+    /// Options for a [`Job`](crate::Job) on this server: its v1 address,
+    /// and the built-in defaults for the rest (set an owner).
+    ///
+    /// ```no_run
+    /// use spalloc::server::{ServerConfig, VirtualServer};
+    /// use spalloc::{Job, JobRequest};
+    ///
+    /// let server = VirtualServer::start(ServerConfig::instant())?;
+    /// let job = Job::create(JobRequest::AnyBoard, &server.job_options().owner("me"))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn job_options(&self) -> crate::JobOptions {
+        crate::JobOptions::new().address(self.addr)
+    }
+
+    /// The server as a [`Client`](crate::Client) reaches it: its v1
+    /// address, and the built-in defaults for the rest.
+    pub fn server_options(&self) -> crate::ServerOptions {
+        crate::ServerOptions::new().address(self.addr)
+    }
+
+    /// Where the v2 (REST) service is, when [`ServerConfig::v2`] asked
+    /// for one: the application root that clients are given, such as
+    /// `http://127.0.0.1:22245/spalloc/` (the service itself is under
+    /// `srv/spalloc/`, the login page under `system/`).
+    pub fn v2_url(&self) -> Option<&str> {
+        self.v2.as_ref().map(|v| v.url.as_str())
+    }
+
+    /// The address the v2 service listens on, if there is one.
+    pub fn v2_local_addr(&self) -> Option<SocketAddr> {
+        self.v2.as_ref().map(v2::V2Server::local_addr)
+    }
+
+    /// The certificate (PEM) of the throw-away certificate authority that
+    /// signed the v2 service's certificate, with [`V2Tls::SelfSigned`]: what
+    /// an HTTPS client must be told to trust.
+    pub fn v2_ca_pem(&self) -> Option<&str> {
+        self.v2.as_ref().and_then(|v| v.ca_pem.as_deref())
+    }
+
     /// Stops the server; see the type's documentation.
     pub fn shutdown(mut self) {
         self.stop();
     }
 
     fn stop(&mut self) {
+        if let Some(v2) = &mut self.v2 {
+            v2.stop();
+        }
         if self.acceptor.is_none() && self.ticker.is_none() {
             return;
         }
@@ -317,8 +479,8 @@ fn settings(config: &ServerConfig) -> Settings {
     }
 }
 
-/// Fuzzing hook, not part of the supported API: runs each `\n`-separated
-/// request line of `input` through the server's request handling in the
+/// Fuzzing hook (only with `--cfg fuzzing`, which cargo-fuzz sets, and in
+/// this crate's tests): runs each `\n`-separated request line of `input` through the server's request handling in the
 /// given dialect, in order, against a fresh in-memory server (one 2 x
 /// 2-triad machine, instant power changes, no sockets, no threads), and
 /// returns what became of each line: `Some(reply)`, or `None` for a line
@@ -327,9 +489,9 @@ fn settings(config: &ServerConfig) -> Settings {
 ///
 /// The fuzz target `server_requests` and the property tests call this to
 /// check that no request, however malformed, can panic the server.
-#[doc(hidden)]
+#[cfg(any(test, fuzzing))]
 pub fn fuzz_requests(dialect: Dialect, input: &[u8]) -> Vec<Option<String>> {
-    let config = ServerConfig::for_tests()
+    let config = ServerConfig::instant()
         .dialect(dialect)
         .machines(vec![Machine::new("m", 2, 2)]);
     let Ok(defs) = config.validate() else {
@@ -360,6 +522,19 @@ pub fn fuzz_requests(dialect: Dialect, input: &[u8]) -> Vec<Option<String>> {
         }
     }
     replies
+}
+
+/// Fuzzing hook (only with `--cfg fuzzing` and in this crate's tests): runs
+/// `input` as a stream of HTTP requests through a fresh in-memory v2 service (user `test`,
+/// password `test`, bearer token `fuzz-token-0001`; one 2 x 2-triad
+/// machine; no sockets, no threads) and returns each response as sent.
+///
+/// The fuzz target `http_requests` and the property tests call this to
+/// check that no request, however malformed, can panic the service, and
+/// that every request read gets exactly one well-formed response.
+#[cfg(any(test, fuzzing))]
+pub fn fuzz_http(input: &[u8]) -> Vec<Vec<u8>> {
+    v2::fuzz(input)
 }
 
 impl Drop for VirtualServer {

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use log::{debug, info, warn};
 
 use super::config::{Dialect, ServerConfig};
+use super::epochs::{ChangeSignal, Epochs};
 use super::persist;
 use super::state::{Controller, later};
 use super::v1::{self, Context, Outcome, Subscriptions};
@@ -231,6 +232,10 @@ pub(crate) struct Core {
     /// Connections part way through a batch of requests whose changes are
     /// reported together at its end; meanwhile nothing else reports.
     batching: HashSet<u64>,
+    /// When each job and machine last changed, for waiting v2 requests.
+    pub epochs: Epochs,
+    /// Where new epochs are published to them.
+    pub changes: Arc<ChangeSignal>,
 }
 
 impl Core {
@@ -242,6 +247,8 @@ impl Core {
             next_connection: 0,
             stopping: false,
             batching: HashSet::new(),
+            epochs: Epochs::default(),
+            changes: Arc::new(ChangeSignal::default()),
         }
     }
 
@@ -256,8 +263,9 @@ impl Core {
 
     /// Sends the changes since the last round to every subscriber: for
     /// each kind of change, one message per round (Python), or one per
-    /// subscription (Java).
-    fn notify(&mut self) {
+    /// subscription (Java); and stamps them for v2 requests that wait for a
+    /// change.
+    pub(crate) fn notify(&mut self) {
         if !self.batching.is_empty() {
             return;
         }
@@ -265,6 +273,11 @@ impl Core {
         if changes.is_empty() {
             return;
         }
+        let epoch = self.epochs.record(&changes.jobs, &changes.machines);
+        let known = self.controller.known_jobs();
+        self.epochs
+            .prune(2 * known + 1024, |id| self.controller.knows_job(id));
+        self.changes.publish(epoch);
         let broadcast = v1::Broadcast::new(self.dialect, &changes);
         for c in self.connections.values() {
             for line in broadcast.lines_for(&c.subscriptions) {
@@ -274,9 +287,30 @@ impl Core {
     }
 }
 
+/// The server's time: real time, plus however far the server has been
+/// moved forward ([`VirtualServer::advance`](super::VirtualServer::advance)).
+/// Everything the engine does in time (power, expiry, releases, v2 sessions
+/// and lockouts) reads it; waits on sockets keep to real time.
+#[derive(Debug, Default)]
+pub(crate) struct Clock {
+    ahead: Mutex<Duration>,
+}
+
+impl Clock {
+    pub fn now(&self) -> Instant {
+        later(Instant::now(), *lock(&self.ahead))
+    }
+
+    pub fn advance(&self, by: Duration) {
+        let mut ahead = lock(&self.ahead);
+        *ahead = ahead.saturating_add(by);
+    }
+}
+
 /// State shared by all of a server's threads.
 pub(crate) struct Shared {
     pub core: FairLock<Core>,
+    pub clock: Clock,
     /// Set (and signalled) to wake the ticker early: an earlier event was
     /// scheduled, there is state to save, or the server is stopping.
     pub wake: Mutex<bool>,
@@ -518,7 +552,7 @@ fn has_line(reader: &BufReader<TcpStream>, dialect: Dialect) -> bool {
 /// with `last_of_batch` false, this request's changes wait for the next
 /// request's (or the ticker's) round.
 fn handle_request(shared: &Shared, id: u64, host: &str, line: &[u8], last_of_batch: bool) -> bool {
-    let now = Instant::now();
+    let now = shared.clock.now();
     let dialect = shared.config.dialect;
     let mut core = shared.lock();
     let before = core.controller.next_event();
@@ -584,16 +618,55 @@ fn handle_request(shared: &Shared, id: u64, host: &str, line: &[u8], last_of_bat
     !outbox.is_closed()
 }
 
+/// Runs `f` on the engine as a request from another front-end (the v2
+/// service) would: then runs whatever fell due, tells v1 subscribers and v2
+/// waiters what changed, and wakes the ticker if it now has something
+/// earlier to do or newly something to save, exactly as a v1 request does.
+pub(crate) fn update<R>(shared: &Shared, f: impl FnOnce(&mut Controller, Instant) -> R) -> R {
+    let now = shared.clock.now();
+    let mut core = shared.lock();
+    let before = core.controller.next_event();
+    let was_dirty = core.controller.is_dirty();
+    let result = f(&mut core.controller, now);
+    core.controller.tick(now);
+    core.notify();
+    let after = core.controller.next_event();
+    let earlier = match (before, after) {
+        (_, None) => false,
+        (None, Some(_)) => true,
+        (Some(b), Some(a)) => a < b,
+    };
+    let dirty = shared.config.state_file.is_some() && !was_dirty && core.controller.is_dirty();
+    drop(core);
+    if earlier || dirty {
+        shared.wake_ticker();
+    }
+    result
+}
+
+/// Moves the server's clock forward by `by` and does at once whatever fell
+/// due in that time, then lets the ticker plan again.
+pub(crate) fn advance(shared: &Shared, by: Duration) {
+    shared.clock.advance(by);
+    {
+        let mut core = shared.lock();
+        let now = shared.clock.now();
+        core.controller.tick(now);
+        core.notify();
+    }
+    shared.wake_ticker();
+}
+
 /// Runs timed events, keepalive checks and state saving until the server stops.
 pub(crate) fn tick_loop(shared: &Shared) {
     let interval = shared.config.timeout_check_interval;
-    let mut next_save = Instant::now();
+    let mut next_save = shared.clock.now();
     loop {
         let mut core = shared.lock();
         if core.stopping {
             return;
         }
-        let now = Instant::now();
+        let now = shared.clock.now();
         core.controller.tick(now);
         core.notify();
         if let Some(path) = &shared.config.state_file

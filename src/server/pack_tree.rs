@@ -358,6 +358,53 @@ impl PackTree {
         }
     }
 
+    /// Allocates exactly the rectangle `w` x `h` at `(x, y)` if it lies in
+    /// one free leaf, splitting that leaf around it (the way `request`
+    /// carves out one triad). A free area that straddles an existing split
+    /// is not found; it becomes available once the split merges away.
+    pub fn request_rect(&mut self, x: i32, y: i32, w: i32, h: i32) -> bool {
+        if w <= 0 || h <= 0 {
+            return false;
+        }
+        self.request_rect_at(ROOT, x, y, w, h)
+    }
+
+    fn request_rect_at(&mut self, n: usize, x: i32, y: i32, w: i32, h: i32) -> bool {
+        loop {
+            let node = self.nodes[n].clone();
+            let contains =
+                node.x <= x && node.y <= y && x + w <= node.x + node.w && y + h <= node.y + node.h;
+            if !contains {
+                return false;
+            }
+            if let Some((a, b)) = node.children {
+                return self.request_rect_at(a, x, y, w, h) || self.request_rect_at(b, x, y, w, h);
+            }
+            if node.allocated {
+                return false;
+            }
+            if (node.x, node.y, node.w, node.h) == (x, y, w, h) {
+                self.nodes[n].allocated = true;
+                return true;
+            }
+            // Cut off the widest free margin first, as `request` does.
+            let l = x - node.x;
+            let r = node.x + node.w - (x + w);
+            let a = node.y + node.h - (y + h);
+            let b = y - node.y;
+            let m = l.max(r).max(a).max(b);
+            if l == m {
+                self.vsplit(n, x);
+            } else if r == m {
+                self.vsplit(n, x + w);
+            } else if a == m {
+                self.hsplit(n, y + h);
+            } else {
+                self.hsplit(n, y);
+            }
+        }
+    }
+
     /// Frees the allocated rectangle whose origin is `(x, y)`, merging
     /// neighbouring free leaves back together. Returns whether it was found.
     pub fn free(&mut self, x: i32, y: i32) -> bool {

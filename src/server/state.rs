@@ -27,6 +27,12 @@ use super::allocator::{Allocation, Allocator, Kind, Request};
 use super::geometry::{Board, Link, Wrap, board_to_chip, chip_to_board, triads_to_chips};
 use super::machine::MachineDef;
 
+mod v2;
+pub(crate) use v2::{
+    AllocView, BoardInfo, BoardRef, IssueReport, JobView, Locate, Located, MachineView,
+    ReportedBoard, Selector, V2Request, V2Shape, V2State,
+};
+
 /// The behaviours in which the Python server and the Java server's engine
 /// differ, whatever protocol a client speaks to them.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -157,6 +163,11 @@ pub(crate) struct NewJob {
     /// Machines with all these tags; `None` means `["default"]`.
     pub tags: Option<Vec<String>>,
     pub echo: Echo,
+    /// For a job made through the v2 service, its request as that service
+    /// describes it back (`original-request`); `None` for v1 jobs. v2 jobs
+    /// follow the Java server's engine in every dialect (see
+    /// [`Spec::policy`]).
+    pub v2_request: Option<String>,
 }
 
 /// Why a job was not created.
@@ -226,6 +237,12 @@ pub(crate) struct Retired {
     pub start_time: f64,
     pub last_keepalive: f64,
     pub keepalivehost: String,
+    /// Who owned it ("" if not known, from an old state file).
+    pub owner: String,
+    /// Unix time of its destruction (0 if not known).
+    pub finish_time: f64,
+    /// Its v2 request, as for a live job.
+    pub v2_request: Option<String>,
 }
 
 /// A job's boards, as `get_job_machine_info` describes them.
@@ -363,6 +380,20 @@ struct Spec {
     machine: Option<String>,
     tags: Option<Vec<String>>,
     echo: Echo,
+    v2_request: Option<String>,
+}
+
+impl Spec {
+    /// The policy this job follows: the server's, or the Java engine's for
+    /// a job made through the v2 service (as on the Java server, whose v2
+    /// service and v1 compatibility service share that engine).
+    fn policy(&self, server: Policy) -> Policy {
+        if self.v2_request.is_some() {
+            Policy::java()
+        } else {
+            server
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -377,6 +408,9 @@ struct Job {
     last_keepalive: f64,
     keepalive_until: Option<Instant>,
     keepalivehost: String,
+    /// Whether a keepalive came since creation (the v2 service shows
+    /// `keepalive-host` only then); always true for v1 jobs.
+    keepalive_seen: bool,
     creator_host: String,
     phase: Phase,
     power: Option<bool>,
@@ -414,6 +448,8 @@ pub(crate) struct Controller {
     changed_jobs: BTreeSet<u64>,
     changed_machines: BTreeSet<String>,
     created_jobs: BTreeSet<u64>,
+    /// Issue reports through the v2 service, newest last (bounded).
+    reports: VecDeque<IssueReport>,
     dirty: bool,
     /// No job's keepalive runs out before this (`None`: no job's ever
     /// does), so that `tick`, which runs after every command, only looks
@@ -476,6 +512,7 @@ impl Controller {
             changed_jobs: BTreeSet::new(),
             changed_machines: BTreeSet::new(),
             created_jobs: BTreeSet::new(),
+            reports: VecDeque::new(),
             dirty: false,
             next_expiry: None,
         }
@@ -582,6 +619,7 @@ impl Controller {
             machine: new.machine,
             tags: new.tags,
             echo: new.echo,
+            v2_request: new.v2_request,
         };
         let candidates = self.candidates(&spec, None);
         if candidates.is_empty() && policy.refuse_impossible {
@@ -601,6 +639,7 @@ impl Controller {
         );
         let until = keepalive_deadline(now, spec.keepalive);
         self.expiry_at_or_after(until);
+        let spec_is_v1 = spec.v2_request.is_none();
         let job = Job {
             keepalive_until: until,
             spec,
@@ -609,6 +648,7 @@ impl Controller {
             start_time: unix_now(),
             last_keepalive: unix_now(),
             keepalivehost: host.to_owned(),
+            keepalive_seen: spec_is_v1,
             creator_host: host.to_owned(),
             phase: Phase::Queued,
             power: None,
@@ -725,8 +765,9 @@ impl Controller {
         let name = self.machines[mi].def.name.clone();
         debug!("job {id}: allocated {count} board(s) of {name}");
         self.changed_machines.insert(name);
-        if self.settings.policy.allocation_is_keepalive
-            && let Some(job) = self.jobs.get_mut(&id)
+        let server = self.settings.policy;
+        if let Some(job) = self.jobs.get_mut(&id)
+            && job.spec.policy(server).allocation_is_keepalive
         {
             let until = keepalive_deadline(now, job.spec.keepalive);
             job.keepalive_until = until;
@@ -779,7 +820,10 @@ impl Controller {
         let Some(job) = self.jobs.remove(&id) else {
             return;
         };
-        let reason = self.settings.policy.reason(cause, job.alloc.is_none());
+        let reason = job
+            .spec
+            .policy(self.settings.policy)
+            .reason(cause, job.alloc.is_none());
         debug!(
             "job {id}: destroyed ({})",
             reason.as_deref().unwrap_or("no reason")
@@ -809,6 +853,9 @@ impl Controller {
                 start_time: job.start_time,
                 last_keepalive: job.last_keepalive,
                 keepalivehost: job.keepalivehost,
+                owner: job.spec.owner,
+                finish_time: unix_now(),
+                v2_request: job.spec.v2_request,
             },
         );
         self.changed_jobs.insert(id);
@@ -908,6 +955,7 @@ impl Controller {
         let until = keepalive_deadline(now, job.spec.keepalive);
         job.keepalive_until = until;
         job.last_keepalive = unix_now();
+        job.keepalive_seen = true;
         if job.keepalivehost != host {
             job.keepalivehost = host.to_owned();
             self.dirty = true;
@@ -1202,6 +1250,8 @@ impl Controller {
                 creator_host: j.creator_host.clone(),
                 power: j.power,
                 bound_machine: j.bound.map(|mi| self.machines[mi].def.name.clone()),
+                v2_request: j.spec.v2_request.clone(),
+                keepalive_seen: Some(j.keepalive_seen),
                 allocation: j.alloc.as_ref().map(|a| SavedAllocation {
                     machine: self.machines[a.machine].def.name.clone(),
                     kind: a.kind,
@@ -1221,6 +1271,9 @@ impl Controller {
                     start_time: r.start_time,
                     last_keepalive: r.last_keepalive,
                     keepalivehost: r.keepalivehost.clone(),
+                    owner: r.owner.clone(),
+                    finish_time: r.finish_time,
+                    v2_request: r.v2_request.clone(),
                 })
             })
             .collect();
@@ -1275,6 +1328,7 @@ impl Controller {
                     args: sj.args,
                     kwargs: sj.kwargs,
                 },
+                v2_request: sj.v2_request,
             };
             let mut job = Job {
                 keepalive_until: keepalive_deadline(now, spec.keepalive),
@@ -1287,6 +1341,7 @@ impl Controller {
                 start_time: sj.start_time,
                 last_keepalive: sj.last_keepalive.unwrap_or(sj.start_time),
                 keepalivehost: sj.keepalivehost,
+                keepalive_seen: sj.keepalive_seen.unwrap_or(true),
                 creator_host: sj.creator_host,
                 phase: Phase::Queued,
                 power: None,
@@ -1334,6 +1389,9 @@ impl Controller {
                                     start_time: job.start_time,
                                     last_keepalive: job.last_keepalive,
                                     keepalivehost: job.keepalivehost,
+                                    owner: job.spec.owner,
+                                    finish_time: unix_now(),
+                                    v2_request: job.spec.v2_request,
                                 },
                             );
                             self.changed_jobs.insert(sj.id);
@@ -1435,6 +1493,12 @@ pub(crate) struct SavedJob {
     #[serde(default)]
     pub bound_machine: Option<String>,
     pub allocation: Option<SavedAllocation>,
+    /// Absent from files of earlier versions (then a v1 job).
+    #[serde(default)]
+    pub v2_request: Option<String>,
+    /// Absent from files of earlier versions.
+    #[serde(default)]
+    pub keepalive_seen: Option<bool>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -1456,6 +1520,13 @@ pub(crate) enum SavedRetired {
         start_time: f64,
         last_keepalive: f64,
         keepalivehost: String,
+        /// Absent from files of earlier versions.
+        #[serde(default)]
+        owner: String,
+        #[serde(default)]
+        finish_time: f64,
+        #[serde(default)]
+        v2_request: Option<String>,
     },
     Reason(u64, Option<String>),
 }
@@ -1469,6 +1540,9 @@ impl SavedRetired {
                 start_time,
                 last_keepalive,
                 keepalivehost,
+                owner,
+                finish_time,
+                v2_request,
             } => (
                 id,
                 Retired {
@@ -1476,6 +1550,9 @@ impl SavedRetired {
                     start_time,
                     last_keepalive,
                     keepalivehost,
+                    owner,
+                    finish_time,
+                    v2_request,
                 },
             ),
             SavedRetired::Reason(id, reason) => (
@@ -1485,6 +1562,9 @@ impl SavedRetired {
                     start_time: 0.0,
                     last_keepalive: 0.0,
                     keepalivehost: String::new(),
+                    owner: String::new(),
+                    finish_time: 0.0,
+                    v2_request: None,
                 },
             ),
         }

@@ -9,6 +9,8 @@
 //! impossible, each test is skipped with a message saying why, except
 //! under `CI=true`, where it fails.
 
+mod v2;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -246,7 +246,7 @@ fn any_duration_through_every_library_call() {
                 }
                 Err(e) => prop_assert!(!answered || x.is_nan(), "{e}"),
             }
-            let config = ServerConfig::for_tests()
+            let config = ServerConfig::instant()
                 .machines(vec![Machine::new("m", 1, 1)])
                 .power_delay(d)
                 .seconds_before_free(d)

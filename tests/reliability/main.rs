@@ -4,6 +4,8 @@
 //!
 //! * `durations`: arbitrary seconds through every flag, config value and
 //!   library argument that takes a length of time.
+//! * `expiry`: a `Job`'s keepalives against a control job's expiry, and a
+//!   closed job left to expire, in each server dialect.
 //! * `matrix`: every fault of the [`Proxy`](crate::support::proxy::Proxy)
 //!   at every phase of a job's life, for the library `Job` and for
 //!   `spalloc alloc`.
@@ -41,8 +43,10 @@ use spalloc::{JobDescription, JobState, JobStateInfo, ProtocolClient};
 mod support;
 
 mod durations;
+mod expiry;
 mod holders;
 mod hostile;
+mod http;
 mod load;
 mod matrix;
 mod restart;
@@ -78,7 +82,7 @@ pub fn start_server(config: ServerConfig) -> VirtualServer {
 
 /// The default machine of these tests: one triad (three boards).
 pub fn one_triad() -> ServerConfig {
-    ServerConfig::for_tests().machines(vec![Machine::new("m", 1, 1)])
+    ServerConfig::instant().machines(vec![Machine::new("m", 1, 1)])
 }
 
 /// A client straight to the server, bypassing any proxy.

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value};
 
 pub mod cli;
+pub mod http;
 pub mod proxy;
 
 /// How long any test waits for anything before declaring failure.

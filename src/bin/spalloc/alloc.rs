@@ -343,7 +343,7 @@ fn start_virtual(quiet: bool) -> Result<VirtualServer, CliError> {
     let server = VirtualServer::start(config).map_err(|e| {
         CliError::exit(
             code::NO_SERVER_OR_MACHINE,
-            format!("spalloc: cannot start the virtual server: {}", plain(&e)),
+            format!("spalloc: cannot start the virtual server: {e}"),
         )
     })?;
     if !quiet {

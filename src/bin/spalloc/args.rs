@@ -456,6 +456,15 @@ command! {
         /// seconds between keepalive expiry checks (default: from the file, else 5)
         #[argh(option)]
         timeout_check_interval: [Option<f64>],
+        /// port for the v2 (REST) service (default: from the file, else the v1 port + 1; 0 for any)
+        #[argh(option)]
+        v2_port: [Option<u16>],
+        /// serve v2 over HTTPS with a throw-away certificate, writing the CA that clients must trust to FILE
+        #[argh(option, arg_name = "FILE")]
+        v2_self_signed: [Option<String>],
+        /// serve only the v1 protocol
+        #[argh(switch)]
+        no_v2: [bool],
     }
 }
 

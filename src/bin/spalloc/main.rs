@@ -26,14 +26,6 @@ mod signals;
 mod watch;
 mod where_is;
 
-// Old paths kept for `serve.rs` until it is next changed.
-mod common {
-    pub use crate::settings::flag_span;
-}
-mod visible {
-    pub use crate::render::visible;
-}
-
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;

@@ -1,6 +1,7 @@
 //! `spalloc serve`: the virtual spalloc server in the foreground, until
 //! SIGINT, SIGTERM or SIGHUP, for trying the tools and for test harnesses
-//! written in any language.
+//! written in any language. It serves the v1 protocol and, beside it on the
+//! same jobs, the v2 REST service (unless told not to).
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -9,14 +10,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use spalloc::InterruptHandle;
-use spalloc::server::{ServerConfig, VirtualServer};
+use spalloc::server::{ServerConfig, V2Config, V2Password, V2Tls, VirtualServer};
 
 use crate::Ctx;
 use crate::args::ServeArgs;
-use crate::common::flag_span;
 use crate::exit::{CliError, CliResult, code, plain};
+use crate::render::visible;
+use crate::settings::flag_span;
 use crate::signals::Signals;
-use crate::visible::visible;
 
 /// Where `spalloc serve` listens when neither the file nor the flags say.
 const DEFAULT_PORT: u16 = spalloc::DEFAULT_PORT;
@@ -56,6 +57,31 @@ pub fn run(args: ServeArgs, _ctx: &Ctx) -> CliResult {
     if config.machines.is_empty() {
         config.machines = vec![ServerConfig::default_machine()];
     }
+    if args.config.is_none() {
+        // Without a file, v2 runs with its defaults (and its test user); a
+        // file has its own say, through its [v2] table.
+        config.v2 = Some(V2Config::default());
+    }
+    if args.no_v2 {
+        config.v2 = None;
+    } else if let Some(v2) = &mut config.v2 {
+        if let Some(port) = args.v2_port {
+            let ip = v2.listen.map_or(config.listen.ip(), |a| a.ip());
+            v2.listen = Some(SocketAddr::new(ip, port));
+        }
+        if let Some(file) = &args.v2_self_signed {
+            v2.tls = V2Tls::SelfSigned {
+                ca_file: Some(PathBuf::from(file)),
+            };
+        }
+    }
+    // The built-in test user is announced, so nobody wonders how to log in.
+    let test_user = config.v2.as_ref().and_then(|v2| match &v2.users[..] {
+        [u] if u.name == "test" && u.password == V2Password::Plain("test".into()) => {
+            Some("v2 login: user \"test\", password \"test\" (the built-in test user)")
+        }
+        _ => None,
+    });
     let summary: Vec<String> = config
         .machines
         .iter()
@@ -68,24 +94,17 @@ pub fn run(args: ServeArgs, _ctx: &Ctx) -> CliResult {
             format!("spalloc serve: cannot handle signals: {}", plain(&e)),
         )
     })?;
-    let listen = config.listen;
     let (dialect, version) = (config.dialect, config.version.clone());
-    let server = VirtualServer::start(config).map_err(|e| match e.kind() {
-        // The settings, or a state file that cannot be written there: the
-        // message names which.
-        io::ErrorKind::InvalidInput => CliError::exit(
-            code::USAGE,
-            format!("spalloc serve: {}", visible(&e.to_string())),
-        ),
-        // A state file that exists but cannot be read or used.
-        io::ErrorKind::InvalidData => CliError::exit(
-            code::FAILED,
-            format!("spalloc serve: {}", visible(&e.to_string())),
-        ),
-        _ => CliError::exit(
-            code::FAILED,
-            format!("spalloc serve: cannot listen on {listen}: {}", plain(&e)),
-        ),
+    let server = VirtualServer::start(config).map_err(|e| {
+        // A setting (or a file one names) to fix is a usage error; a state
+        // file that cannot be used or an address that cannot be listened on
+        // is a failure. Either way the message names what to look at.
+        let code = if e.is_setting() {
+            code::USAGE
+        } else {
+            code::FAILED
+        };
+        CliError::exit(code, format!("spalloc serve: {}", visible(&e.to_string())))
     })?;
     {
         let mut out = io::stdout().lock();
@@ -94,6 +113,12 @@ pub fn run(args: ServeArgs, _ctx: &Ctx) -> CliResult {
             "spalloc virtual server listening on {}",
             server.local_addr()
         )?;
+        if let Some(url) = server.v2_url() {
+            writeln!(out, "spalloc v2 service at {url}")?;
+        }
+        if let Some(line) = test_user {
+            writeln!(out, "{line}")?;
+        }
         writeln!(out, "machines: {}", summary.join(", "))?;
         writeln!(out, "dialect: {dialect} (version {version})")?;
         out.flush()?;

@@ -744,6 +744,7 @@ fn create_job(ctx: &mut Context<'_>, c: &Command) -> Result<Value, String> {
             args: args.to_vec(),
             kwargs: kwargs.clone(),
         },
+        v2_request: None,
     };
     match ctx.controller.create_job(new, ctx.host, ctx.now) {
         Ok(id) => Ok(Value::from(id)),

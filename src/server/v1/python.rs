@@ -690,6 +690,7 @@ fn parse_create_job(args: &[Value], kwargs: &Map<String, Value>) -> Result<NewJo
             args: args.to_vec(),
             kwargs: without(kwargs, &["owner", "keepalive"]),
         },
+        v2_request: None,
     })
 }
 
