@@ -16,25 +16,7 @@ use spalloc::{JobState, ProtocolClient};
 
 use crate::support::{PATIENCE, eventually};
 
-/// `mod name { fn python(); fn java(); }`, running `name(dialect)`.
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[test]
-                fn python() {
-                    super::$name(spalloc::server::Dialect::Python);
-                }
-
-                #[test]
-                fn java() {
-                    super::$name(spalloc::server::Dialect::Java);
-                }
-            }
-        )*
-    };
-}
-pub(crate) use both;
+pub(crate) use crate::support::both;
 
 /// Machines `m` (2 × 2 triads) and `big` (3 × 2, tagged `big`, a dead
 /// board and a dead link), instant power, keepalives checked every 50 ms.

@@ -21,26 +21,28 @@ use crate::support::cli::{Output, Running, Sandbox};
 
 const PACKAGE: &str = "spalloc==1!7.4.1";
 
-/// The virtualenv holding the Python client, installing it if need be, or
-/// why it cannot be had.
-fn venv() -> Result<PathBuf, String> {
-    if let Some(dir) = std::env::var_os("SPALLOC_PYTHON_CLIENT") {
+/// A virtualenv with `package` installed: `$var` if set, else one made
+/// once under the target directory as `name` (marked ready with a file, so
+/// that a half-made one is made again), or why there cannot be one.
+pub(crate) fn venv(var: &str, name: &str, package: &str) -> Result<PathBuf, String> {
+    if let Some(dir) = std::env::var_os(var) {
         return Ok(PathBuf::from(dir));
     }
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pyspalloc-venv");
-    if dir.join("bin/spalloc-ps").exists() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let ready = |d: &Path| d.join("bin/python").exists() && d.join(".installed").exists();
+    if ready(&dir) {
         return Ok(dir);
     }
-    // Tests may run in parallel processes: serialise the installation with
-    // a lock directory (mkdir is atomic).
+    // Test processes may run in parallel: one installs, under a lock
+    // directory (mkdir is atomic).
     let lock = dir.with_extension("lock");
     let start = Instant::now();
     while std::fs::create_dir(&lock).is_err() {
-        if start.elapsed() > Duration::from_secs(600) {
+        if start.elapsed() > Duration::from_secs(900) {
             return Err(format!("timed out waiting for {}", lock.display()));
         }
-        std::thread::sleep(Duration::from_millis(200));
-        if dir.join("bin/spalloc-ps").exists() {
+        std::thread::sleep(Duration::from_millis(500));
+        if ready(&dir) {
             return Ok(dir);
         }
     }
@@ -61,26 +63,27 @@ fn venv() -> Result<PathBuf, String> {
             "install",
             "--quiet",
             "--disable-pip-version-check",
-            PACKAGE,
-        ]))
+            package,
+        ]))?;
+        std::fs::write(dir.join(".installed"), package).map_err(|e| e.to_string())
     })();
     let _ = std::fs::remove_dir(&lock);
     result.map(|()| dir)
 }
 
-/// The Python client's virtualenv, or `None` after saying on stderr why
-/// `test` is skipped; under `CI=true` a missing client fails the test.
-fn venv_or_skip(test: &str) -> Option<PathBuf> {
-    match venv() {
+/// [`venv`], or `None` after saying on stderr why `test` is skipped; under
+/// `CI=true` a missing virtualenv fails the test instead.
+pub(crate) fn venv_or_skip(test: &str, var: &str, name: &str, package: &str) -> Option<PathBuf> {
+    match venv(var, name, package) {
         Ok(dir) => Some(dir),
         Err(why) if std::env::var("CI").as_deref() != Ok("true") => {
             eprintln!(
-                "SKIPPED {test}: cannot install the Python client {PACKAGE} ({why}); \
-                 set SPALLOC_PYTHON_CLIENT to a virtualenv that has it"
+                "SKIPPED {test}: cannot install {package} ({why}); \
+                 set {var} to a virtualenv that has it"
             );
             None
         }
-        Err(why) => panic!("cannot install the Python client {PACKAGE} under CI: {why}"),
+        Err(why) => panic!("cannot install {package} under CI: {why}"),
     }
 }
 
@@ -111,7 +114,7 @@ impl Scene {
 /// allocated and one queued, and a config file that both clients read; or
 /// `None` if `test` is skipped for want of the Python client.
 fn scene(test: &str) -> Option<Scene> {
-    let venv = venv_or_skip(test)?;
+    let venv = venv_or_skip(test, "SPALLOC_PYTHON_CLIENT", "pyspalloc-venv", PACKAGE)?;
     let sb = Sandbox::new();
     let config = sb.cwd().join("server.toml");
     std::fs::write(

@@ -8,26 +8,7 @@ use std::time::Duration;
 use spalloc::server::{Dialect, Machine, ServerConfig, VirtualServer};
 use spalloc::{CreateJobOptions, Job, JobOptions, JobRequest, JobState, Number, ProtocolClient};
 
-use crate::support::{PATIENCE, eventually};
-
-/// `mod name { fn python(); fn java(); }`, running `name(dialect)`.
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[test]
-                fn python() {
-                    super::$name(spalloc::server::Dialect::Python);
-                }
-
-                #[test]
-                fn java() {
-                    super::$name(spalloc::server::Dialect::Java);
-                }
-            }
-        )*
-    };
-}
+use crate::support::{PATIENCE, both, eventually};
 
 both!(keepalives_keep_it, close_leaves_the_job_to_expire);
 
