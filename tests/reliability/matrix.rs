@@ -160,7 +160,7 @@ fn timed<T>(f: impl FnOnce() -> Result<T, Error>) -> (Result<T, Error>, Duration
 
 fn error_text(e: &Error) -> String {
     let mut text = e.to_string();
-    if matches!(e, Error::Connect { .. }) {
+    if matches!(e, Error::Connect { .. } | Error::Io(_)) {
         // Its message already ends with the operating system's reason.
         return text;
     }
