@@ -422,6 +422,11 @@ pub struct CreateJobOptions {
     /// Seconds the server waits for a keepalive before destroying the job;
     /// `None` means never (the Java service substitutes its default). Defaults
     /// to `60.0`.
+    ///
+    /// A number rather than a `Duration` because it is sent as written:
+    /// `5` and `5.0` are different on the wire, and the Java service and the
+    /// Python tools show it back as sent. Set it as a `Duration` with
+    /// [`JobOptions::keepalive`](crate::JobOptions::keepalive).
     pub keepalive: Option<Number>,
     /// Allocate only on this machine. Defaults to `None`.
     pub machine: Option<String>,
