@@ -283,7 +283,7 @@ impl Service {
     }
 
     fn route(&self, req: &Request, peer: IpAddr) -> Response {
-        let now = Instant::now();
+        let now = self.shared.clock.now();
         let path = req.path();
         let Some(rest) = path.strip_prefix(self.config.base_path.as_str()) else {
             return not_found("not found");
@@ -411,7 +411,9 @@ impl Service {
                 }
                 match self.auth.check_password(user, password, ctx.now) {
                     Ok(p) => {
-                        let s = self.auth.new_session(Some(&p.name), Instant::now());
+                        let s = self
+                            .auth
+                            .new_session(Some(&p.name), self.shared.clock.now());
                         Ok((p, s))
                     }
                     Err(why) => {
@@ -533,7 +535,7 @@ impl Service {
             Ok(p) => {
                 let old = session.as_ref().map(|s| s.id.as_str());
                 // Now, not when the request came: the check took a while.
-                let Some(new) = self.auth.log_in(old, &p, Instant::now()) else {
+                let Some(new) = self.auth.log_in(old, &p, self.shared.clock.now()) else {
                     return text(500, "no randomness for a session");
                 };
                 info!("v2: {} logged in from {}", p.name, ctx.peer);
