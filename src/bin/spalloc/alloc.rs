@@ -96,9 +96,9 @@ impl Plan {
                 .get()
                 .map(KeepaliveInterval::Seconds)
                 .or_else(|| {
-                    self.resume.is_none().then(|| {
-                        KeepaliveInterval::from_wire(self.options.request.keepalive)
-                    })
+                    self.resume
+                        .is_none()
+                        .then(|| KeepaliveInterval::from_wire(self.options.request.keepalive))
                 }),
         };
         match keepalive {
