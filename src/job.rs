@@ -591,10 +591,18 @@ impl Job {
     /// ```
     ///
     /// # Errors
-    /// As for [`state_info`](Self::state_info).
+    /// As for [`state_info`](Self::state_info); [`Error::Protocol`] (without
+    /// reconnecting) if the server's list of jobs cannot be read.
     pub fn keepalive_check(&mut self) -> Result<Option<KeepaliveCheck>> {
         let id = self.id;
-        let jobs = self.rpc(Client::list_jobs)?;
+        // A listing this client cannot read leaves the connection in step,
+        // and reading it again would not help: not an outage to report.
+        let jobs = self
+            .rpc(|c| match c.list_jobs() {
+                Err(Error::Protocol(e)) => Ok(Err(e)),
+                other => other.map(Ok),
+            })?
+            .map_err(Error::Protocol)?;
         let Some(listed) = jobs.into_iter().find(|j| j.job_id == id) else {
             return Ok(None);
         };

@@ -423,7 +423,7 @@ fn watching_what_is_not_there_the_same_from_either_server() {
 /// status line and in `--json`, and how long a kept job now has.
 #[test]
 fn keepalive_not_honoured_is_reported() {
-    let outcomes = |dialect: Dialect| -> [Run; 3] {
+    let outcomes = |dialect: Dialect| -> [Run; 4] {
         let (server, mut c) = setup(dialect);
         let sb = Sandbox::new();
         sb.use_server(server.local_addr());
@@ -436,6 +436,10 @@ fn keepalive_not_honoured_is_reported() {
             run(
                 &sb,
                 &["alloc", "-q", "-D", "--keepalive", "-1", "-c", "true"],
+            ),
+            run(
+                &sb,
+                &["alloc", "-D", "--resume", "4", "--json", "-c", "true"],
             ),
         ];
         // What the server applies, by its own account.
@@ -499,6 +503,27 @@ fn keepalive_not_honoured_is_reported() {
     };
     assert_ne!(without(p), Value::Null);
     assert_eq!(without(p), without(j));
+
+    // A resumed job: nothing was asked, so nothing is said, but the
+    // interval applied is known.
+    let (p, j) = (&python[3], &java[3]);
+    assert_eq!((p.code, j.code), (Some(0), Some(0)));
+    assert_eq!(
+        p.stderr,
+        "Job 4: Ready!\nJob 4: Kept: it never expires: destroy it with `spalloc job --destroy 4`.\n"
+    );
+    assert_eq!(
+        j.stderr,
+        "Job 4: Ready!\nJob 4: Kept: it expires about 60 s after its last keepalive unless something keeps it alive (`spalloc alloc --resume 4`).\n"
+    );
+    assert_eq!(
+        (&json(p)["keepalive"], &json(p)["keepalive_honoured"]),
+        (&Value::Null, &Value::Null)
+    );
+    assert_eq!(
+        (&json(j)["keepalive"], &json(j)["keepalive_honoured"]),
+        (&Value::from(60.0), &Value::Null)
+    );
 
     // Quiet means quiet, on both.
     for q in [&python[2], &java[2]] {
