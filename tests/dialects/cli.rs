@@ -301,7 +301,7 @@ fn serve_in_either_dialect() {
 /// outcome is the same. Job 3 is destroyed, 4 queued, 99 unknown.
 #[test]
 fn jobs_without_boards_the_same_from_either_server() {
-    const JOB_STEPS: [&[&str]; 17] = [
+    const JOB_STEPS: [&[&str]; 19] = [
         &["job", "4", "--power-on"],
         &["job", "4", "--power-off"],
         &["job", "4", "--ethernet-ips"],
@@ -310,6 +310,8 @@ fn jobs_without_boards_the_same_from_either_server() {
         &["job", "3", "--power-off"],
         &["job", "3", "--ethernet-ips"],
         &["job", "3", "--destroy"],
+        &["where-is", "--job-chip", "3", "0", "0"],
+        &["where-is", "--job-chip", "4", "0", "0"],
         &["job", "99", "--power-on"],
         &["job", "99", "--power-off"],
         &["job", "99", "--ethernet-ips"],
@@ -358,6 +360,8 @@ fn jobs_without_boards_the_same_from_either_server() {
         (8, "", "Error: Cannot power off job 3 in state destroyed\n"),
         (9, "", "Job 3 is queued or does not exist\n"),
         (0, "", ""),
+        (4, "", "No boards at the specified location\n"),
+        (4, "", "No boards at the specified location\n"),
         (8, "", "Error: Cannot power on job 99 in state unknown\n"),
         (8, "", "Error: Cannot power off job 99 in state unknown\n"),
         (9, "", "Job 99 is queued or does not exist\n"),
