@@ -1211,6 +1211,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn keepalive_honoured() {
+        use KeepaliveInterval::{Never, Seconds};
+        let check = |requested, applied| KeepaliveCheck { requested, applied }.honoured();
+        assert_eq!(check(Some(Seconds(30.0)), Seconds(30.0)), Some(true));
+        // The Java service lists whole seconds.
+        assert_eq!(check(Some(Seconds(30.7)), Seconds(30.0)), Some(true));
+        assert_eq!(check(Some(Seconds(30.7)), Seconds(31.0)), Some(false));
+        assert_eq!(check(Some(Seconds(30.0)), Seconds(60.0)), Some(false));
+        assert_eq!(check(Some(Never), Never), Some(true));
+        assert_eq!(check(Some(Never), Seconds(60.0)), Some(false));
+        assert_eq!(check(Some(Seconds(60.0)), Never), Some(false));
+        assert_eq!(check(None, Seconds(60.0)), None);
+        assert_eq!(
+            KeepaliveInterval::from_wire(Some(Number::Int(5))),
+            Seconds(5.0)
+        );
+        assert_eq!(KeepaliveInterval::from_wire(None), Never);
+        assert_eq!((Seconds(5.0).seconds(), Never.seconds()), (Some(5.0), None));
+    }
+
+    #[test]
     fn job_is_send() {
         fn assert_send<T: Send>() {}
         assert_send::<Job>();
