@@ -80,7 +80,7 @@ pub use client::{DEFAULT_MAX_LINE_LENGTH, DEFAULT_PORT, ProtocolClient};
 pub use config::{Config, ConfigEntry, ConfigFile, ConfigValue, FileStatus, KEYS as CONFIG_KEYS};
 pub use error::{Error, InvalidArgument, Phase, ProtocolError, Result};
 pub use interrupt::InterruptHandle;
-pub use job::{ConnectionEvent, Job, JobOptions};
+pub use job::{ConnectionEvent, Job, JobOptions, KeepaliveCheck, KeepaliveInterval};
 pub use remote::{Client, ServerOptions, Watch};
 pub use types::{
     Board, BoardPosition, Chip, Connection, CreateJobOptions, DeadLink, JobDescription,

@@ -252,7 +252,8 @@ fn json_prints_one_line() {
                "boards": [{"x": 0, "y": 0, "z": 0}, {"x": 0, "y": 0, "z": 1}, {"x": 0, "y": 0, "z": 2}],
                "connections": [{"x": 0, "y": 0, "hostname": "192.168.0.1"},
                                {"x": 4, "y": 8, "hostname": "192.168.0.33"},
-                               {"x": 8, "y": 4, "hostname": "192.168.0.65"}]})
+                               {"x": 8, "y": 4, "hostname": "192.168.0.65"}],
+               "keepalive": 60.0, "keepalive_honoured": true})
     );
     assert!(
         out.stderr.contains("<Press enter when done>"),
