@@ -992,6 +992,9 @@ pub struct Normalised {
     /// after acting on `-V`: a missing required argument, or arguments that
     /// are not this command's.
     pub late_error: Option<String>,
+    /// The values a later one overrode (`--port x` of `--port x --port
+    /// 1`), each as argh reads it: argparse checks every value it is given.
+    pub overridden: Vec<[String; 2]>,
 }
 
 /// How argparse reads one token.
@@ -1392,8 +1395,12 @@ pub fn normalise(sub: Sub, args: &[String]) -> Result<Normalised, String> {
     };
     let mut argv: Vec<String> = Vec::new();
     let mut fed: Vec<String> = Vec::new();
+    let mut overridden = Vec::new();
     for (k, g) in given.iter().enumerate() {
         if !keep(k) {
+            if let (Kind::Value, Some(v)) = (&flags[g.flag].kind, &g.value) {
+                overridden.push([flags[g.flag].canonical.clone(), v.clone()]);
+            }
             continue;
         }
         let spec = &flags[g.flag];
@@ -1434,6 +1441,7 @@ pub fn normalise(sub: Sub, args: &[String]) -> Result<Normalised, String> {
         command,
         help: false,
         late_error,
+        overridden,
     })
 }
 
@@ -1522,6 +1530,10 @@ mod tests {
     #[test]
     fn the_last_of_an_option_wins() {
         assert_eq!(argv(Sub::Ps, "--port 1 --port 2"), "--port 2");
+        assert_eq!(
+            norm(Sub::Ps, "--port x -P1 --port 2").overridden,
+            [["--port", "x"], ["--port", "1"]].map(|p| p.map(str::to_owned))
+        );
         assert_eq!(
             argv(Sub::Ps, "-P1 -o a --port=2 -o b"),
             "--port 2 --owner b"

@@ -281,8 +281,14 @@ pub fn zsh() -> String {
          *) _spalloc_alloc ;;\n  \
          esac\n\
          }}\n\n\
-         _spalloc \"$@\"\n",
-        Sub::ALL.map(Sub::name).join("|")
+         # Autoloaded from $fpath, complete; sourced, register.\n\
+         if [[ $funcstack[1] == _spalloc ]]; then\n  \
+         _spalloc \"$@\"\n\
+         else\n  \
+         compdef _spalloc spalloc {}\n\
+         fi\n",
+        Sub::ALL.map(Sub::name).join("|"),
+        legacy().map(|(n, _)| n).collect::<Vec<_>>().join(" ")
     ));
     out
 }

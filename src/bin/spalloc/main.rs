@@ -145,6 +145,12 @@ fn dispatch<T: FromArgs + Common>(
     normalised: Normalised,
     run: impl FnOnce(T, &Ctx, Option<Vec<String>>) -> CliResult,
 ) -> ExitCode {
+    // argparse checks each value given, even one a later one overrides.
+    for [flag, value] in &normalised.overridden {
+        if let Err(early) = T::from_args(&[prog], &[flag, value]) {
+            return usage_error(sub, prog, &argparse_wording(&early.output, &sub.syntax()));
+        }
+    }
     let argv: Vec<&str> = normalised.argv.iter().map(String::as_str).collect();
     let parsed = match T::from_args(&[prog], &argv) {
         Ok(parsed) => parsed,

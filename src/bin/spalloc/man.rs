@@ -64,6 +64,8 @@ fn invocation(spec: &crate::args::Spec) -> String {
 pub fn page() -> String {
     let mut out = format!(
         ".TH SPALLOC 1 \"\" \"spalloc {VERSION}\" \"User Commands\"\n\
+         .nh\n\
+         .ad l\n\
          .SH NAME\n\
          spalloc \\- request SpiNNaker boards from a spalloc server, and manage them\n\
          .SH SYNOPSIS\n"
