@@ -334,10 +334,7 @@ pub fn notes(sub: Sub) -> Vec<(&'static str, String)> {
             ),
         ));
     }
-    let statuses = exit_statuses(sub);
-    if statuses.len() > 2 {
-        notes.push(("exit status", table(statuses, 7)));
-    }
+    notes.push(("exit status", table(exit_statuses(sub), 7)));
     notes
 }
 
