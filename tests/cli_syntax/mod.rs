@@ -630,8 +630,67 @@ fn zsh_completion_is_valid_and_covers_every_flag() {
             ],
         );
         assert_eq!(registered, "_spalloc _spalloc\n");
+        // What zsh offers, typed into an interactive zsh on a terminal
+        // (zpty), with compadd recording the candidates; each step waits
+        // for the shell to print a marker, so nothing waits on time.
+        let capture = write(&sb, "capture.zsh", ZSH_CAPTURE).display().to_string();
+        let complete = |line: &str| -> BTreeSet<String> {
+            let out = sb.cwd().join("candidates");
+            let _ = std::fs::remove_file(&out);
+            run_ok(
+                &sb,
+                &zsh,
+                &["-f", &capture, line, &path, &out.display().to_string()],
+            );
+            std::fs::read_to_string(&out)
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        for sub in SUBCOMMANDS {
+            assert_eq!(
+                complete(&format!("spalloc {sub} -")),
+                flags_of(&sb, sub),
+                "{sub}"
+            );
+        }
+        for (name, sub) in LEGACY {
+            assert_eq!(complete(&format!("{name} -")), flags_of(&sb, sub), "{name}");
+        }
+        assert_eq!(
+            complete("spalloc alloc --ma"),
+            ["--machine", "--max-dead-boards", "--max-dead-links"]
+                .map(str::to_owned)
+                .into()
+        );
+        assert_eq!(
+            complete("spalloc ps --color "),
+            ["always", "auto", "never"].map(str::to_owned).into()
+        );
+        assert!(complete("spalloc wh").contains("where-is"));
+        // After -c, a command line of its own.
+        assert!(complete("spalloc alloc 3 -c ech").contains("echo"));
     }
 }
+
+/// `zsh -f capture.zsh LINE SCRIPT OUT`: types LINE and a Tab into an
+/// interactive zsh that loaded SCRIPT, appending every candidate offered to
+/// OUT.
+const ZSH_CAPTURE: &str = r#"zmodload zsh/zpty
+zpty z zsh -f -i
+zpty -w z "autoload -U compinit; compinit -u -D; source ${(q)2}"
+zpty -w z "compadd() { builtin compadd -O __hits \"\$@\"; print -rl -- \$__hits >> ${(q)3}; builtin compadd \"\$@\" }"
+zpty -w z "LISTMAX=100000; zstyle ':completion:*' list-prompt ''"
+zpty -w z 'print -r -- "RE""ADY"'
+zpty -r z reply '*READY*'
+zpty -n -w z "$1"$'\t'
+zpty -n -w z $'\C-u'
+zpty -w z 'print -r -- "DO""NE"'
+zpty -r z reply '*DONE*'
+zpty -d z
+"#;
 
 #[test]
 fn fish_completion_offers_every_flag_of_every_subcommand() {

@@ -1020,16 +1020,12 @@ fn is_int(tok: &str) -> bool {
     !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// argparse's negative number: `-5`, `-.5`, `-1.5` (no exponent).
+/// A negative number, read as a value: argparse's `-5`, `-.5`, `-1.5`,
+/// and also what argparse would refuse as an unknown option though no flag
+/// is spelled so, `-1e-3` and `-inf` (any value a duration flag takes).
 fn is_negative_number(tok: &str) -> bool {
-    let Some(n) = tok.strip_prefix('-') else {
-        return false;
-    };
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    match n.split_once('.') {
-        None => !n.is_empty() && digits(n),
-        Some((int, frac)) => !frac.is_empty() && digits(int) && digits(frac),
-    }
+    tok.strip_prefix('-')
+        .is_some_and(|n| !n.is_empty() && n.parse::<f64>().is_ok())
 }
 
 fn parse_bool_word(tok: &str) -> Option<bool> {
@@ -1648,6 +1644,10 @@ mod tests {
         );
         assert_eq!(argv(Sub::Ps, "--owner -1"), "--owner -1");
         assert_eq!(argv(Sub::Ps, "--owner -.5"), "--owner -.5");
+        assert_eq!(
+            argv(Sub::Alloc, "--timeout -1e-3 --keepalive -inf"),
+            "--timeout -1e-3 --keepalive -inf"
+        );
         assert_eq!(
             error(Sub::WhereIs, "-j 15 9 -P 1"),
             "argument --job-chip/-j: expected 3 arguments"

@@ -201,7 +201,8 @@ fn zsh_spec(spec: &Spec) -> String {
         format!("{{{}}}", names.join(","))
     };
     let arguments: String = match (&spec.kind, value(spec)) {
-        (Kind::Rest, _) => ":command:_command_names -e".to_owned(),
+        // The rest of the line is a command line of its own.
+        (Kind::Rest, _) => ":*::command:_normal".to_owned(),
         (_, Value::None) => String::new(),
         (Kind::OptionalValue { .. } | Kind::SwitchWithValue { .. }, _) => {
             format!("::{}: ", spec.metavar.join(" "))
@@ -244,9 +245,6 @@ pub fn zsh() -> String {
                 Count::Optional => out.push_str(&format!("    '::{}:{action}' \\\n", p.name)),
                 Count::One => out.push_str(&format!("    ':{}:{action}' \\\n", p.name)),
             }
-        }
-        if sub == Sub::Alloc {
-            out.push_str("    '*::argument:_normal' \\\n");
         }
         out.push_str("    && return 0\n  return 1\n}\n\n");
     }
