@@ -243,7 +243,7 @@ fn owner_discovery() {
     out.expect_code(2);
     assert!(
         out.stderr.starts_with(
-            "spalloc job: error: job ID (or --owner) not specified\nUsage: spalloc job"
+            "spalloc job: error: job ID (or --owner) not specified\nusage: spalloc job"
         ),
         "{}",
         out.stderr
@@ -523,7 +523,7 @@ fn two_actions_are_a_usage_error() {
             out.stderr
         );
         assert!(
-            out.stderr.contains("\nUsage: spalloc job"),
+            out.stderr.contains("\nusage: spalloc job"),
             "{}",
             out.stderr
         );

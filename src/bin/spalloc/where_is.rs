@@ -43,17 +43,17 @@ fn int(form: &str, v: &str) -> Result<i64, CliError> {
 /// The query, and whether to show the chip's position within its board.
 fn query(args: &WhereIsArgs) -> Result<(WhereIsQuery, bool), CliError> {
     let forms = [
-        (args.board, "--board/--logical", 4),
-        (args.physical, "--physical", 4),
-        (args.chip, "--chip", 3),
-        (args.job_chip, "--job-chip", 3),
+        (args.board, "--board/-b/--logical/-l", 4),
+        (args.physical, "--physical/-p", 4),
+        (args.chip, "--chip/-c", 3),
+        (args.job_chip, "--job-chip/-j", 3),
     ];
     let chosen: Vec<_> = forms.iter().filter(|f| f.0).collect();
     let &&(_, form, arity) = match chosen.as_slice() {
         [one] => one,
         [] => {
             return Err(CliError::Usage(
-                "one of the arguments --board/--logical --physical --chip --job-chip is required"
+                "one of the arguments --board/-b/--logical/-l --physical/-p --chip/-c --job-chip/-j is required"
                     .into(),
             ));
         }
@@ -67,9 +67,9 @@ fn query(args: &WhereIsArgs) -> Result<(WhereIsQuery, bool), CliError> {
     let v = &args.values;
     if v.len() != arity {
         let names = match form {
-            "--board/--logical" => "MACHINE X Y Z",
-            "--physical" => "MACHINE CABINET FRAME BOARD",
-            "--chip" => "MACHINE X Y",
+            "--board/-b/--logical/-l" => "MACHINE X Y Z",
+            "--physical/-p" => "MACHINE CABINET FRAME BOARD",
+            "--chip/-c" => "MACHINE X Y",
             _ => "JOB_ID X Y",
         };
         return Err(CliError::Usage(format!(
@@ -78,7 +78,7 @@ fn query(args: &WhereIsArgs) -> Result<(WhereIsQuery, bool), CliError> {
     }
     let machine = v[0].clone();
     Ok(match form {
-        "--board/--logical" => (
+        "--board/-b/--logical/-l" => (
             WhereIsQuery::Board {
                 machine,
                 x: int(form, &v[1])?,
@@ -87,7 +87,7 @@ fn query(args: &WhereIsArgs) -> Result<(WhereIsQuery, bool), CliError> {
             },
             false,
         ),
-        "--physical" => (
+        "--physical/-p" => (
             WhereIsQuery::Physical {
                 machine,
                 cabinet: int(form, &v[1])?,
@@ -96,7 +96,7 @@ fn query(args: &WhereIsArgs) -> Result<(WhereIsQuery, bool), CliError> {
             },
             false,
         ),
-        "--chip" => (
+        "--chip/-c" => (
             WhereIsQuery::Chip {
                 machine,
                 x: int(form, &v[1])?,
