@@ -31,6 +31,8 @@
 //! * [`Config`]: the Python client's INI files (`[spalloc]` section).
 //! * [`Job`]: creates or resumes a job, keeps it alive from a background
 //!   thread that survives connection failures, destroys it on drop.
+//! * [`v2`]: pieces of the v2 protocol (the Java server's REST service and
+//!   proxy websocket); for now the proxy's frames.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
@@ -46,6 +48,7 @@ pub mod protocol;
 pub mod seconds;
 pub mod server;
 mod types;
+pub mod v2;
 mod version;
 
 pub use client::{DEFAULT_MAX_LINE_LENGTH, DEFAULT_PORT, ProtocolClient};
