@@ -239,6 +239,7 @@
 //! `south` (numbers 0 to 5 in that order).
 
 mod allocator;
+mod boards;
 mod config;
 mod epochs;
 mod freezset;

@@ -676,9 +676,7 @@ impl fmt::Display for CloseKind {
             CloseKind::TextRejected => "the proxy takes only binary frames",
             CloseKind::BadData => "the proxy refused a frame as a protocol error",
             CloseKind::TooBig => "a message was too big for the proxy",
-            CloseKind::ServerError => {
-                "the proxy failed (or the job has no boards to proxy to)"
-            }
+            CloseKind::ServerError => "the proxy failed (or the job has no boards to proxy to)",
             CloseKind::Other(_) => "closed",
         };
         write!(f, "{what} (close code {})", self.code())
@@ -1085,7 +1083,9 @@ mod tests {
         }
         .encode();
         assert_eq!(bytes.len(), 8 + MAX_ERROR_TEXT);
-        assert!(matches!(ServerFrame::decode(&bytes)?, ServerFrame::Error { message, .. } if message == most));
+        assert!(
+            matches!(ServerFrame::decode(&bytes)?, ServerFrame::Error { message, .. } if message == most)
+        );
         let over = [&hex("05000000 04000000")[..], long.as_bytes()].concat();
         assert_eq!(
             ServerFrame::decode(&over),
