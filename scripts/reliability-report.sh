@@ -30,7 +30,7 @@ cargo test --test tests reliability || status=1
 
 if [ "$fuzz_secs" -gt 0 ]; then
     fuzz_target_dir="${CARGO_TARGET_DIR:-$PWD/target}/fuzz"
-    for target in client_decoder server_requests http_requests; do
+    for target in client_decoder server_requests http_requests proxy_frames; do
         out="$(mktemp)"
         (cd fuzz && mkdir -p "corpus/$target" && RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "corpus/$target" "seeds/$target" --target-dir "$fuzz_target_dir" -- \
             -max_total_time="$fuzz_secs" -max_len=4096 -timeout=10 -print_final_stats=1) >"$out" 2>&1
