@@ -231,10 +231,10 @@ table("hostile-text", "Hostile text from servers and config files",
 table("hostile", "Hostile clients against the virtual server")
 table("http", "The v2 (HTTP) front-end under abuse and load",
       "The well-behaved client uses one persistent connection, as a pooling client does. "
-      "Request parsing is also covered by property tests (`server: …` below) and the fuzz target `http_requests`.")
+      "Request parsing is also covered by property tests (`server: …` below) and the fuzz target `http_requests`; the proxy websocket's frames by property tests (`proxy: …`) and the fuzz target `proxy_frames`.")
 table("load", "Load", f"Short form ({load_secs} s); `SPALLOC_LOAD_SECS` sets the length.")
 table("streams", "Client reading arbitrary byte streams")
-table("properties", "Property tests", "proptest, in `src/fuzzing.rs` (decoders, server requests), `src/server/v2/fuzzing.rs` (HTTP requests to the v2 service) and `tests/reliability/durations.rs` (lengths of time).")
+table("properties", "Property tests", "proptest, in `src/fuzzing.rs` (decoders, proxy frames, server requests), `src/server/v2/fuzzing.rs` (HTTP requests to the v2 service) and `tests/reliability/durations.rs` (lengths of time).")
 if by_suite.get("fuzz"):
     table("fuzz", "Fuzzing", "cargo-fuzz (libFuzzer) targets in `fuzz/`; a crash would be kept as a regression test.")
 else:
