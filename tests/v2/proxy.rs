@@ -481,8 +481,10 @@ fn upgrades_are_refused_as_the_java_server_refuses_them() {
     let h = alice(&server);
     let (id, url, _) = ready_job(&h, 1);
     let base = url.trim_end_matches(&id.to_string()).to_owned();
-    // Nobody: 401 with the challenges.
+    // Nobody, or a bearer token nobody has: 401.
     assert_eq!(refused(connect(&url, &[], None)), 401);
+    let forged = [("Authorization", "Bearer not-a-token-of-anyone".to_owned())];
+    assert_eq!(refused(connect(&url, &forged, None)), 401);
     // Unknown, zero, negative, not a number, someone else's: an empty 200.
     let bob = crate::support::http::Http::logged_in(&server, "bob", "bob-pw");
     for (u, who) in [
@@ -988,4 +990,57 @@ fn a_server_with_open_channels_stops() {
         c.open(x, y, BOOT);
     }
     drop(server);
+}
+
+#[test]
+fn frames_sent_with_the_upgrade_request_are_not_lost() {
+    let server = start(proxied());
+    let h = alice(&server);
+    let (id, _, chips) = ready_job(&h, 1);
+    let (x, y) = chips[0];
+    // The upgrade request and a masked OPEN frame in one write, before
+    // the 101 has come back.
+    let open = ClientFrame::Open {
+        correlation: 77,
+        x,
+        y,
+        port: SCP,
+    }
+    .encode()
+    .expect("encode");
+    let mask = [0x12, 0x34, 0x56, 0x78];
+    let mut bytes = format!(
+        "GET /spalloc/proxy/{id} HTTP/1.1\r\nHost: h\r\nCookie: JSESSIONID={}\r\n\
+         Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        h.cookie.clone().unwrap_or_default()
+    )
+    .into_bytes();
+    bytes.extend_from_slice(&[0x82, 0x80 | u8::try_from(open.len()).expect("short")]);
+    bytes.extend_from_slice(&mask);
+    bytes.extend(open.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    let addr = server.v2_local_addr().expect("v2");
+    let mut tcp = TcpStream::connect_timeout(&addr, WAIT).expect("connect");
+    tcp.set_read_timeout(Some(WAIT)).expect("timeout");
+    tcp.write_all(&bytes).expect("send");
+    // The 101, then the reply: an unmasked binary frame of 12 bytes.
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    let head_end = loop {
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            if got.len() >= end + 4 + 14 {
+                break end + 4;
+            }
+        }
+        let n = tcp.read(&mut buf).expect("read");
+        assert!(n > 0, "closed: {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    };
+    assert!(got.starts_with(b"HTTP/1.1 101 "));
+    let frame = &got[head_end..head_end + 14];
+    assert_eq!(&frame[..2], &[0x82, 12]);
+    assert!(matches!(
+        ServerFrame::decode(&frame[2..]),
+        Ok(ServerFrame::Opened { correlation: 77, channel }) if channel != 0
+    ));
 }
