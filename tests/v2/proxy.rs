@@ -1027,10 +1027,10 @@ fn frames_sent_with_the_upgrade_request_are_not_lost() {
     let mut got = Vec::new();
     let mut buf = [0u8; 1024];
     let head_end = loop {
-        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-            if got.len() >= end + 4 + 14 {
-                break end + 4;
-            }
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n")
+            && got.len() >= end + 4 + 14
+        {
+            break end + 4;
         }
         let n = tcp.read(&mut buf).expect("read");
         assert!(n > 0, "closed: {:?}", String::from_utf8_lossy(&got));
