@@ -412,9 +412,19 @@ impl Session {
         }
     }
 
+    /// Whether the job has lost its boards, asking the engine rather than
+    /// waiting for the watcher; closes the channels if so.
+    fn lost_boards(&mut self) -> bool {
+        if !self.gone.load(Ordering::SeqCst) && !self.hub.has_boards(self.job) {
+            self.gone.store(true, Ordering::SeqCst);
+        }
+        self.check_gone();
+        self.gone_seen
+    }
+
     /// Whether a channel may be opened now; the `ERROR` if not.
-    fn may_open(&self, correlation: u32) -> Result<(), Vec<u8>> {
-        if self.gone.load(Ordering::SeqCst) || !self.hub.has_boards(self.job) {
+    fn may_open(&mut self, correlation: u32) -> Result<(), Vec<u8>> {
+        if self.lost_boards() {
             return Err(error(correlation, NOT_PROXYING));
         }
         if self.channels.len() >= MAX_CHANNELS {
@@ -602,9 +612,8 @@ impl Handler for Session {
                 // A job that has lost its boards has no channels, even if
                 // the watcher has not said so yet: a CLOSE after a destroy
                 // always answers 0.
-                if !self.gone_seen && !self.channels.is_empty() && !self.hub.has_boards(self.job) {
-                    self.gone.store(true, Ordering::SeqCst);
-                    self.check_gone();
+                if self.channels.contains_key(&channel) {
+                    self.lost_boards();
                 }
                 // Closing an unknown or closed channel is not an error: it
                 // answers 0.
