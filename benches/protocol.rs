@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
-use spalloc::protocol::{decode_line, encode_call};
+use spalloc::protocol::{create_job_args, decode_line, encode_call};
 use spalloc::server::{Machine, ServerConfig, VirtualServer};
 use spalloc::{CreateJobOptions, JobRequest, Map, ProtocolClient, Value, WhereIsQuery};
 
@@ -52,10 +52,11 @@ fn requests() -> Vec<(&'static str, Vec<u8>)> {
 /// Each request's reply line (with its `\n`) from a loaded virtual server.
 fn captured_replies() -> io::Result<Vec<(&'static str, Vec<u8>)>> {
     let server = VirtualServer::start(
-        ServerConfig::for_tests()
+        ServerConfig::instant()
             .machines(vec![Machine::new("big", 20, 20)])
             .timeout_check_interval(Duration::from_secs(1)),
-    )?;
+    )
+    .map_err(io::Error::other)?;
     let mut client = ProtocolClient::connect("127.0.0.1", server.local_addr().port(), None)
         .map_err(io::Error::other)?;
     let mut options = CreateJobOptions::new("bench");
@@ -128,11 +129,10 @@ fn encoding(c: &mut Criterion) {
     group.bench_function("version", |b| {
         b.iter(|| black_box(encode_call(black_box("version"), &[], &Map::new())))
     });
-    let args = JobRequest::Triads {
+    let args = create_job_args(&JobRequest::Triads {
         width: 2,
         height: 3,
-    }
-    .args();
+    });
     // The keyword arguments `create_job` sends with every option set.
     let Value::Object(kwargs) = json!({
         "owner": "me@example.org", "keepalive": 60.0, "machine": "big", "tags": null,

@@ -10,26 +10,18 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
-// The benchmark uses only some of these modules; `pyfmt` comes along
-// because the renderers' unit tests use its test helpers, which are
-// compiled (unused, without their tests) when Clippy checks benchmarks.
+// The benchmark uses only some of what the module has.
 #[allow(dead_code, unused_imports, unused_macros)]
-#[path = "../src/bin/spalloc/pyfmt.rs"]
-mod pyfmt;
-#[allow(dead_code, unused_imports)]
-#[path = "../src/bin/spalloc/term.rs"]
-mod term;
-// Table cells make server text visible through this.
-#[allow(dead_code, unused_imports)]
-#[path = "../src/bin/spalloc/visible.rs"]
-mod visible;
+#[path = "../src/bin/spalloc/render/mod.rs"]
+mod render;
 
-use term::{Cell, Style};
+use render as term;
+use render::{Cell, Style};
 
 const WIDTH: u32 = 20;
 const HEIGHT: u32 = 20;
 
-fn live_boards() -> Vec<term::Board> {
+fn live_boards() -> Vec<term::MapBoard> {
     let mut boards = Vec::new();
     for x in 0..WIDTH {
         for y in 0..HEIGHT {
@@ -48,7 +40,7 @@ fn benches(c: &mut Criterion) {
     // 1000 one-board jobs on the first 1000 boards, keyed as
     // `spalloc machine` keys them.
     let keys: Vec<String> = (0..1000).map(term::job_key).collect();
-    let job_boards: Vec<Vec<term::Board>> = live[..1000].iter().map(|&b| vec![b]).collect();
+    let job_boards: Vec<Vec<term::MapBoard>> = live[..1000].iter().map(|&b| vec![b]).collect();
     let jobs: Vec<term::MapJob<'_>> = keys
         .iter()
         .zip(&job_boards)
@@ -64,7 +56,7 @@ fn benches(c: &mut Criterion) {
     });
 
     // 25 jobs of 4 x 4 triads (48 boards each) tiling the machine.
-    let big_jobs: Vec<Vec<term::Board>> = (0..25)
+    let big_jobs: Vec<Vec<term::MapBoard>> = (0..25)
         .map(|j| {
             let (x0, y0) = ((j % 5) * 4, (j / 5) * 4);
             live.iter()

@@ -45,10 +45,11 @@ const CREATE_ONE: &str = "{\"command\": \"create_job\", \"args\": [], \"kwargs\"
 /// A server with a 20 x 20 triad machine and 1000 live single-board jobs.
 fn loaded_server() -> std::io::Result<VirtualServer> {
     let server = VirtualServer::start(
-        ServerConfig::for_tests()
+        ServerConfig::instant()
             .machines(vec![Machine::new("big", 20, 20)])
             .timeout_check_interval(Duration::from_secs(1)),
-    )?;
+    )
+    .map_err(std::io::Error::other)?;
     let mut c = Line::connect(&server)?;
     for _ in 0..1000 {
         c.call(CREATE_ONE)?;

@@ -25,8 +25,11 @@ mkdir -p "$(dirname "$log")"
 export SPALLOC_RELIABILITY_LOG="$log"
 status=0
 
+# One test per core at a time, as in .ci/run: these load the machine (the
+# repository's default of more threads is for tests that mostly wait).
+export RUST_TEST_THREADS="${RUST_TEST_THREADS:-$(nproc)}"
 cargo test --lib fuzzing || status=1
-cargo test --test tests reliability || status=1
+cargo test --test reliability || status=1
 
 if [ "$fuzz_secs" -gt 0 ]; then
     fuzz_target_dir="${CARGO_TARGET_DIR:-$PWD/target}/fuzz"

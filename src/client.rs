@@ -10,12 +10,11 @@
 //! A call costs one write and (for a short reply) one read: the socket's
 //! timeouts are set again only when the time left differs from the last
 //! setting by more than 1 % (at most 10 ms), which is therefore how far a
-//! blocked read may outlast its deadline. The usual `{"return": …}` reply is
-//! decoded straight into its final type, falling back to the general
-//! decoder for anything else.
+//! blocked read may outlast its deadline. What goes on the wire and how a
+//! reply is read are [`crate::protocol`]'s business: each reply is decoded
+//! straight into its final type as its line is read.
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::mpsc;
@@ -25,32 +24,16 @@ use std::time::{Duration, Instant};
 use log::{debug, trace};
 use serde_json::{Map, Value};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Phase, ProtocolError, Result};
 use crate::interrupt::{InterruptHandle, Registration, Waker};
-use crate::protocol::{Incoming, decode_line, decode_return_as, encode_call};
+use crate::protocol::{
+    self, Ignored, Incoming, Reply, create_job_args, create_job_kwargs, decode_line_as, encode_call,
+};
 use crate::seconds;
-use crate::types::decode::{self, as_u64};
 use crate::types::{
     Board, BoardPosition, CreateJobOptions, JobDescription, JobMachineInfo, JobRequest,
     JobStateInfo, MachineDescription, Notification, WhereIs, WhereIsQuery,
 };
-
-/// A reply to a call: decoded straight into its type, or a general value.
-enum Reply<T> {
-    Typed(T),
-    Value(Value),
-}
-
-/// Decodes a whole reply line straight into a reply's type, or turns it
-/// down (`None`) for the general path to decode and report.
-type TypedDecoder<T> = fn(&[u8]) -> Option<T>;
-
-/// One line from the server: decoded straight into a reply's type, or
-/// classified by [`decode_line`].
-enum Line<T> {
-    Typed(T),
-    Generic(Incoming),
-}
 
 /// The default spalloc server port.
 pub const DEFAULT_PORT: u16 = 22244;
@@ -336,76 +319,76 @@ impl ProtocolClient {
         kwargs: &Map<String, Value>,
         timeout: Option<Duration>,
     ) -> Result<Value> {
-        // Most replies are exactly `{"return": value}`: decoding the value
-        // alone saves building and taking apart the object around it.
-        let typed = Some(decode_return_as::<Value> as TypedDecoder<Value>);
-        match self.call_typed(command, args, kwargs, timeout, typed)? {
-            Reply::Typed(v) | Reply::Value(v) => Ok(v),
-        }
+        self.call_as::<Value>(command, args, kwargs, timeout)
     }
 
-    /// [`call`](Self::call), but the reply line is first offered to
-    /// `typed`, which decodes the usual `{"return": …}` straight into its
-    /// result (see [`crate::protocol::decode_return_as`]). A line it turns
-    /// down, and every other line, takes the general path.
-    fn call_typed<T>(
+    /// [`call`](Self::call), with the reply read straight into `T` as its
+    /// line is read (see [`crate::protocol`]).
+    fn call_as<T: Reply>(
         &mut self,
         command: &str,
         args: &[Value],
         kwargs: &Map<String, Value>,
         timeout: Option<Duration>,
-        typed: Option<TypedDecoder<T>>,
-    ) -> Result<Reply<T>> {
+    ) -> Result<T> {
         self.usable()?;
         self.arm()?;
-        let result = self.call_armed(command, args, kwargs, timeout, typed);
+        let result = self.call_armed(command, args, kwargs, timeout);
         self.disarm();
         result
     }
 
-    fn call_armed<T>(
+    fn call_armed<T: Reply>(
         &mut self,
         command: &str,
         args: &[Value],
         kwargs: &Map<String, Value>,
         timeout: Option<Duration>,
-        typed: Option<TypedDecoder<T>>,
-    ) -> Result<Reply<T>> {
+    ) -> Result<T> {
         let deadline = seconds::deadline(timeout);
         let line = encode_call(command, args, kwargs);
         trace!("-> {}", String::from_utf8_lossy(&line).trim_end());
         self.send(&line, deadline)?;
         self.outstanding += 1;
         loop {
-            // A late reply to an earlier call is not this call's.
-            let typed_now = typed.filter(|_| self.outstanding == 1);
-            let reply = match self.next_line_decoded(deadline, typed_now)? {
-                Line::Typed(t) => Ok(Reply::Typed(t)),
-                Line::Generic(Incoming::Return(v)) => Ok(Reply::Value(v)),
-                Line::Generic(Incoming::Exception(m)) => Err(Error::Server(m)),
-                Line::Generic(Incoming::Notification(n)) => {
+            // A late reply to an earlier call is not this call's: read it
+            // without decoding its value, and drop it.
+            if self.outstanding > 1 {
+                match self.next_incoming::<Ignored>(deadline, command)? {
+                    Incoming::Return(_) | Incoming::Exception(_) => {
+                        self.outstanding -= 1;
+                        debug!("discarding the late reply to an earlier call");
+                    }
+                    Incoming::Notification(n) => self.queue(n),
+                    Incoming::Unrecognised(keys) => {
+                        debug!("ignoring a message with keys {keys:?}");
+                    }
+                }
+                continue;
+            }
+            let reply = match self.next_incoming::<T>(deadline, command)? {
+                Incoming::Return(reply) => reply.map_err(Error::from),
+                Incoming::Exception(m) => Err(Error::Server(m)),
+                Incoming::Notification(n) => {
                     self.queue(n);
                     continue;
                 }
-                Line::Generic(Incoming::Unrecognised(keys)) => {
+                Incoming::Unrecognised(keys) => {
                     debug!("ignoring a message with keys {keys:?}");
                     continue;
                 }
             };
             self.outstanding -= 1;
-            if self.outstanding == 0 {
-                return reply;
-            }
-            debug!("discarding the late reply to an earlier call");
+            return reply;
         }
     }
 
-    fn call_args(&mut self, command: &str, args: &[Value]) -> Result<Value> {
-        self.call(command, args, &Map::new(), self.timeout)
+    fn call_args<T: Reply>(&mut self, command: &str, args: &[Value]) -> Result<T> {
+        self.call_as(command, args, &Map::new(), self.timeout)
     }
 
-    fn call_kwargs(&mut self, command: &str, kwargs: Map<String, Value>) -> Result<Value> {
-        self.call(command, &[], &kwargs, self.timeout)
+    fn call_kwargs<T: Reply>(&mut self, command: &str, kwargs: Map<String, Value>) -> Result<T> {
+        self.call_as(command, &[], &kwargs, self.timeout)
     }
 
     /// Waits for a notification: first from the queue of those that arrived
@@ -436,7 +419,7 @@ impl ProtocolClient {
     fn notification_armed(&mut self, timeout: Option<Duration>) -> Result<Option<Notification>> {
         let deadline = seconds::deadline(timeout);
         loop {
-            match self.next_incoming(deadline) {
+            match self.next_incoming::<Ignored>(deadline, "a notification") {
                 Ok(Incoming::Notification(n)) => return Ok(Some(n)),
                 Ok(Incoming::Return(_) | Incoming::Exception(_)) => {
                     if self.outstanding > 0 {
@@ -447,7 +430,7 @@ impl ProtocolClient {
                     }
                 }
                 Ok(Incoming::Unrecognised(keys)) => debug!("ignoring a message with keys {keys:?}"),
-                Err(Error::Timeout) => return Ok(None),
+                Err(Error::Timeout(_)) => return Ok(None),
                 Err(e) => return Err(e),
             }
         }
@@ -460,12 +443,7 @@ impl ProtocolClient {
     /// As for [`call`](Self::call), or [`Error::Protocol`] if the reply is
     /// not a string.
     pub fn version(&mut self) -> Result<String> {
-        match self.call_args("version", &[])? {
-            Value::String(s) => Ok(s),
-            other => Err(Error::protocol(format!(
-                "version: expected a string, got {other}"
-            ))),
-        }
+        self.call_args("version", &[])
     }
 
     /// Fetches the server's version and checks it with
@@ -483,32 +461,36 @@ impl ProtocolClient {
     /// Creates a job and returns its id.
     ///
     /// The request is checked locally first for what the servers would
-    /// reject (an empty owner, both `machine` and `tags`, `require_torus`
-    /// for a single board). Note that the Python server returns an id even
-    /// for a request no machine can satisfy, and destroys that job at once.
+    /// reject ([`CreateJobOptions::validate`]). Note that the Python server
+    /// returns an id even for a request no machine can satisfy, and destroys
+    /// that job at once.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a request that fails the local check,
     /// [`Error::Server`] if the server refuses it, or as for
     /// [`call`](Self::call).
     pub fn create_job(&mut self, request: &JobRequest, options: &CreateJobOptions) -> Result<u64> {
-        options.validate(request)?;
-        let v = self.call(
+        options.validate(Some(request))?;
+        self.call_as(
             "create_job",
-            &request.args(),
-            &options.kwargs(),
+            &create_job_args(request),
+            &create_job_kwargs(options),
             self.timeout,
-        )?;
-        as_u64(&v).ok_or_else(|| Error::protocol(format!("create_job: expected a job id, got {v}")))
+        )
     }
 
     /// Tells the server the job is still wanted.
     ///
     /// # Errors
-    /// As for [`call`](Self::call); the Java service raises `no such job` for
-    /// an unknown id.
+    /// As for [`call`](Self::call), except that a reply that does not come
+    /// in time is [`Error::Timeout`]`(`[`Phase::Keepalive`]`)`; the Java
+    /// service raises `no such job` for an unknown id.
     pub fn job_keepalive(&mut self, job_id: u64) -> Result<()> {
-        self.call_args("job_keepalive", &[job_id.into()]).map(drop)
+        match self.call_args::<Ignored>("job_keepalive", &[job_id.into()]) {
+            Ok(Ignored) => Ok(()),
+            Err(Error::Timeout(Phase::Reply)) => Err(Error::Timeout(Phase::Keepalive)),
+            Err(e) => Err(e),
+        }
     }
 
     /// The job's state. An id the server does not know gives
@@ -520,9 +502,8 @@ impl ProtocolClient {
     /// of a malformed reply.
     pub fn get_job_state(&mut self, job_id: u64) -> Result<JobStateInfo> {
         match self.call_args("get_job_state", &[job_id.into()]) {
-            Ok(v) => decode::job_state(&v),
             Err(e) if is_not_found(&e) => Ok(JobStateInfo::unknown()),
-            Err(e) => Err(e),
+            other => other,
         }
     }
 
@@ -533,9 +514,8 @@ impl ProtocolClient {
     /// As for [`get_job_state`](Self::get_job_state).
     pub fn get_job_machine_info(&mut self, job_id: u64) -> Result<Option<JobMachineInfo>> {
         match self.call_args("get_job_machine_info", &[job_id.into()]) {
-            Ok(v) => decode::machine_info(&v),
             Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(e),
+            other => other,
         }
     }
 
@@ -546,7 +526,7 @@ impl ProtocolClient {
     /// As for [`call`](Self::call); the Java service raises an exception for
     /// a job without boards.
     pub fn power_on_job_boards(&mut self, job_id: u64) -> Result<()> {
-        self.call_args("power_on_job_boards", &[job_id.into()])
+        self.call_args::<Ignored>("power_on_job_boards", &[job_id.into()])
             .map(drop)
     }
 
@@ -555,7 +535,7 @@ impl ProtocolClient {
     /// # Errors
     /// As for [`power_on_job_boards`](Self::power_on_job_boards).
     pub fn power_off_job_boards(&mut self, job_id: u64) -> Result<()> {
-        self.call_args("power_off_job_boards", &[job_id.into()])
+        self.call_args::<Ignored>("power_off_job_boards", &[job_id.into()])
             .map(drop)
     }
 
@@ -565,11 +545,8 @@ impl ProtocolClient {
     /// As for [`call`](Self::call); the Java service raises `no such job` for
     /// an unknown id.
     pub fn destroy_job(&mut self, job_id: u64, reason: Option<&str>) -> Result<()> {
-        let mut kwargs = Map::new();
-        if let Some(r) = reason {
-            kwargs.insert("reason".into(), r.into());
-        }
-        self.call("destroy_job", &[job_id.into()], &kwargs, self.timeout)
+        let kwargs = protocol::destroy_kwargs(reason);
+        self.call_as::<Ignored>("destroy_job", &[job_id.into()], &kwargs, self.timeout)
             .map(drop)
     }
 
@@ -579,7 +556,8 @@ impl ProtocolClient {
     /// # Errors
     /// As for [`call`](Self::call).
     pub fn notify_job(&mut self, job_id: Option<u64>) -> Result<()> {
-        self.call_args("notify_job", &opt_arg(job_id)).map(drop)
+        self.call_args::<Ignored>("notify_job", &protocol::optional_arg(job_id))
+            .map(drop)
     }
 
     /// Stops notifications about one job, or about all jobs (`None`).
@@ -587,7 +565,8 @@ impl ProtocolClient {
     /// # Errors
     /// As for [`call`](Self::call).
     pub fn no_notify_job(&mut self, job_id: Option<u64>) -> Result<()> {
-        self.call_args("no_notify_job", &opt_arg(job_id)).map(drop)
+        self.call_args::<Ignored>("no_notify_job", &protocol::optional_arg(job_id))
+            .map(drop)
     }
 
     /// Asks for notifications about one machine, or about all (`None`).
@@ -595,7 +574,7 @@ impl ProtocolClient {
     /// # Errors
     /// As for [`call`](Self::call).
     pub fn notify_machine(&mut self, machine: Option<&str>) -> Result<()> {
-        self.call_args("notify_machine", &opt_arg(machine))
+        self.call_args::<Ignored>("notify_machine", &protocol::optional_arg(machine))
             .map(drop)
     }
 
@@ -604,7 +583,7 @@ impl ProtocolClient {
     /// # Errors
     /// As for [`call`](Self::call).
     pub fn no_notify_machine(&mut self, machine: Option<&str>) -> Result<()> {
-        self.call_args("no_notify_machine", &opt_arg(machine))
+        self.call_args::<Ignored>("no_notify_machine", &protocol::optional_arg(machine))
             .map(drop)
     }
 
@@ -614,11 +593,7 @@ impl ProtocolClient {
     /// As for [`call`](Self::call), or [`Error::Protocol`] naming the field
     /// of a malformed entry.
     pub fn list_jobs(&mut self) -> Result<Vec<JobDescription>> {
-        let typed = Some(decode::job_list_line as TypedDecoder<_>);
-        match self.call_typed("list_jobs", &[], &Map::new(), self.timeout, typed)? {
-            Reply::Typed(jobs) => Ok(jobs),
-            Reply::Value(v) => decode::list_of(&v, "list_jobs", decode::job_description),
-        }
+        self.call_args("list_jobs", &[])
     }
 
     /// The machines, in the server's priority order.
@@ -626,8 +601,7 @@ impl ProtocolClient {
     /// # Errors
     /// As for [`list_jobs`](Self::list_jobs).
     pub fn list_machines(&mut self) -> Result<Vec<MachineDescription>> {
-        let v = self.call_args("list_machines", &[])?;
-        decode::list_of(&v, "list_machines", decode::machine_description)
+        self.call_args("list_machines", &[])
     }
 
     /// The physical location of a board, or `None` if the machine or board
@@ -640,16 +614,9 @@ impl ProtocolClient {
         machine: &str,
         board: Board,
     ) -> Result<Option<BoardPosition>> {
-        let kwargs = position_kwargs(machine, [board.x, board.y, board.z]);
-        match self.call_kwargs("get_board_position", kwargs) {
-            Ok(Value::Null) => Ok(None),
-            Ok(v) => decode::position(&v).map(Some).ok_or_else(|| {
-                Error::protocol(format!(
-                    "get_board_position: expected [cabinet, frame, board], got {v}"
-                ))
-            }),
+        match self.call_kwargs("get_board_position", protocol::board_kwargs(machine, board)) {
             Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(e),
+            other => other,
         }
     }
 
@@ -663,16 +630,10 @@ impl ProtocolClient {
         machine: &str,
         position: BoardPosition,
     ) -> Result<Option<Board>> {
-        let kwargs = position_kwargs(machine, [position.cabinet, position.frame, position.board]);
+        let kwargs = protocol::location_kwargs(machine, position);
         match self.call_kwargs("get_board_at_position", kwargs) {
-            Ok(Value::Null) => Ok(None),
-            Ok(v) => decode::board(&v).map(Some).ok_or_else(|| {
-                Error::protocol(format!(
-                    "get_board_at_position: expected [x, y, z], got {v}"
-                ))
-            }),
             Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(e),
+            other => other,
         }
     }
 
@@ -683,10 +644,9 @@ impl ProtocolClient {
     /// As for [`call`](Self::call), or [`Error::Protocol`] naming the field
     /// of a malformed reply.
     pub fn where_is(&mut self, query: &WhereIsQuery) -> Result<Option<WhereIs>> {
-        match self.call_kwargs("where_is", query.kwargs()) {
-            Ok(v) => decode::where_is(&v),
+        match self.call_kwargs("where_is", protocol::where_is_kwargs(query)) {
             Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(e),
+            other => other,
         }
     }
 
@@ -704,27 +664,15 @@ impl ProtocolClient {
         core: Option<u32>,
         description: Option<&str>,
     ) -> Result<()> {
-        let mut kwargs = Map::new();
-        if let Some((x, y)) = chip {
-            kwargs.insert("x".into(), x.into());
-            kwargs.insert("y".into(), y.into());
-            if let Some(p) = core {
-                kwargs.insert("p".into(), p.into());
-            }
-        }
-        if let Some(d) = description {
-            kwargs.insert("description".into(), d.into());
-        }
-        self.call("report_problem", &[board_ip.into()], &kwargs, self.timeout)
+        let kwargs = protocol::report_problem_kwargs(chip, core, description);
+        self.call_as::<Ignored>("report_problem", &[board_ip.into()], &kwargs, self.timeout)
             .map(drop)
     }
 
     fn usable(&self) -> Result<()> {
         match self.broken {
             None => Ok(()),
-            Some(why) => Err(Error::protocol(format!(
-                "connection abandoned after an earlier failure ({why}); reconnect"
-            ))),
+            Some(after) => Err(Error::Abandoned { after }),
         }
     }
 
@@ -752,33 +700,22 @@ impl ProtocolClient {
         })
     }
 
-    /// Reads and decodes the next complete line. A timeout leaves any partial
-    /// line buffered; every other failure makes the connection unusable.
-    fn next_incoming(&mut self, deadline: Option<Instant>) -> Result<Incoming> {
-        match self.next_line_decoded::<Infallible>(deadline, None)? {
-            Line::Generic(incoming) => Ok(incoming),
-            Line::Typed(never) => match never {},
-        }
-    }
-
-    /// [`next_incoming`](Self::next_incoming), offering the line to `typed`
-    /// first.
-    fn next_line_decoded<T>(
+    /// Reads the next complete line and decodes it, a reply's value as `T`
+    /// for `command`. A timeout leaves any partial line buffered; every
+    /// other failure of the line makes the connection unusable (a reply of
+    /// the wrong shape does not: it is in step, just wrong).
+    fn next_incoming<T: Reply>(
         &mut self,
         deadline: Option<Instant>,
-        typed: Option<TypedDecoder<T>>,
-    ) -> Result<Line<T>> {
+        command: &str,
+    ) -> Result<Incoming<Result<T, ProtocolError>>> {
         let result = self.next_line(deadline).and_then(|(from, to)| {
-            let line = &self.buf[from..to];
-            let decoded = match typed.and_then(|decode| decode(line)) {
-                Some(t) => Ok(Line::Typed(t)),
-                None => decode_line(line).map(Line::Generic),
-            };
+            let decoded = decode_line_as::<T>(&self.buf[from..to], command);
             self.consume(to + 1);
             decoded
         });
         match result {
-            Err(Error::Timeout) => Err(Error::Timeout),
+            Err(Error::Timeout(phase)) => Err(Error::Timeout(phase)),
             Err(e) => {
                 let e = self.interrupted_instead(e);
                 if matches!(e, Error::Interrupted) {
@@ -963,20 +900,6 @@ fn open(hostname: &str, port: u16, timeout: Option<Duration>) -> Result<TcpStrea
         }
     }
     Err(failed(lookup, last_err))
-}
-
-fn opt_arg<T: Into<Value>>(v: Option<T>) -> Vec<Value> {
-    // "All" is an empty argument list: the Java service rejects `[null]`.
-    v.map(|v| vec![v.into()]).unwrap_or_default()
-}
-
-fn position_kwargs(machine: &str, [x, y, z]: [u32; 3]) -> Map<String, Value> {
-    let mut kw = Map::new();
-    kw.insert("machine_name".into(), machine.into());
-    kw.insert("x".into(), x.into());
-    kw.insert("y".into(), y.into());
-    kw.insert("z".into(), z.into());
-    kw
 }
 
 #[cfg(test)]

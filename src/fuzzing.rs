@@ -1,16 +1,22 @@
-//! Entry points for the fuzz targets in `fuzz/` and for property tests; not
-//! part of the supported API (hidden from the documentation, and free to
-//! change).
+//! Entry points for the fuzz targets in `fuzz/` and for the property tests
+//! below. Compiled only for fuzzing (cargo-fuzz builds with `--cfg
+//! fuzzing`), where it is public, and for this crate's own tests; it is not
+//! part of the published API.
 //!
 //! Each takes raw bytes and pushes them through everything that decodes
 //! untrusted input, so that a fuzzer only has to look for panics, hangs and
 //! runaway memory. The virtual server's hook is
-//! [`crate::server::fuzz_requests`].
+//! `crate::server::fuzz_requests`.
+
+use std::fmt::Debug;
 
 use serde_json::Value;
 
-use crate::protocol::{Incoming, decode_line, decode_return_as};
-use crate::types::decode;
+use crate::error::ProtocolError;
+use crate::protocol::{self, Incoming, Reply, decode_line, decode_line_as, reply_from_value};
+use crate::types::{
+    Board, BoardPosition, JobDescription, JobMachineInfo, JobStateInfo, MachineDescription, WhereIs,
+};
 use crate::v2::proxy::{ClientFrame, MAX_PAYLOAD, ServerFrame};
 
 /// Decodes `bytes` as a v2 proxy frame from a client and as one from a
@@ -53,12 +59,31 @@ pub fn decode_proxy_frame(bytes: &[u8]) -> usize {
 /// every typed reply decoder on its value. Returns how many decoders
 /// accepted it (so that the work cannot be optimised away).
 ///
-/// It also checks that the one-pass decoders the client tries first agree
-/// with the general path on every line they accept, and panics if they do
-/// not, so that fuzzing and the property tests below look for that too.
+/// Each reply decoder reads a reply in two ways, from the line as it
+/// streams past and from a [`Value`] already parsed; this panics unless the
+/// two agree on every line, so that fuzzing and the property tests below
+/// look for that too.
 pub fn decode_server_line(line: &[u8]) -> usize {
     let general = decode_line(line);
-    one_pass_agrees(line, &general);
+    let value = match &general {
+        Ok(Incoming::Return(v)) => Some(v),
+        _ => None,
+    };
+    agrees::<Value>(line, value, "call");
+    if value.is_none() {
+        // Not a reply: the line was read the same way whatever the reply's
+        // type, as the call above checked.
+        return usize::from(general.map_or_else(|e| e.to_string().is_empty(), |_| true));
+    }
+    agrees::<String>(line, value, "version");
+    agrees::<u64>(line, value, "create_job");
+    agrees::<JobStateInfo>(line, value, "get_job_state");
+    agrees::<Option<JobMachineInfo>>(line, value, "get_job_machine_info");
+    agrees::<Vec<JobDescription>>(line, value, "list_jobs");
+    agrees::<Vec<MachineDescription>>(line, value, "list_machines");
+    agrees::<Option<WhereIs>>(line, value, "where_is");
+    agrees::<Option<Board>>(line, value, "get_board_at_position");
+    agrees::<Option<BoardPosition>>(line, value, "get_board_position");
     match general {
         Ok(Incoming::Return(v)) => 1 + decode_reply(&v),
         Ok(_) => 1,
@@ -66,45 +91,81 @@ pub fn decode_server_line(line: &[u8]) -> usize {
     }
 }
 
-/// Panics unless each one-pass decoder either turns `line` down or gives
-/// what the general path (`general`, then the typed decoder) gives.
-fn one_pass_agrees(line: &[u8], general: &crate::Result<Incoming>) {
-    let value = match general {
-        Ok(Incoming::Return(v)) => Some(v),
+/// Panics unless `R` read from `line` and read from its already parsed
+/// reply `value` give the same.
+fn agrees<R: Reply + Debug>(line: &[u8], value: Option<&Value>, command: &str) {
+    let streamed: Option<Result<R, ProtocolError>> = match decode_line_as::<R>(line, command) {
+        Ok(Incoming::Return(r)) => Some(r),
         _ => None,
     };
-    if let Some(fast) = decode_return_as::<Value>(line) {
-        assert_eq!(Some(&fast), value, "one-pass decoding of a reply differs");
-    }
-    if let Some(fast) = decode::job_list_line(line) {
-        let slow = value.map(|v| decode::list_of(v, "list_jobs", decode::job_description));
-        assert!(
-            matches!(slow, Some(Ok(ref jobs)) if *jobs == fast),
-            "one-pass decoding of list_jobs differs: {slow:?}"
-        );
-    }
+    let from_value = value.map(|v| reply_from_value::<R>(v, command));
+    // Compared as text, so that NaN equals NaN.
+    assert_eq!(
+        format!("{streamed:?}"),
+        format!("{from_value:?}"),
+        "{command}: decoding from the line and from its value differ"
+    );
 }
 
 /// Runs every typed reply decoder on `v`; returns how many accepted it.
 pub fn decode_reply(v: &Value) -> usize {
     let results = [
-        decode::job_state(v).is_ok(),
-        decode::machine_info(v).is_ok(),
-        decode::job_description(v).is_ok(),
-        decode::list_of(v, "list_jobs", decode::job_description).is_ok(),
-        decode::machine_description(v).is_ok(),
-        decode::list_of(v, "list_machines", decode::machine_description).is_ok(),
-        decode::where_is(v).is_ok(),
-        decode::board(v).is_some(),
-        decode::position(v).is_some(),
-        decode::chip(v).is_some(),
-        decode::id_list(v, "jobs_changed").is_ok(),
-        decode::string_list(v, "machines_changed").is_ok(),
-        decode::as_u64(v).is_some(),
-        decode::as_f64(v).is_some(),
-        decode::as_number(v).is_some(),
+        reply_from_value::<String>(v, "version").is_ok(),
+        reply_from_value::<u64>(v, "create_job").is_ok(),
+        reply_from_value::<JobStateInfo>(v, "get_job_state").is_ok(),
+        reply_from_value::<Option<JobMachineInfo>>(v, "get_job_machine_info").is_ok(),
+        reply_from_value::<Vec<JobDescription>>(v, "list_jobs").is_ok(),
+        reply_from_value::<Vec<MachineDescription>>(v, "list_machines").is_ok(),
+        reply_from_value::<Option<WhereIs>>(v, "where_is").is_ok(),
+        reply_from_value::<Option<Board>>(v, "get_board_at_position").is_ok(),
+        reply_from_value::<Option<BoardPosition>>(v, "get_board_position").is_ok(),
+        protocol::board(v).is_some(),
+        protocol::position(v).is_some(),
+        protocol::chip(v).is_some(),
+        protocol::as_u64(v).is_some(),
+        protocol::as_f64(v).is_some(),
+        protocol::as_number(v).is_some(),
     ];
     results.into_iter().filter(|ok| *ok).count()
+}
+
+/// How many cases each property test tries.
+#[cfg(test)]
+const CASES: u32 = 512;
+
+/// Runs one property for [`CASES`] cases, records the outcome in
+/// `$SPALLOC_RELIABILITY_LOG` (as the integration tests do) and fails
+/// the test with the minimal failing input.
+#[cfg(test)]
+pub(crate) fn check<S: proptest::strategy::Strategy>(
+    name: &str,
+    strategy: S,
+    test: impl Fn(S::Value) -> Result<(), proptest::test_runner::TestCaseError>,
+) {
+    let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+        cases: CASES,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    });
+    let result = runner.run(&strategy, test);
+    if let Some(path) = std::env::var_os("SPALLOC_RELIABILITY_LOG") {
+        let line = serde_json::json!({
+            "suite": "properties",
+            "case": name,
+            "cases": CASES,
+            "outcome": if result.is_ok() { "pass" } else { "fail" },
+        });
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes());
+        }
+    }
+    if let Err(e) = result {
+        panic!("{name}: {e}");
+    }
 }
 
 #[cfg(test)]
@@ -116,37 +177,12 @@ mod tests {
     use super::*;
     use crate::error::Error;
     use proptest::prelude::*;
-    use proptest::test_runner::{TestCaseError, TestRunner};
     use serde_json::{Map, json};
 
-    const FIELDS: &[&str] = &[
-        "state",
-        "power",
-        "keepalive",
-        "reason",
-        "start_time",
-        "keepalivehost",
-        "width",
-        "height",
-        "connections",
-        "machine_name",
-        "boards",
-        "job_id",
-        "owner",
-        "args",
-        "kwargs",
-        "allocated_machine_name",
-        "name",
-        "tags",
-        "dead_boards",
-        "dead_links",
-        "machine",
-        "logical",
-        "physical",
-        "chip",
-        "board_chip",
-        "job_chip",
-    ];
+    /// Every field a reply decoder reads.
+    fn fields() -> Vec<&'static str> {
+        crate::protocol::field_names()
+    }
 
     fn leaf() -> impl Strategy<Value = Value> {
         prop_oneof![
@@ -170,7 +206,7 @@ mod tests {
 
     fn key() -> impl Strategy<Value = String> {
         prop_oneof![
-            3 => proptest::sample::select(FIELDS).prop_map(str::to_owned),
+            3 => proptest::sample::select(fields()).prop_map(str::to_owned),
             1 => "[a-z_]{0,8}",
         ]
     }
@@ -240,50 +276,18 @@ mod tests {
         ][i]
     }
 
-    const CASES: u32 = 512;
-
-    /// Runs one property for [`CASES`] cases, records the outcome in
-    /// `$SPALLOC_RELIABILITY_LOG` (as the integration tests do) and fails
-    /// the test with the minimal failing input.
-    fn check<S: Strategy>(
-        name: &str,
-        strategy: S,
-        test: impl Fn(S::Value) -> Result<(), TestCaseError>,
-    ) {
-        let mut runner = TestRunner::new(ProptestConfig {
-            cases: CASES,
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        });
-        let result = runner.run(&strategy, test);
-        if let Some(path) = std::env::var_os("SPALLOC_RELIABILITY_LOG") {
-            let line = json!({
-                "suite": "properties",
-                "case": name,
-                "cases": CASES,
-                "outcome": if result.is_ok() { "pass" } else { "fail" },
-            });
-            if let Ok(mut f) = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-            {
-                let _ = std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes());
-            }
-        }
-        if let Err(e) = result {
-            panic!("{name}: {e}");
-        }
-    }
-
+    /// Decodes `v` as the reply (for lists: the item) that `which` names.
     fn decode_as(which: usize, v: &Value) -> Result<(), Error> {
-        match which {
-            0 => decode::job_state(v).map(drop),
-            1 => decode::machine_info(v).map(drop),
-            2 => decode::job_description(v).map(drop),
-            3 => decode::machine_description(v).map(drop),
-            _ => decode::where_is(v).map(drop),
-        }
+        let command = ctx_of(which);
+        let item = || Value::Array(vec![v.clone()]);
+        let checked = match which {
+            0 => reply_from_value::<JobStateInfo>(v, command).map(drop),
+            1 => reply_from_value::<Option<JobMachineInfo>>(v, command).map(drop),
+            2 => reply_from_value::<Vec<JobDescription>>(&item(), command).map(drop),
+            3 => reply_from_value::<Vec<MachineDescription>>(&item(), command).map(drop),
+            _ => reply_from_value::<Option<WhereIs>>(v, command).map(drop),
+        };
+        checked.map_err(Error::from)
     }
 
     #[test]
@@ -379,7 +383,7 @@ mod tests {
             "client: valid replies with one field wrong or missing",
             (
                 0usize..5,
-                proptest::sample::select(FIELDS),
+                proptest::sample::select(fields()),
                 proptest::option::of(json()),
             ),
             |(which, field, replacement)| {
@@ -408,13 +412,13 @@ mod tests {
     }
 
     #[test]
-    fn one_pass_list_jobs_agrees_with_the_general_path() {
+    fn list_jobs_reads_the_same_from_the_line_and_from_a_value() {
         // Valid entries with up to two fields replaced (by anything) or
-        // removed, in lists of one or two: wherever the one-pass decoder
-        // accepts the line, `decode_server_line` checks that it gives what
-        // the general path gives.
+        // removed, in lists of one or two: `decode_server_line` checks that
+        // the decoder gives the same reading the line as it streams past
+        // and reading the value once parsed.
         let change = (
-            proptest::sample::select(FIELDS),
+            proptest::sample::select(fields()),
             proptest::option::of(prop_oneof![
                 json(),
                 Just(json!(false)),
@@ -425,7 +429,7 @@ mod tests {
             ]),
         );
         check(
-            "client: list_jobs decoded in one pass or by the general path",
+            "client: list_jobs read from the line or from its value",
             (change.clone(), change, any::<bool>()),
             |(first, second, two)| {
                 let mut entry = valid_replies().swap_remove(2);
@@ -454,11 +458,9 @@ mod tests {
             "client: nesting up to 200,000 deep",
             (1usize..200_000, any::<bool>()),
             |(depth, object)| {
-                let mut line = b"{\"return\": ".to_vec();
-                for _ in 0..depth {
-                    line.extend_from_slice(if object { b"{\"a\":" } else { b"[" });
-                }
-                prop_assert_eq!(decode_server_line(&line), 0);
+                let open = if object { "{\"a\":" } else { "[" };
+                let line = format!("{{\"return\": {}", open.repeat(depth));
+                prop_assert_eq!(decode_server_line(line.as_bytes()), 0);
                 Ok(())
             },
         );
@@ -471,7 +473,7 @@ mod tests {
             (
                 "[1-9][0-9]{0,400}",
                 proptest::option::of(-1000i32..1000),
-                proptest::sample::select(FIELDS),
+                proptest::sample::select(fields()),
             ),
             |(digits, exponent, field)| {
                 let number = match exponent {
@@ -488,6 +490,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "server")]
     fn request_line() -> impl Strategy<Value = Vec<u8>> {
         prop_oneof![
             proptest::collection::vec(
@@ -530,6 +533,7 @@ mod tests {
         ]
     }
 
+    #[cfg(feature = "server")]
     #[test]
     fn the_server_answers_every_line_with_one_json_reply_or_hangs_up() {
         check(

@@ -8,16 +8,18 @@
 //! demand, so a server restart does not end the job.
 
 use std::fmt;
+use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use log::{debug, warn};
 
-use crate::client::ProtocolClient;
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::{Error, InvalidArgument, Phase, Result};
 use crate::interrupt::InterruptHandle;
+use crate::remote::{Client, ServerOptions, Watch, config_seconds};
 use crate::seconds::{self, deadline, deadline_after, time_left};
 use crate::types::{
     Board, Connection, CreateJobOptions, JobMachineInfo, JobRequest, JobState, JobStateInfo,
@@ -38,41 +40,37 @@ const NO_KEEPALIVE_PERIOD: Duration = Duration::from_secs(30);
 /// for the job's id, so that the job is destroyed at once rather than left
 /// to expire (a second interruption ends the wait).
 const CREATE_GRACE: Duration = Duration::from_secs(1);
-/// Never send keepalives faster than this, whatever the configuration says.
+/// Never send keepalives, or try to reconnect, faster than this, whatever
+/// the configuration says: a server that refuses connections at once must
+/// not set a loop spinning.
 const MIN_PERIOD: Duration = Duration::from_millis(50);
 /// How long stopping waits for the keepalive thread before leaving it to
 /// finish on its own (it holds nothing but its own socket).
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
-/// Everything a [`Job`] needs, each defaulting as in the Python client.
+/// Everything a [`Job`] needs: where the server is, what to ask it for,
+/// and what may interrupt the job's waits; each defaulting as in the Python
+/// client.
 ///
 /// Build one from the configuration files with [`JobOptions::load`] (or
 /// [`JobOptions::from_config`]), then override fields with the setters.
 ///
 /// # Example
 /// ```
+/// use std::time::Duration;
 /// use spalloc::JobOptions;
 /// let options = JobOptions::new()
 ///     .hostname("spalloc.example.org")
 ///     .owner("me@example.org")
-///     .keepalive(Some(30.0))
+///     .keepalive(Some(Duration::from_secs(30)))
 ///     .machine(Some("spin5"));
-/// assert_eq!(options.port, 22244);
+/// assert_eq!(options.server.port, 22244);
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct JobOptions {
-    /// The server. Required; no default.
-    pub hostname: Option<String>,
-    /// The server's port. Defaults to 22244.
-    pub port: u16,
-    /// Limit for connecting and for each reply; `None` waits forever.
-    /// Defaults to 10 s.
-    pub timeout: Option<Duration>,
-    /// Pause between reconnection attempts. Defaults to 5 s.
-    pub reconnect_delay: Duration,
-    /// Skip the server version check. Defaults to `false`.
-    pub ignore_version: bool,
+    /// The server, and how to talk to it.
+    pub server: ServerOptions,
     /// What to ask the server for: owner, keepalive and where the boards
     /// may come from, with the Python client's defaults. The owner is
     /// required to create a job (an empty owner counts as missing).
@@ -86,31 +84,12 @@ pub struct JobOptions {
 
 impl Default for JobOptions {
     fn default() -> Self {
-        let config = Config::default();
         JobOptions {
-            hostname: None,
-            port: config.port,
-            timeout: Some(Duration::from_secs(10)),
-            reconnect_delay: Duration::from_secs(5),
-            ignore_version: config.ignore_version,
+            server: ServerOptions::default(),
             request: CreateJobOptions::new(""),
             interrupt: None,
         }
     }
-}
-
-/// `Config`'s value for a key, by the rule in [`crate::seconds`], or an
-/// error naming the key.
-fn config_seconds<T>(
-    key: &str,
-    value: f64,
-    rule: fn(f64) -> std::result::Result<T, seconds::SecondsError>,
-) -> Result<T> {
-    rule(value).map_err(|e| Error::Config {
-        path: "configuration".into(),
-        key: Some(key.to_owned()),
-        message: e.to_string(),
-    })
 }
 
 impl JobOptions {
@@ -149,18 +128,7 @@ impl JobOptions {
         request.max_dead_links = config.max_dead_links;
         request.require_torus = config.require_torus;
         Ok(JobOptions {
-            hostname: config.hostname.clone(),
-            port: config.port,
-            timeout: match config.timeout {
-                Some(t) => config_seconds("timeout", t, seconds::limit)?,
-                None => None,
-            },
-            reconnect_delay: config_seconds(
-                "reconnect_delay",
-                config.reconnect_delay,
-                seconds::pause,
-            )?,
-            ignore_version: config.ignore_version,
+            server: ServerOptions::from_config(config)?,
             request,
             interrupt: None,
         })
@@ -181,34 +149,42 @@ impl JobOptions {
         self
     }
 
-    /// Sets [`hostname`](Self::hostname).
+    /// Sets the server's [`hostname`](ServerOptions::hostname).
     pub fn hostname(mut self, hostname: impl Into<String>) -> Self {
-        self.hostname = Some(hostname.into());
+        self.server = self.server.hostname(hostname);
         self
     }
 
-    /// Sets [`port`](Self::port).
+    /// Sets the server's [`port`](ServerOptions::port).
     pub fn port(mut self, port: u16) -> Self {
-        self.port = port;
+        self.server = self.server.port(port);
         self
     }
 
-    /// Sets [`timeout`](Self::timeout). A timeout too long for a deadline
-    /// to be represented (such as `Duration::MAX`) is the same as `None`.
+    /// Points at the server listening on `addr`, such as a virtual
+    /// server's `local_addr()`.
+    pub fn address(mut self, addr: SocketAddr) -> Self {
+        self.server = self.server.address(addr);
+        self
+    }
+
+    /// Sets the server's [`timeout`](ServerOptions::timeout). A timeout too
+    /// long for a deadline to be represented (such as `Duration::MAX`) is
+    /// the same as `None`.
     pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.timeout = timeout;
+        self.server = self.server.timeout(timeout);
         self
     }
 
-    /// Sets [`reconnect_delay`](Self::reconnect_delay).
+    /// Sets the server's [`reconnect_delay`](ServerOptions::reconnect_delay).
     pub fn reconnect_delay(mut self, delay: Duration) -> Self {
-        self.reconnect_delay = delay;
+        self.server = self.server.reconnect_delay(delay);
         self
     }
 
-    /// Sets [`ignore_version`](Self::ignore_version).
+    /// Sets the server's [`ignore_version`](ServerOptions::ignore_version).
     pub fn ignore_version(mut self, ignore: bool) -> Self {
-        self.ignore_version = ignore;
+        self.server = self.server.ignore_version(ignore);
         self
     }
 
@@ -218,14 +194,14 @@ impl JobOptions {
         self
     }
 
-    /// Sets the request's [`keepalive`](CreateJobOptions::keepalive) in
-    /// seconds. `None`, a negative value, infinity or more than
-    /// [`seconds::MAX_SECONDS`] means the job never expires (the rule of
-    /// [`crate::seconds`]). NaN is kept, and creating the job then fails
-    /// with [`Error::InvalidArgument`].
-    pub fn keepalive(mut self, seconds: Option<f64>) -> Self {
-        self.request.keepalive = seconds
-            .filter(|s| !matches!(seconds::limit(*s), Ok(None)))
+    /// Sets the request's [`keepalive`](CreateJobOptions::keepalive): how
+    /// long the server waits for a keepalive before destroying the job.
+    /// `None`, or more than [`seconds::MAX_SECONDS`], means the job never
+    /// expires (the rule of [`crate::seconds`]).
+    pub fn keepalive(mut self, keepalive: Option<Duration>) -> Self {
+        self.request.keepalive = keepalive
+            .map(|d| d.as_secs_f64())
+            .filter(|s| matches!(seconds::limit(*s), Ok(Some(_))))
             .map(Number::Float);
         self
     }
@@ -266,22 +242,49 @@ impl JobOptions {
         self
     }
 
-    /// The `create_job` keyword arguments these options give.
+    /// The `create_job` options these give: the request, except that a
+    /// machine, when one is set, stands for itself whatever the tags.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] if no owner is set.
     pub fn create_options(&self) -> Result<CreateJobOptions> {
         if self.request.owner.trim().is_empty() {
-            return Err(Error::InvalidArgument(
-                "no owner given (set `owner` in the options or a config file)".into(),
-            ));
+            return Err(InvalidArgument::NoOwner.into());
         }
+        Ok(self.to_send())
+    }
+
+    /// The request as sent: a machine, when one is set, stands for itself
+    /// whatever the tags.
+    fn to_send(&self) -> CreateJobOptions {
         let mut o = self.request.clone();
-        // Setting a machine means "this machine, whatever its tags".
         if o.machine.is_some() {
             o.tags = None;
         }
-        Ok(o)
+        o
+    }
+
+    /// Checks what [`Job::create`] would refuse, before anything is sent,
+    /// in the order the `spalloc` tools report problems: the owner, the
+    /// server, then `request` and the rest of the options
+    /// ([`CreateJobOptions::validate`]). Without a `request` only the owner
+    /// and the server are checked, for a caller that reads the request
+    /// later.
+    ///
+    /// # Errors
+    /// The first problem, naming the setting.
+    pub fn validate(
+        &self,
+        request: Option<&JobRequest>,
+    ) -> std::result::Result<(), InvalidArgument> {
+        if self.request.owner.trim().is_empty() {
+            return Err(InvalidArgument::NoOwner);
+        }
+        self.server.validate()?;
+        match request {
+            Some(request) => self.to_send().validate(Some(request)),
+            None => Ok(()),
+        }
     }
 
     fn keepalive_period(&self) -> Duration {
@@ -293,46 +296,6 @@ impl JobOptions {
             Some(Ok(Some(half))) => half.max(MIN_PERIOD),
             _ => NO_KEEPALIVE_PERIOD,
         }
-    }
-
-    fn server(&self) -> Result<Server> {
-        let hostname = self.hostname.clone().ok_or_else(|| {
-            Error::InvalidArgument(
-                "no server hostname given (set `hostname` in the options or a config file)".into(),
-            )
-        })?;
-        Ok(Server {
-            hostname,
-            port: self.port,
-            timeout: self.timeout,
-            reconnect_delay: self.reconnect_delay,
-            ignore_version: self.ignore_version,
-        })
-    }
-}
-
-/// Where and how to connect; shared by the job and its keepalive thread.
-#[derive(Debug, Clone)]
-struct Server {
-    hostname: String,
-    port: u16,
-    timeout: Option<Duration>,
-    reconnect_delay: Duration,
-    ignore_version: bool,
-}
-
-impl Server {
-    fn connect(
-        &self,
-        timeout: Option<Duration>,
-        interrupt: &InterruptHandle,
-    ) -> Result<ProtocolClient> {
-        let mut client =
-            ProtocolClient::connect_interruptible(&self.hostname, self.port, timeout, interrupt)?;
-        if !self.ignore_version {
-            client.check_version()?;
-        }
-        Ok(client)
     }
 }
 
@@ -360,8 +323,9 @@ impl Server {
 #[derive(Debug)]
 pub struct Job {
     id: u64,
-    server: Server,
-    client: Option<ProtocolClient>,
+    /// The server, with a host name.
+    server: ServerOptions,
+    client: Option<Client>,
     /// Whether `client` has a `notify_job` registration for this job.
     watching: bool,
     keepalive: Option<Keepalive>,
@@ -416,12 +380,12 @@ impl Job {
     /// request; [`Error::Connect`] if it cannot be reached, and other
     /// transport errors if it fails afterwards; [`Error::Interrupted`].
     pub fn create(request: JobRequest, options: &JobOptions) -> Result<Job> {
-        let server = options.server()?;
-        let create = options.create_options()?;
-        create.validate(&request)?;
+        options.validate(Some(&request))?;
+        let server = options.server.clone();
+        let create = options.to_send();
         let interrupt = options.interrupt.clone().unwrap_or_default();
-        let mut client = server.connect(server.timeout, &interrupt)?;
-        let id = client.with_interrupt_grace(CREATE_GRACE, |c| c.create_job(&request, &create))?;
+        let mut client = Client::connect_interruptible(&server, &interrupt)?;
+        let id = client.create_job_with_grace(&request, &create, CREATE_GRACE)?;
         debug!("created job {id}");
         // Hold the handle from here on, so that any failure below destroys
         // the new job on the way out.
@@ -438,10 +402,11 @@ impl Job {
     /// [`Error::JobUnknown`] or [`Error::JobDestroyed`] if the job is not
     /// live; otherwise as for [`create`](Self::create).
     pub fn resume(job_id: u64, options: &JobOptions) -> Result<Job> {
-        let server = options.server()?;
+        options.server.validate()?;
+        let server = options.server.clone();
         let interrupt = options.interrupt.clone().unwrap_or_default();
-        let mut client = server.connect(server.timeout, &interrupt)?;
-        let info = client.get_job_state(job_id)?;
+        let mut client = Client::connect_interruptible(&server, &interrupt)?;
+        let info = client.job_state(job_id)?;
         let mut period = options.keepalive_period();
         match info.state {
             JobState::Unknown => return Err(Error::JobUnknown { id: job_id }),
@@ -468,8 +433,8 @@ impl Job {
 
     fn new(
         id: u64,
-        server: Server,
-        client: ProtocolClient,
+        server: ServerOptions,
+        client: Client,
         period: Duration,
         interrupt: InterruptHandle,
     ) -> Job {
@@ -544,7 +509,7 @@ impl Job {
     /// Transport errors, after one reconnection attempt.
     pub fn state_info(&mut self) -> Result<JobStateInfo> {
         let id = self.id;
-        self.rpc(|c| c.get_job_state(id))
+        self.rpc(|c| c.job_state(id))
     }
 
     /// The job's current state.
@@ -580,7 +545,7 @@ impl Job {
     pub fn machine_info(&mut self) -> Result<Option<&JobMachineInfo>> {
         if self.machine_info.is_none() {
             let id = self.id;
-            self.machine_info = self.rpc(|c| c.get_job_machine_info(id))?;
+            self.machine_info = self.rpc(|c| c.job_machine_info(id))?;
         }
         Ok(self.machine_info.as_ref())
     }
@@ -643,11 +608,7 @@ impl Job {
     /// As for [`state_info`](Self::state_info), or [`Error::Server`].
     pub fn set_power(&mut self, on: bool) -> Result<()> {
         let id = self.id;
-        if on {
-            self.rpc(|c| c.power_on_job_boards(id))
-        } else {
-            self.rpc(|c| c.power_off_job_boards(id))
-        }
+        self.rpc(|c| c.power(id, on))
     }
 
     /// Resets the boards (powers them on again).
@@ -677,7 +638,8 @@ impl Job {
     /// period; reconnects (every `reconnect_delay`) if the connection fails.
     ///
     /// # Errors
-    /// [`Error::Timeout`] if nothing changed within `timeout` (`None`, or a
+    /// [`Error::Timeout`] of [`Phase::Wait`] if nothing changed within
+    /// `timeout` (`None`, or a
     /// timeout too long to represent, waits forever); [`Error::Interrupted`]
     /// if cut short through an [`InterruptHandle`];
     /// [`Error::IncompatibleVersion`] if a reconnection finds another
@@ -696,13 +658,12 @@ impl Job {
                 Err(e) if e.is_transport() => {
                     debug!("job {}: connection failed while waiting: {e}", self.id);
                     self.lost(&e);
-                    let delay = self.server.reconnect_delay;
-                    self.pause(time_left(deadline).map_or(delay, |l| l.min(delay)))?;
+                    self.pause_to_reconnect(deadline)?;
                 }
                 Err(e) => return Err(self.after_failure(e)),
             }
             if time_left(deadline).is_some_and(|l| l.is_zero()) {
-                return Err(Error::Timeout);
+                return Err(Error::Timeout(Phase::Wait));
             }
         }
     }
@@ -710,6 +671,13 @@ impl Job {
     /// Sleeps unless interrupted.
     fn pause(&self, how_long: Duration) -> Result<()> {
         self.interrupt.sleep(how_long)
+    }
+
+    /// Sleeps the reconnect delay (at least [`MIN_PERIOD`]), or until
+    /// `deadline` if that comes first, unless interrupted.
+    fn pause_to_reconnect(&self, deadline: Option<std::time::Instant>) -> Result<()> {
+        let delay = self.server.reconnect_delay.max(MIN_PERIOD);
+        self.pause(time_left(deadline).map_or(delay, |l| l.min(delay)))
     }
 
     /// One round: subscribe, look, then wait for a hint (or the keepalive
@@ -727,11 +695,11 @@ impl Job {
         let watching = self.watching && self.client.is_some();
         let client = self.connected()?;
         if !watching {
-            client.notify_job(Some(id))?;
+            client.watch(&Watch::Job(id))?;
         }
         self.watching = true;
         let client = self.connected()?;
-        let info = client.get_job_state(id)?;
+        let info = client.job_state(id)?;
         if info.state != old {
             return Ok(Some(info));
         }
@@ -739,7 +707,7 @@ impl Job {
         // at once: no need to wake up just to look for one.
         let wait = time_left(deadline).map_or(period, |l| l.min(period));
         let client = self.connected()?;
-        client.wait_for_notification(Some(wait))?;
+        client.wait_for_change(Some(wait))?;
         Ok(None)
     }
 
@@ -747,10 +715,31 @@ impl Job {
     ///
     /// # Errors
     /// [`Error::JobDestroyed`] (with the server's reason) or
-    /// [`Error::JobUnknown`] if the job ends instead; [`Error::Timeout`] if
-    /// it is not ready within `timeout`; as for
+    /// [`Error::JobUnknown`] if the job ends instead; [`Error::Timeout`] of
+    /// [`Phase::Wait`] if it is not ready within `timeout`; as for
     /// [`wait_for_state_change`](Self::wait_for_state_change).
     pub fn wait_until_ready(&mut self, timeout: Option<Duration>) -> Result<()> {
+        self.wait_until_ready_with(timeout, |_| ControlFlow::Continue(()))
+            .map(drop)
+    }
+
+    /// [`wait_until_ready`](Self::wait_until_ready), telling `progress`
+    /// about the job's state when it first looks and after every change, so
+    /// that a tool can show how the wait is going. `progress` can end the
+    /// wait early with [`ControlFlow::Break`], for a state it does not want
+    /// to wait through. Returns the last state seen: ready, unless
+    /// `progress` ended the wait.
+    ///
+    /// Connection failures on the way are ridden out, reconnecting every
+    /// `reconnect_delay` (see [`on_connection_change`](Self::on_connection_change)).
+    ///
+    /// # Errors
+    /// As for [`wait_until_ready`](Self::wait_until_ready).
+    pub fn wait_until_ready_with(
+        &mut self,
+        timeout: Option<Duration>,
+        mut progress: impl FnMut(&JobStateInfo) -> ControlFlow<()>,
+    ) -> Result<JobStateInfo> {
         let deadline = deadline(timeout);
         // The first look must ride out a lost connection just as the waits
         // below do: failing here would end a wait that a brief outage (a
@@ -762,20 +751,20 @@ impl Job {
                 Err(e) if e.is_transport() => {
                     debug!("job {}: cannot get the state: {e}; retrying", self.id);
                     self.lost(&e);
-                    match time_left(deadline) {
-                        Some(left) if left.is_zero() => return Err(Error::Timeout),
-                        left => {
-                            let delay = self.server.reconnect_delay;
-                            self.pause(left.map_or(delay, |l| l.min(delay)))?;
-                        }
+                    if time_left(deadline).is_some_and(|l| l.is_zero()) {
+                        return Err(Error::Timeout(Phase::Wait));
                     }
+                    self.pause_to_reconnect(deadline)?;
                 }
                 Err(e) => return Err(e),
             }
         };
         loop {
+            if progress(&info).is_break() {
+                return Ok(info);
+            }
             match info.state {
-                JobState::Ready => return Ok(()),
+                JobState::Ready => return Ok(info),
                 JobState::Destroyed => {
                     return Err(Error::JobDestroyed {
                         id: self.id,
@@ -886,14 +875,14 @@ impl Job {
     }
 
     /// The main connection, (re)connecting if there is none.
-    fn connected(&mut self) -> Result<&mut ProtocolClient> {
+    fn connected(&mut self) -> Result<&mut Client> {
         self.connected_with(self.server.timeout)
     }
 
-    fn connected_with(&mut self, timeout: Option<Duration>) -> Result<&mut ProtocolClient> {
+    fn connected_with(&mut self, timeout: Option<Duration>) -> Result<&mut Client> {
         if self.client.is_none() {
             self.watching = false;
-            let client = self.server.connect(timeout, &self.interrupt)?;
+            let client = Client::open_with(&self.server, timeout, Some(&self.interrupt))?;
             self.client = Some(client);
             if self.outage {
                 self.outage = false;
@@ -919,7 +908,7 @@ impl Job {
         e
     }
 
-    fn rpc<T>(&mut self, f: impl FnMut(&mut ProtocolClient) -> Result<T>) -> Result<T> {
+    fn rpc<T>(&mut self, f: impl FnMut(&mut Client) -> Result<T>) -> Result<T> {
         self.rpc_with(self.server.timeout, f)
     }
 
@@ -928,7 +917,7 @@ impl Job {
     fn rpc_with<T>(
         &mut self,
         timeout: Option<Duration>,
-        mut f: impl FnMut(&mut ProtocolClient) -> Result<T>,
+        mut f: impl FnMut(&mut Client) -> Result<T>,
     ) -> Result<T> {
         let had_client = self.client.is_some();
         let first = match self.connected_with(timeout) {
@@ -979,7 +968,12 @@ struct Keepalive {
 }
 
 impl Keepalive {
-    fn start(id: u64, server: Server, period: Duration, first: Duration) -> Result<Keepalive> {
+    fn start(
+        id: u64,
+        server: ServerOptions,
+        period: Duration,
+        first: Duration,
+    ) -> Result<Keepalive> {
         let (stop, stop_rx) = mpsc::channel();
         let (done_tx, done) = mpsc::channel::<()>();
         let interrupt = InterruptHandle::new();
@@ -1023,7 +1017,7 @@ impl Keepalive {
 
 fn keepalive_loop(
     id: u64,
-    server: &Server,
+    server: &ServerOptions,
     period: Duration,
     first: Duration,
     stop: &mpsc::Receiver<()>,
@@ -1037,7 +1031,10 @@ fn keepalive_loop(
             .unwrap_or(FALLBACK_TIMEOUT)
             .min(period.max(Duration::from_secs(1))),
     );
-    let mut client: Option<ProtocolClient> = None;
+    // The keepalive connection does not check the version: the job's own
+    // connection did, and a keepalive must not wait for more than itself.
+    let server = &server.clone().ignore_version(true);
+    let mut client: Option<Client> = None;
     let mut wait = first;
     loop {
         match stop.recv_timeout(wait) {
@@ -1046,12 +1043,7 @@ fn keepalive_loop(
             _ => return,
         }
         if client.is_none() {
-            match ProtocolClient::connect_interruptible(
-                &server.hostname,
-                server.port,
-                timeout,
-                interrupt,
-            ) {
+            match Client::open_with(server, timeout, Some(interrupt)) {
                 Ok(c) => client = Some(c),
                 Err(Error::Interrupted) => return,
                 Err(e) => {
@@ -1062,7 +1054,7 @@ fn keepalive_loop(
             }
         }
         let Some(c) = client.as_mut() else { continue };
-        match c.job_keepalive(id) {
+        match c.keepalive(id) {
             Ok(()) => wait = period,
             Err(Error::Server(m)) if m.trim().eq_ignore_ascii_case("no such job") => {
                 debug!("job {id}: server no longer knows the job; keepalive stops");
@@ -1099,10 +1091,10 @@ mod tests {
             "x",
         )?;
         let o = JobOptions::from_config(&config)?;
-        assert_eq!(o.hostname.as_deref(), Some("h"));
+        assert_eq!(o.server.hostname.as_deref(), Some("h"));
         assert_eq!(o.request.keepalive, None);
-        assert_eq!(o.timeout, None);
-        assert_eq!(o.reconnect_delay, Duration::from_millis(500));
+        assert_eq!(o.server.timeout, None);
+        assert_eq!(o.server.reconnect_delay, Duration::from_millis(500));
         assert_eq!(o.keepalive_period(), NO_KEEPALIVE_PERIOD);
         let c = o.create_options()?;
         assert_eq!((c.machine.as_deref(), c.tags), (Some("m"), None));
@@ -1116,12 +1108,19 @@ mod tests {
             Duration::from_secs(30)
         );
         assert_eq!(
-            JobOptions::new().keepalive(Some(0.0)).keepalive_period(),
+            JobOptions::new()
+                .keepalive(Some(Duration::ZERO))
+                .keepalive_period(),
             MIN_PERIOD
         );
+        assert_eq!(JobOptions::new().keepalive(None).request.keepalive, None);
+        // On the wire as the Python client's default is: a float.
         assert_eq!(
-            JobOptions::new().keepalive(Some(-1.0)).request.keepalive,
-            None
+            JobOptions::new()
+                .keepalive(Some(Duration::from_secs(60)))
+                .request
+                .keepalive,
+            Some(Number::Float(60.0))
         );
     }
 
@@ -1129,35 +1128,59 @@ mod tests {
     fn missing_hostname_or_owner_is_a_clear_error() {
         let err = Job::create(JobRequest::AnyBoard, &JobOptions::new().owner("me")).unwrap_err();
         assert!(
-            matches!(err, Error::InvalidArgument(ref m) if m.contains("hostname")),
+            matches!(err, Error::InvalidArgument(InvalidArgument::NoHostname)),
             "{err}"
         );
+        assert!(err.to_string().contains("hostname"), "{err}");
         let err = Job::create(
             JobRequest::AnyBoard,
             &JobOptions::new().hostname("localhost"),
         )
         .unwrap_err();
         assert!(
-            matches!(err, Error::InvalidArgument(ref m) if m.contains("owner")),
+            matches!(err, Error::InvalidArgument(InvalidArgument::NoOwner)),
             "{err}"
         );
+        assert!(err.to_string().contains("owner"), "{err}");
     }
 
     #[test]
     fn unusual_keepalives_follow_the_rule() {
-        let o = JobOptions::new().keepalive(Some(f64::INFINITY));
+        let o = JobOptions::new().keepalive(Some(Duration::MAX));
         assert_eq!(o.request.keepalive, None);
         assert_eq!(o.keepalive_period(), NO_KEEPALIVE_PERIOD);
-        let o = JobOptions::new().keepalive(Some(1e300));
+        let o = JobOptions::new().keepalive(Some(Duration::from_secs(2_000_000_000)));
         assert_eq!(o.request.keepalive, None);
-        let o = JobOptions::new().keepalive(Some(f64::NAN));
+        let mut o = JobOptions::new();
+        o.request.keepalive = Some(Number::Float(f64::NAN));
         assert_eq!(o.keepalive_period(), NO_KEEPALIVE_PERIOD);
         let err =
             Job::create(JobRequest::AnyBoard, &o.hostname("localhost").owner("me")).unwrap_err();
         assert!(
-            matches!(err, Error::InvalidArgument(ref m) if m == "keepalive: expected a number of seconds, got NaN"),
+            matches!(err, Error::InvalidArgument(InvalidArgument::Keepalive(_))),
             "{err}"
         );
+        assert_eq!(
+            err.to_string(),
+            "keepalive: expected a number of seconds, got NaN"
+        );
+    }
+
+    #[test]
+    fn validation_follows_the_tools_order() {
+        let o = JobOptions::new();
+        assert_eq!(o.validate(None), Err(InvalidArgument::NoOwner));
+        let o = o.owner("me");
+        assert_eq!(o.validate(None), Err(InvalidArgument::NoHostname));
+        let o = o.hostname("h").require_torus(true);
+        assert_eq!(o.validate(None), Ok(()));
+        assert_eq!(
+            o.validate(Some(&JobRequest::AnyBoard)),
+            Err(InvalidArgument::TorusForSingleBoard)
+        );
+        // A machine stands for itself, whatever the tags.
+        let o = o.require_torus(false).machine(Some("m")).tags(Some(["a"]));
+        assert_eq!(o.validate(Some(&JobRequest::AnyBoard)), Ok(()));
     }
 
     #[test]
@@ -1172,7 +1195,10 @@ mod tests {
         config.timeout = Some(f64::INFINITY);
         config.reconnect_delay = -1.0;
         let o = JobOptions::from_config(&config).expect("valid");
-        assert_eq!((o.timeout, o.reconnect_delay), (None, Duration::ZERO));
+        assert_eq!(
+            (o.server.timeout, o.server.reconnect_delay),
+            (None, Duration::ZERO)
+        );
         config.min_ratio = -1.0;
         assert!(JobOptions::from_config(&config).is_err());
     }

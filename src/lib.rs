@@ -25,14 +25,37 @@
 //! ```
 //!
 //! # Layers
-//! * [`ProtocolClient`]: one connection, one typed method per command of the
-//!   v1 protocol; works with both the Python server and the Java server's
-//!   compatibility service.
-//! * [`Config`]: the Python client's INI files (`[spalloc]` section).
 //! * [`Job`]: creates or resumes a job, keeps it alive from a background
 //!   thread that survives connection failures, destroys it on drop.
+//! * [`Client`]: a server as tools see it, whatever protocol it speaks:
+//!   connect and check the version, list jobs and machines, a job's state
+//!   and boards, power, where-is, and waiting for changes. [`Job`] and the
+//!   `spalloc` command reach servers only through it.
+//! * [`ProtocolClient`]: one v1 connection, one typed method per command of
+//!   the protocol; works with both the Python server and the Java server's
+//!   compatibility service.
+//! * [`protocol`]: the v1 wire format without sockets, for tools that build
+//!   their own transport.
+//! * [`Config`], [`JobOptions`], [`ServerOptions`]: the Python client's INI
+//!   files (`[spalloc]` section), and the settings they give.
+//! * The plain data of requests and replies ([`JobRequest`],
+//!   [`JobStateInfo`], [`MachineDescription`], …), with no wire format in
+//!   it.
 //! * [`v2`]: pieces of the v2 protocol (the Java server's REST service and
 //!   proxy websocket); for now the proxy's frames.
+//! * `server` (with the `server` feature): a virtual spalloc server, for
+//!   tests and demos.
+//!
+//! # Cargo features
+//! * `cli` (default): the `spalloc` command-line tool, with its argument
+//!   parser, logger, signal handling and the rest. It brings `server`.
+//! * `server`: the virtual server, `spalloc::server`, with its TOML
+//!   configuration files and its v2 (HTTPS) front-end, proxy websocket
+//!   included.
+//!
+//! With `default-features = false` a library user compiles the client
+//! alone, on a handful of small crates (serde, serde_json, configparser,
+//! dirs, log, memchr).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
@@ -40,12 +63,18 @@
 mod client;
 mod config;
 mod error;
-#[doc(hidden)]
+// The fuzzing hooks: public only to the fuzz targets (cargo-fuzz builds with
+// `--cfg fuzzing`); the property tests use them too.
+#[cfg(fuzzing)]
 pub mod fuzzing;
+#[cfg(all(test, not(fuzzing)))]
+mod fuzzing;
 mod interrupt;
 mod job;
 pub mod protocol;
+mod remote;
 pub mod seconds;
+#[cfg(feature = "server")]
 pub mod server;
 mod types;
 pub mod v2;
@@ -53,9 +82,10 @@ mod version;
 
 pub use client::{DEFAULT_MAX_LINE_LENGTH, DEFAULT_PORT, ProtocolClient};
 pub use config::{Config, ConfigEntry, ConfigFile, ConfigValue, FileStatus, KEYS as CONFIG_KEYS};
-pub use error::{Error, Result};
+pub use error::{Error, InvalidArgument, Phase, ProtocolError, Result};
 pub use interrupt::InterruptHandle;
 pub use job::{ConnectionEvent, Job, JobOptions};
+pub use remote::{Client, ServerOptions, Watch};
 pub use types::{
     Board, BoardPosition, Chip, Connection, CreateJobOptions, DeadLink, JobDescription,
     JobMachineInfo, JobRequest, JobState, JobStateInfo, MachineDescription, Notification, Number,

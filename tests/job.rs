@@ -116,7 +116,10 @@ fn create_wait_and_query() -> Result<(), Error> {
 #[test]
 fn keepalive_cadence_on_its_own_connection() -> Result<(), Error> {
     let (server, _) = mini(3);
-    let job = Job::create(JobRequest::AnyBoard, &options(&server).keepalive(Some(0.4)))?;
+    let job = Job::create(
+        JobRequest::AnyBoard,
+        &options(&server).keepalive(Some(Duration::from_secs_f64(0.4))),
+    )?;
     assert_eq!(job.keepalive_period(), Duration::from_millis(200));
     let start = Instant::now();
     assert!(server.wait_for_count("job_keepalive", 5));
@@ -143,7 +146,10 @@ fn keepalive_cadence_on_its_own_connection() -> Result<(), Error> {
 #[test]
 fn keepalive_survives_dropped_connections() -> Result<(), Error> {
     let (server, _) = mini(3);
-    let job = Job::create(JobRequest::AnyBoard, &options(&server).keepalive(Some(0.2)))?;
+    let job = Job::create(
+        JobRequest::AnyBoard,
+        &options(&server).keepalive(Some(Duration::from_secs_f64(0.2))),
+    )?;
     assert!(server.wait_for_count("job_keepalive", 2));
     let first_conn = server.calls_named("job_keepalive")[0].conn;
     // Kill every connection and refuse new ones for a while.
@@ -166,7 +172,10 @@ fn keepalive_survives_dropped_connections() -> Result<(), Error> {
 fn drop_destroys_and_stops_keepalives() -> Result<(), Error> {
     let (server, jobs) = mini(3);
     {
-        let _job = Job::create(JobRequest::AnyBoard, &options(&server).keepalive(Some(0.2)))?;
+        let _job = Job::create(
+            JobRequest::AnyBoard,
+            &options(&server).keepalive(Some(Duration::from_secs_f64(0.2))),
+        )?;
         assert!(server.wait_for_count("job_keepalive", 1));
     }
     assert_eq!(jobs.get(1).0, 4, "destroyed on drop");
@@ -200,7 +209,10 @@ fn destroy_sends_reason() -> Result<(), Error> {
 #[test]
 fn close_keeps_the_job() -> Result<(), Error> {
     let (server, jobs) = mini(3);
-    let job = Job::create(JobRequest::AnyBoard, &options(&server).keepalive(Some(0.2)))?;
+    let job = Job::create(
+        JobRequest::AnyBoard,
+        &options(&server).keepalive(Some(Duration::from_secs_f64(0.2))),
+    )?;
     assert!(server.wait_for_count("job_keepalive", 1));
     job.close()?;
     let after = server.count("job_keepalive");
@@ -214,7 +226,10 @@ fn close_keeps_the_job() -> Result<(), Error> {
 #[test]
 fn drop_is_prompt_when_the_server_is_gone() -> Result<(), Error> {
     let (server, _) = mini(3);
-    let job = Job::create(JobRequest::AnyBoard, &options(&server).keepalive(Some(0.2)))?;
+    let job = Job::create(
+        JobRequest::AnyBoard,
+        &options(&server).keepalive(Some(Duration::from_secs_f64(0.2))),
+    )?;
     drop(server);
     let start = Instant::now();
     drop(job);
@@ -300,7 +315,10 @@ fn wait_until_ready_follows_notifications() -> Result<(), Error> {
 fn waiting_polls_without_notifications() -> Result<(), Error> {
     let (server, jobs) = mini(1);
     // With a 0.4 s keepalive, the fallback poll comes every 0.2 s.
-    let mut job = Job::create(JobRequest::AnyBoard, &options(&server).keepalive(Some(0.4)))?;
+    let mut job = Job::create(
+        JobRequest::AnyBoard,
+        &options(&server).keepalive(Some(Duration::from_secs_f64(0.4))),
+    )?;
     let j = jobs.clone();
     thread::spawn(move || {
         thread::sleep(Duration::from_millis(300));
@@ -313,7 +331,10 @@ fn waiting_polls_without_notifications() -> Result<(), Error> {
 #[test]
 fn waiting_reports_destruction_with_reason() -> Result<(), Error> {
     let (server, jobs) = mini(1);
-    let mut job = Job::create(JobRequest::AnyBoard, &options(&server).keepalive(Some(0.4)))?;
+    let mut job = Job::create(
+        JobRequest::AnyBoard,
+        &options(&server).keepalive(Some(Duration::from_secs_f64(0.4))),
+    )?;
     jobs.set(1, 4, Some("Cancelled: No suitable machines available."));
     let err = job.wait_until_ready(Some(PATIENCE)).unwrap_err();
     assert!(
@@ -335,12 +356,18 @@ fn waiting_times_out() -> Result<(), Error> {
     let err = job
         .wait_until_ready(Some(Duration::from_millis(300)))
         .unwrap_err();
-    assert!(matches!(err, Error::Timeout), "{err:?}");
+    assert!(
+        matches!(err, Error::Timeout(spalloc::Phase::Wait)),
+        "{err:?}"
+    );
     assert!(start.elapsed() < Duration::from_secs(3));
     let err = job
         .wait_for_state_change(JobState::Queued, Some(Duration::from_millis(200)))
         .unwrap_err();
-    assert!(matches!(err, Error::Timeout), "{err:?}");
+    assert!(
+        matches!(err, Error::Timeout(spalloc::Phase::Wait)),
+        "{err:?}"
+    );
     Ok(())
 }
 
@@ -382,7 +409,7 @@ fn resume_checks_and_keeps_alive_at_once() -> Result<(), Error> {
     let (server, jobs) = mini(3);
     jobs.set(7, 3, None);
     jobs.set(8, 4, Some("bye"));
-    let opts = options(&server).keepalive(Some(600.0));
+    let opts = options(&server).keepalive(Some(Duration::from_secs_f64(600.0)));
     let err = Job::resume(99, &opts).unwrap_err();
     assert!(matches!(err, Error::JobUnknown { id: 99 }), "{err:?}");
     let err = Job::resume(8, &opts).unwrap_err();
@@ -439,7 +466,7 @@ fn unreachable_server_fails_fast() {
         err.to_string(),
         format!(
             "cannot connect to 127.0.0.1:{}: connection refused",
-            opts.port
+            opts.server.port
         )
     );
 }

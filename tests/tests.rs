@@ -1,5 +1,7 @@
-//! The single integration-test binary: every module below shares one build,
-//! as ripgrep's tests do.
+//! The integration tests: every module below shares one build, as
+//! ripgrep's tests do. The reliability tests, which wait on real time, are
+//! a target of their own (`tests/reliability/main.rs`, `cargo test --test
+//! reliability`).
 
 mod support;
 
@@ -11,6 +13,5 @@ mod dialects;
 mod docs;
 mod job;
 mod pyclient;
-mod reliability;
 mod server;
 mod v2;

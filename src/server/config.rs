@@ -79,12 +79,12 @@ impl std::str::FromStr for Dialect {
 /// `ServerConfig::default()` describes a realistic server: the timings of the
 /// Python server (keepalives checked every 5 s, boards reused 30 s after they
 /// were powered off) plus a 2 s power-on/off. Tests and demos usually want
-/// [`ServerConfig::for_tests`], where everything happens at once.
+/// [`ServerConfig::instant`], where everything happens at once.
 ///
 /// ```
 /// use std::time::Duration;
 /// use spalloc::server::{Machine, ServerConfig};
-/// let config = ServerConfig::for_tests()
+/// let config = ServerConfig::instant()
 ///     .machines(vec![Machine::new("m", 2, 2)])
 ///     .power_delay(Duration::from_millis(100));
 /// assert_eq!(config.version, "1.1.0");
@@ -161,10 +161,10 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
-    /// A configuration for tests and demos: the defaults, except that power
-    /// changes and board releases are instant and keepalives are checked
-    /// every 50 ms.
-    pub fn for_tests() -> ServerConfig {
+    /// The defaults, except that nothing takes time: power changes and
+    /// board releases are instant, and keepalives are checked (and the
+    /// state saved) every 50 ms. What tests and demos want.
+    pub fn instant() -> ServerConfig {
         ServerConfig {
             timeout_check_interval: Duration::from_millis(50),
             seconds_before_free: Duration::ZERO,
@@ -772,7 +772,7 @@ mod tests {
         assert_eq!(d.power_delay, Duration::from_secs(2));
         assert_eq!(d.version, "1.1.0");
         assert_eq!(d.listen.port(), 0);
-        let t = ServerConfig::for_tests();
+        let t = ServerConfig::instant();
         assert!(t.power_delay.is_zero() && t.seconds_before_free.is_zero());
     }
 

@@ -173,7 +173,7 @@
 //! use spalloc::server::{Machine, ServerConfig, VirtualServer};
 //!
 //! let server = VirtualServer::start(
-//!     ServerConfig::for_tests().machines(vec![Machine::new("m", 2, 2)]),
+//!     ServerConfig::instant().machines(vec![Machine::new("m", 2, 2)]),
 //! )?;
 //! let mut stream = TcpStream::connect(server.local_addr())?;
 //! stream.write_all(b"{\"command\": \"create_job\", \"args\": [1, 1], \"kwargs\": {\"owner\": \"me\"}}\n")?;
@@ -181,7 +181,7 @@
 //! BufReader::new(&stream).read_line(&mut reply)?;
 //! assert_eq!(reply, "{\"return\": 1}\n");
 //! server.shutdown();
-//! # Ok::<(), std::io::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! # Configuration file
@@ -266,8 +266,11 @@
 
 mod allocator;
 mod boards;
+#[cfg(test)]
+mod clocked;
 mod config;
 mod epochs;
+mod error;
 mod freezset;
 mod geometry;
 mod layout;
@@ -279,16 +282,16 @@ mod state;
 mod v1;
 mod v2;
 
-use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use log::info;
 
 pub use config::{ConfigError, Dialect, ServerConfig};
+pub use error::ServerError;
 pub use geometry::Link;
 pub use machine::{BoardLocation, Layout, MAX_TRIADS, Machine};
 pub use v2::{Lockout, V2Config, V2Password, V2Role, V2Tls, V2User};
@@ -318,15 +321,15 @@ impl VirtualServer {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` for an invalid configuration (the message names the
-    /// setting) or a state file that cannot be written where it is to be
-    /// (the message names the file), `InvalidData` for a state file that
-    /// exists but cannot be read or used, and the error of `bind` if the
-    /// address cannot be listened on.
-    pub fn start(config: ServerConfig) -> io::Result<VirtualServer> {
-        let defs = config
-            .validate()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+    /// [`ServerError::Config`] for an invalid configuration (naming the
+    /// setting), [`ServerError::Unusable`] for a state file that cannot be
+    /// written where it is to be or v2 users, certificate or key that cannot
+    /// be used (naming the file or setting), [`ServerError::StateFile`] for
+    /// a state file that exists but cannot be read or used,
+    /// [`ServerError::Listen`] if an address cannot be listened on, and
+    /// [`ServerError::Io`] if the operating system refuses another step.
+    pub fn start(config: ServerConfig) -> Result<VirtualServer, ServerError> {
+        let defs = config.validate()?;
         let mut controller = Controller::new(settings(&config), defs);
         if let Some(path) = &config.state_file {
             persist::check_writable(path)?;
@@ -343,14 +346,20 @@ impl VirtualServer {
             // Nobody is connected yet to be told about these.
             controller.take_changes();
         }
-        let listener = TcpListener::bind(config.listen)?;
-        let addr = listener.local_addr()?;
+        let listen_failed = |source| ServerError::Listen {
+            addr: config.listen,
+            v2: false,
+            source,
+        };
+        let listener = TcpListener::bind(config.listen).map_err(listen_failed)?;
+        let addr = listener.local_addr().map_err(listen_failed)?;
         let v2_config = config.v2.clone();
         // The v2 port follows the configured v1 port (0 stays "any").
         let v1_listen = config.listen;
         info!("virtual spalloc server listening on {addr}");
         let shared = Arc::new(Shared {
             core: net::FairLock::new(Core::new(controller, config.dialect)),
+            clock: net::Clock::default(),
             wake: Mutex::new(false),
             wake_signal: Condvar::new(),
             config,
@@ -360,7 +369,8 @@ impl VirtualServer {
         let s = shared.clone();
         let ticker = thread::Builder::new()
             .name("spalloc-server-tick".into())
-            .spawn(move || net::tick_loop(&s))?;
+            .spawn(move || net::tick_loop(&s))
+            .map_err(|e| ServerError::io("cannot start a thread", e))?;
         let s = shared.clone();
         let acceptor = thread::Builder::new()
             .name("spalloc-server-accept".into())
@@ -369,7 +379,7 @@ impl VirtualServer {
             Ok(a) => a,
             Err(e) => {
                 net::stop(&shared, addr, None, Some(ticker));
-                return Err(e);
+                return Err(ServerError::io("cannot start a thread", e));
             }
         };
         let v2 = match v2_config.map(|c| v2::V2Server::start(&shared, c, v1_listen)) {
@@ -393,6 +403,52 @@ impl VirtualServer {
     /// [`listen`](ServerConfig::listen) asked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Moves the server's clock forward by `by`: whatever would have
+    /// happened in that time happens now, before this returns — power
+    /// changes finish, jobs whose keepalives ran out expire, released
+    /// boards come free, v2 sessions idle out and lockouts end. Nothing
+    /// else is hurried: clients still get their answers in real time.
+    ///
+    /// For tests of code that must cope with such events, without waiting
+    /// for them:
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use spalloc::server::{ServerConfig, VirtualServer};
+    /// use spalloc::{Client, CreateJobOptions, JobRequest, JobState};
+    ///
+    /// let server = VirtualServer::start(ServerConfig::instant())?;
+    /// let mut client = Client::connect(&server.server_options())?;
+    /// let id = client.create_job(&JobRequest::AnyBoard, &CreateJobOptions::new("me"))?;
+    /// server.advance(Duration::from_secs(61)); // no keepalive for over a minute
+    /// assert_eq!(client.job_state(id)?.state, JobState::Destroyed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn advance(&self, by: Duration) {
+        net::advance(&self.shared, by);
+    }
+
+    /// Options for a [`Job`](crate::Job) on this server: its v1 address,
+    /// and the built-in defaults for the rest (set an owner).
+    ///
+    /// ```no_run
+    /// use spalloc::server::{ServerConfig, VirtualServer};
+    /// use spalloc::{Job, JobRequest};
+    ///
+    /// let server = VirtualServer::start(ServerConfig::instant())?;
+    /// let job = Job::create(JobRequest::AnyBoard, &server.job_options().owner("me"))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn job_options(&self) -> crate::JobOptions {
+        crate::JobOptions::new().address(self.addr)
+    }
+
+    /// The server as a [`Client`](crate::Client) reaches it: its v1
+    /// address, and the built-in defaults for the rest.
+    pub fn server_options(&self) -> crate::ServerOptions {
+        crate::ServerOptions::new().address(self.addr)
     }
 
     /// Where the v2 (REST) service is, when [`ServerConfig::v2`] asked
@@ -450,8 +506,8 @@ fn settings(config: &ServerConfig) -> Settings {
     }
 }
 
-/// Fuzzing hook, not part of the supported API: runs each `\n`-separated
-/// request line of `input` through the server's request handling in the
+/// Fuzzing hook (only with `--cfg fuzzing`, which cargo-fuzz sets, and in
+/// this crate's tests): runs each `\n`-separated request line of `input` through the server's request handling in the
 /// given dialect, in order, against a fresh in-memory server (one 2 x
 /// 2-triad machine, instant power changes, no sockets, no threads), and
 /// returns what became of each line: `Some(reply)`, or `None` for a line
@@ -460,9 +516,9 @@ fn settings(config: &ServerConfig) -> Settings {
 ///
 /// The fuzz target `server_requests` and the property tests call this to
 /// check that no request, however malformed, can panic the server.
-#[doc(hidden)]
+#[cfg(any(test, fuzzing))]
 pub fn fuzz_requests(dialect: Dialect, input: &[u8]) -> Vec<Option<String>> {
-    let config = ServerConfig::for_tests()
+    let config = ServerConfig::instant()
         .dialect(dialect)
         .machines(vec![Machine::new("m", 2, 2)]);
     let Ok(defs) = config.validate() else {
@@ -495,15 +551,15 @@ pub fn fuzz_requests(dialect: Dialect, input: &[u8]) -> Vec<Option<String>> {
     replies
 }
 
-/// Fuzzing hook, not part of the supported API: runs `input` as a stream
-/// of HTTP requests through a fresh in-memory v2 service (user `test`,
+/// Fuzzing hook (only with `--cfg fuzzing` and in this crate's tests): runs
+/// `input` as a stream of HTTP requests through a fresh in-memory v2 service (user `test`,
 /// password `test`, bearer token `fuzz-token-0001`; one 2 x 2-triad
 /// machine; no sockets, no threads) and returns each response as sent.
 ///
 /// The fuzz target `http_requests` and the property tests call this to
 /// check that no request, however malformed, can panic the service, and
 /// that every request read gets exactly one well-formed response.
-#[doc(hidden)]
+#[cfg(any(test, fuzzing))]
 pub fn fuzz_http(input: &[u8]) -> Vec<Vec<u8>> {
     v2::fuzz(input)
 }

@@ -287,9 +287,30 @@ impl Core {
     }
 }
 
+/// The server's time: real time, plus however far the server has been
+/// moved forward ([`VirtualServer::advance`](super::VirtualServer::advance)).
+/// Everything the engine does in time (power, expiry, releases, v2 sessions
+/// and lockouts) reads it; waits on sockets keep to real time.
+#[derive(Debug, Default)]
+pub(crate) struct Clock {
+    ahead: Mutex<Duration>,
+}
+
+impl Clock {
+    pub fn now(&self) -> Instant {
+        later(Instant::now(), *lock(&self.ahead))
+    }
+
+    pub fn advance(&self, by: Duration) {
+        let mut ahead = lock(&self.ahead);
+        *ahead = ahead.saturating_add(by);
+    }
+}
+
 /// State shared by all of a server's threads.
 pub(crate) struct Shared {
     pub core: FairLock<Core>,
+    pub clock: Clock,
     /// Set (and signalled) to wake the ticker early: an earlier event was
     /// scheduled, there is state to save, or the server is stopping.
     pub wake: Mutex<bool>,
@@ -531,7 +552,7 @@ fn has_line(reader: &BufReader<TcpStream>, dialect: Dialect) -> bool {
 /// with `last_of_batch` false, this request's changes wait for the next
 /// request's (or the ticker's) round.
 fn handle_request(shared: &Shared, id: u64, host: &str, line: &[u8], last_of_batch: bool) -> bool {
-    let now = Instant::now();
+    let now = shared.clock.now();
     let dialect = shared.config.dialect;
     let mut core = shared.lock();
     let before = core.controller.next_event();
@@ -602,7 +623,7 @@ fn handle_request(shared: &Shared, id: u64, host: &str, line: &[u8], last_of_bat
 /// waiters what changed, and wakes the ticker if it now has something
 /// earlier to do or newly something to save, exactly as a v1 request does.
 pub(crate) fn update<R>(shared: &Shared, f: impl FnOnce(&mut Controller, Instant) -> R) -> R {
-    let now = Instant::now();
+    let now = shared.clock.now();
     let mut core = shared.lock();
     let before = core.controller.next_event();
     let was_dirty = core.controller.is_dirty();
@@ -623,16 +644,29 @@ pub(crate) fn update<R>(shared: &Shared, f: impl FnOnce(&mut Controller, Instant
     result
 }
 
+/// Moves the server's clock forward by `by` and does at once whatever fell
+/// due in that time, then lets the ticker plan again.
+pub(crate) fn advance(shared: &Shared, by: Duration) {
+    shared.clock.advance(by);
+    {
+        let mut core = shared.lock();
+        let now = shared.clock.now();
+        core.controller.tick(now);
+        core.notify();
+    }
+    shared.wake_ticker();
+}
+
 /// Runs timed events, keepalive checks and state saving until the server stops.
 pub(crate) fn tick_loop(shared: &Shared) {
     let interval = shared.config.timeout_check_interval;
-    let mut next_save = Instant::now();
+    let mut next_save = shared.clock.now();
     loop {
         let mut core = shared.lock();
         if core.stopping {
             return;
         }
-        let now = Instant::now();
+        let now = shared.clock.now();
         core.controller.tick(now);
         core.notify();
         if let Some(path) = &shared.config.state_file

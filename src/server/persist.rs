@@ -9,6 +9,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use super::error::ServerError;
 use super::state::{SAVE_FORMAT, Saved};
 
 fn temp_path(path: &Path) -> PathBuf {
@@ -39,8 +40,8 @@ pub(crate) fn save(path: &Path, state: &Saved) -> io::Result<()> {
 ///
 /// # Errors
 ///
-/// An `InvalidInput` error naming the file and the reason.
-pub(crate) fn check_writable(path: &Path) -> io::Result<()> {
+/// [`ServerError::Unusable`] naming the file and the reason.
+pub(crate) fn check_writable(path: &Path) -> Result<(), ServerError> {
     let tmp = temp_path(path);
     let result = match OpenOptions::new().write(true).create_new(true).open(&tmp) {
         Ok(f) => {
@@ -54,14 +55,11 @@ pub(crate) fn check_writable(path: &Path) -> io::Result<()> {
         Err(e) => Err(e),
     };
     result.map_err(|e| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "state file {}: cannot be written there: {}",
-                path.display(),
-                crate::error::plain(&e)
-            ),
-        )
+        ServerError::Unusable(format!(
+            "state file {}: cannot be written there: {}",
+            path.display(),
+            crate::error::plain(&e)
+        ))
     })
 }
 
@@ -69,28 +67,22 @@ pub(crate) fn check_writable(path: &Path) -> io::Result<()> {
 ///
 /// # Errors
 ///
-/// An `InvalidData` error naming the file if it exists but cannot be used,
-/// so that a damaged state is never silently replaced by an empty one.
-pub(crate) fn load(path: &Path) -> io::Result<Option<Saved>> {
+/// [`ServerError::StateFile`] naming the file if it exists but cannot be
+/// used, so that a damaged state is never silently replaced by an empty one.
+pub(crate) fn load(path: &Path) -> Result<Option<Saved>, ServerError> {
     let data = match fs::read(path) {
         Ok(d) => d,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "cannot read state file {}: {}",
-                    path.display(),
-                    crate::error::plain(&e)
-                ),
-            ));
+            return Err(ServerError::StateFile(format!(
+                "cannot read state file {}: {}",
+                path.display(),
+                crate::error::plain(&e)
+            )));
         }
     };
     let bad = |msg: String| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("state file {} is unusable: {msg}", path.display()),
-        )
+        ServerError::StateFile(format!("state file {} is unusable: {msg}", path.display()))
     };
     let saved: Saved = serde_json::from_slice(&data).map_err(|e| bad(e.to_string()))?;
     if saved.format != SAVE_FORMAT {

@@ -18,8 +18,7 @@ const SIGTERM: i32 = 15;
 const LONG: Duration = Duration::from_secs(20);
 
 fn server_with(machines: Vec<Machine>) -> VirtualServer {
-    VirtualServer::start(ServerConfig::for_tests().machines(machines))
-        .expect("start virtual server")
+    VirtualServer::start(ServerConfig::instant().machines(machines)).expect("start virtual server")
 }
 
 fn server() -> VirtualServer {
@@ -81,7 +80,7 @@ fn occupy(server: &VirtualServer) -> u64 {
 
 #[test]
 fn command_gets_substitutions_and_csv() {
-    let config = ServerConfig::for_tests()
+    let config = ServerConfig::instant()
         .machines(vec![Machine::new("m", 2, 2)])
         .power_delay(Duration::from_millis(200));
     let server = VirtualServer::start(config).expect("start");
@@ -686,7 +685,7 @@ fn on_terminal(sb: &Sandbox, args: &[&str], extra_env: &[(&str, &str)]) -> Strin
 
 #[test]
 fn status_lines_rewrite_in_place_on_a_terminal() {
-    let config = ServerConfig::for_tests()
+    let config = ServerConfig::instant()
         .machines(vec![Machine::new("m", 2, 2)])
         .power_delay(Duration::from_millis(300));
     let server = VirtualServer::start(config).expect("start");

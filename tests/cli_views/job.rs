@@ -184,7 +184,7 @@ fn keepalive_line_keeps_the_wire_type() {
 #[test]
 fn owner_discovery() {
     let server = server_with(
-        ServerConfig::for_tests().machines(vec![Machine::new("m", 2, 2).tags(["default"])]),
+        ServerConfig::instant().machines(vec![Machine::new("m", 2, 2).tags(["default"])]),
     );
     let mut c = client(server.local_addr());
     let solo = ready_job(&mut c, JobRequest::AnyBoard, "solo");
@@ -254,7 +254,7 @@ fn owner_discovery() {
 fn power_actions_block_until_ready() {
     let delay = Duration::from_millis(300);
     let server = server_with(
-        ServerConfig::for_tests()
+        ServerConfig::instant()
             .machines(vec![Machine::new("m", 1, 1).tags(["default"])])
             .power_delay(delay),
     );
@@ -355,7 +355,7 @@ fn sigint_while_waiting_on_power_exits_7() {
 #[test]
 fn ethernet_ips_csv_and_exit_9() {
     let server = server_with(
-        ServerConfig::for_tests().machines(vec![Machine::new("m", 1, 1).tags(["default"])]),
+        ServerConfig::instant().machines(vec![Machine::new("m", 1, 1).tags(["default"])]),
     );
     let mut c = client(server.local_addr());
     let id = ready_job(

@@ -234,7 +234,7 @@ fn many_jobs_get_spreadsheet_keys_and_wrap() {
 /// The same views against the virtual server, with real allocations.
 #[test]
 fn live_machine_with_jobs_dead_board_and_dead_link() {
-    let server = server_with(ServerConfig::for_tests().machines(vec![
+    let server = server_with(ServerConfig::instant().machines(vec![
         Machine::new("m", 2, 2)
             .tags(["default", "extra"])
             .dead_boards([(1, 1, 2)])

@@ -48,7 +48,7 @@ pub fn same(expected: &str, actual: &str) {
 /// A virtual server with machine `m` (2 × 2 triads, tagged `default`),
 /// where power changes are instant.
 pub fn server_m() -> VirtualServer {
-    server_with(ServerConfig::for_tests().machines(vec![Machine::new("m", 2, 2).tags(["default"])]))
+    server_with(ServerConfig::instant().machines(vec![Machine::new("m", 2, 2).tags(["default"])]))
 }
 
 /// A virtual server with the given configuration.

@@ -260,7 +260,7 @@ fn created_at_is_local_time_honouring_tz() {
 /// Two machines, a job on each, one queued job; keepalives `None`,
 /// `60.0` and an integer 5 as sent.
 fn busy_server() -> (spalloc::server::VirtualServer, [u64; 3]) {
-    let server = server_with(ServerConfig::for_tests().machines(vec![
+    let server = server_with(ServerConfig::instant().machines(vec![
         Machine::new("m", 1, 1).tags(["default"]),
         Machine::new("n", 1, 1)
             .tags(["other"])

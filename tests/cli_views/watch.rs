@@ -320,7 +320,7 @@ fn sigint_while_reconnecting_exits_0() {
 fn watch_survives_a_server_restart() {
     let dir = tempfile::tempdir().expect("temp dir");
     let state = dir.path().join("state.json");
-    let config = ServerConfig::for_tests()
+    let config = ServerConfig::instant()
         .machines(vec![Machine::new("m", 2, 2).tags(["default"])])
         .state_file(Some(state.clone()));
     let server = server_with(config.clone());

@@ -6,16 +6,12 @@ use std::time::Duration;
 use spalloc::server::Dialect;
 use spalloc::{Board, CreateJobOptions, Job, JobOptions, JobRequest, JobState, Number};
 
-use super::{both, connect, server, wait_gone};
+use super::{both, connect, server};
 use crate::support::PATIENCE;
 
-both!(
-    lifecycle,
-    keepalives_keep_it,
-    drop_destroys,
-    queued_then_ready,
-    resume
-);
+// Keeping a job alive and letting a closed one expire take real time:
+// they are among the reliability tests (`tests/reliability/expiry.rs`).
+both!(lifecycle, drop_destroys, queued_then_ready, resume);
 
 fn options(addr: std::net::SocketAddr) -> JobOptions {
     JobOptions::new()
@@ -67,35 +63,6 @@ fn lifecycle(dialect: Dialect) {
     );
 }
 
-/// A job whose keepalive is a third of a control job's outlives it: the
-/// control job expires having had no keepalives, and the `Job` has needed
-/// several by then (one a second, each with a second to spare).
-fn keepalives_keep_it(dialect: Dialect) {
-    let server = server(dialect);
-    let addr = server.local_addr();
-    let mut c = connect(addr);
-    let mut control = CreateJobOptions::new("control");
-    control.keepalive = Some(Number::Float(6.0));
-    let control = c
-        .create_job(&JobRequest::AnyBoard, &control)
-        .expect("create");
-    let job =
-        Job::create(JobRequest::AnyBoard, &options(addr).keepalive(Some(2.0))).expect("create");
-    wait_gone(&mut c, control, Duration::from_secs(30));
-    let jobs = c.list_jobs().expect("list");
-    assert!(
-        jobs.iter().any(|j| j.job_id == job.id()),
-        "the kept-alive job expired too"
-    );
-    let reason = c.get_job_state(control).expect("state").reason;
-    let want = match dialect {
-        Dialect::Python => "Job timed out.",
-        Dialect::Java => "keepalive expired",
-    };
-    assert_eq!(reason.as_deref(), Some(want));
-    drop(job);
-}
-
 fn drop_destroys(dialect: Dialect) {
     let server = server(dialect);
     let addr = server.local_addr();
@@ -107,13 +74,6 @@ fn drop_destroys(dialect: Dialect) {
     let mut c = connect(addr);
     let s = c.get_job_state(id).expect("state");
     assert_eq!(s.state, JobState::Destroyed);
-    // close() leaves the job to expire instead.
-    let job =
-        Job::create(JobRequest::AnyBoard, &options(addr).keepalive(Some(3.0))).expect("create");
-    let kept = job.id();
-    job.close().expect("close");
-    assert_eq!(c.get_job_state(kept).expect("state").state, JobState::Ready);
-    wait_gone(&mut c, kept, Duration::from_secs(10));
 }
 
 /// Waiting through the queue: the job becomes ready when the boards ahead
@@ -150,7 +110,11 @@ fn resume(dialect: Dialect) {
     let mut short = CreateJobOptions::new("elsewhere");
     short.keepalive = Some(Number::Float(4.0));
     let id = c.create_job(&JobRequest::AnyBoard, &short).expect("create");
-    let mut job = Job::resume(id, &options(addr).keepalive(Some(60.0))).expect("resume");
+    let mut job = Job::resume(
+        id,
+        &options(addr).keepalive(Some(Duration::from_secs_f64(60.0))),
+    )
+    .expect("resume");
     let want = match dialect {
         Dialect::Python => Duration::from_secs(2),
         Dialect::Java => Duration::from_secs(30),

@@ -10,32 +10,13 @@ mod client;
 mod job;
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use spalloc::server::{Dialect, Link, Machine, ServerConfig, VirtualServer};
 use spalloc::{JobState, ProtocolClient};
 
 use crate::support::{PATIENCE, eventually};
 
-/// `mod name { fn python(); fn java(); }`, running `name(dialect)`.
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[test]
-                fn python() {
-                    super::$name(spalloc::server::Dialect::Python);
-                }
-
-                #[test]
-                fn java() {
-                    super::$name(spalloc::server::Dialect::Java);
-                }
-            }
-        )*
-    };
-}
-pub(crate) use both;
+pub(crate) use crate::support::both;
 
 /// Machines `m` (2 × 2 triads) and `big` (3 × 2, tagged `big`, a dead
 /// board and a dead link), instant power, keepalives checked every 50 ms.
@@ -56,9 +37,7 @@ pub fn server_with(
             .dead_links([(1, 0, 0, Link::North)])
             .base_ip("10.3.0.0".parse().expect("an address")),
     ];
-    let config = ServerConfig::for_tests()
-        .dialect(dialect)
-        .machines(machines);
+    let config = ServerConfig::instant().dialect(dialect).machines(machines);
     VirtualServer::start(f(config)).expect("start the virtual server")
 }
 
@@ -74,16 +53,5 @@ pub fn wait_state(c: &mut ProtocolClient, id: u64, state: JobState) {
             .get_job_state(id)
             .is_ok_and(|s| s.state == state)),
         "job {id} never became {state}"
-    );
-}
-
-/// Waits (bounded) until job `id` is no longer listed (without refreshing
-/// its keepalive, as `get_job_state` would).
-pub fn wait_gone(c: &mut ProtocolClient, id: u64, limit: Duration) {
-    assert!(
-        eventually(limit, || c
-            .list_jobs()
-            .is_ok_and(|jobs| jobs.iter().all(|j| j.job_id != id))),
-        "job {id} is still listed"
     );
 }

@@ -56,6 +56,20 @@ def main():
     boot.send_boot_message(
         SpinnakerBootMessage(SpinnakerBootOpCode.FLOOD_FILL_START, 0, 0, 0))
     boot.close()
+    # SpiNNMan's destroy() closes the websocket and at once opens a new
+    # connection for its DELETE, while the websocket's receiver thread may
+    # still be answering the server's close frame (websocket-client replies
+    # to it). Under load that late write lands on the new connection, which
+    # has reused the file descriptor, and breaks its TLS handshake. Close the
+    # websocket first and wait (bounded) for the receiver to finish;
+    # destroy() then finds it closed.
+    receiver = job._SpallocJob__proxy_thread
+    receiver.close()
+    job._SpallocJob__proxy_ping.close()
+    job._SpallocJob__proxy_handle.close()
+    receiver.join(10.0)
+    if receiver.is_alive():
+        sys.exit("the proxy's receiver thread did not end within 10 s")
     job.destroy("done by spinnman")
     client.close()
     print(json.dumps({"boards": boards, "boot": "sent"}))

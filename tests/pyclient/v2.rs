@@ -13,62 +13,13 @@
 //! test is skipped with a message, except under `CI=true`, where it fails.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::support::cli::{Sandbox, finish};
 
 const PACKAGE: &str = "spinnman==1!7.4.1";
-
-/// The virtualenv with SpiNNMan, or why there is none.
-fn venv() -> Result<PathBuf, String> {
-    if let Some(dir) = std::env::var_os("SPALLOC_SPINNMAN_VENV") {
-        return Ok(PathBuf::from(dir));
-    }
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("spinnman-venv");
-    let ready = |d: &Path| d.join("bin/python").exists() && d.join(".installed").exists();
-    if ready(&dir) {
-        return Ok(dir);
-    }
-    // Test processes may run in parallel: one installs, under a lock
-    // directory (mkdir is atomic).
-    let lock = dir.with_extension("lock");
-    let start = Instant::now();
-    while std::fs::create_dir(&lock).is_err() {
-        if start.elapsed() > Duration::from_secs(900) {
-            return Err(format!("timed out waiting for {}", lock.display()));
-        }
-        std::thread::sleep(Duration::from_millis(500));
-        if ready(&dir) {
-            return Ok(dir);
-        }
-    }
-    let result = (|| -> Result<(), String> {
-        let run = |cmd: &mut Command| -> Result<(), String> {
-            let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-            if out.status.success() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{cmd:?} failed:\n{}",
-                    String::from_utf8_lossy(&out.stderr)
-                ))
-            }
-        };
-        run(Command::new("python3").args(["-m", "venv"]).arg(&dir))?;
-        run(Command::new(dir.join("bin/pip")).args([
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            PACKAGE,
-        ]))?;
-        std::fs::write(dir.join(".installed"), PACKAGE).map_err(|e| e.to_string())
-    })();
-    let _ = std::fs::remove_dir(&lock);
-    result.map(|()| dir)
-}
 
 /// Starts `spalloc serve` with HTTPS and users; returns it, the v2 URL and
 /// the CA file.
@@ -107,25 +58,14 @@ fn serve(sb: &Sandbox) -> (crate::support::cli::Running, String, PathBuf) {
     (server, url, ca)
 }
 
-/// The virtualenv, or `None` (having said why) when the test is to be
-/// skipped: only outside CI.
-fn venv_or_skip(test: &str) -> Option<PathBuf> {
-    match venv() {
-        Ok(v) => Some(v),
-        Err(why) if std::env::var("CI").as_deref() != Ok("true") => {
-            eprintln!(
-                "SKIPPED {test}: cannot install {PACKAGE} ({why}); set \
-                 SPALLOC_SPINNMAN_VENV to a virtualenv that has it"
-            );
-            None
-        }
-        Err(why) => panic!("cannot install {PACKAGE} under CI: {why}"),
-    }
-}
-
 #[test]
 fn spinnman_spalloc_client_works_against_the_v2_service() {
-    let Some(venv) = venv_or_skip("spinnman_spalloc_client_works_against_the_v2_service") else {
+    let Some(venv) = super::venv_or_skip(
+        "spinnman_spalloc_client_works_against_the_v2_service",
+        "SPALLOC_SPINNMAN_VENV",
+        "spinnman-venv",
+        PACKAGE,
+    ) else {
         return;
     };
     let mut sb = Sandbox::new();
@@ -200,7 +140,12 @@ fn spinnman_spalloc_client_works_against_the_v2_service() {
 
 #[test]
 fn spinnman_reaches_every_board_through_the_proxy() {
-    let Some(venv) = venv_or_skip("spinnman_reaches_every_board_through_the_proxy") else {
+    let Some(venv) = super::venv_or_skip(
+        "spinnman_reaches_every_board_through_the_proxy",
+        "SPALLOC_SPINNMAN_VENV",
+        "spinnman-venv",
+        PACKAGE,
+    ) else {
         return;
     };
     let mut sb = Sandbox::new();

@@ -195,7 +195,7 @@ fn any_float_in_a_config_file_or_option_is_accepted_or_named() {
             let options = JobOptions::new()
                 .hostname("127.0.0.1")
                 .owner("me")
-                .keepalive(Some(x));
+                .keepalive(Some(duration(x)));
             let checked = options.create_options();
             prop_assert!(checked.is_ok());
             Ok(())
@@ -237,7 +237,7 @@ fn any_duration_through_every_library_call() {
                 .owner("me")
                 .timeout(Some(d))
                 .reconnect_delay(d.min(Duration::from_millis(10)))
-                .keepalive(Some(x));
+                .keepalive(Some(duration(x)));
             match Job::create(JobRequest::AnyBoard, &options) {
                 Ok(mut job) => {
                     let _ = job.wait_until_ready(Some(d));
@@ -246,7 +246,7 @@ fn any_duration_through_every_library_call() {
                 }
                 Err(e) => prop_assert!(!answered || x.is_nan(), "{e}"),
             }
-            let config = ServerConfig::for_tests()
+            let config = ServerConfig::instant()
                 .machines(vec![Machine::new("m", 1, 1)])
                 .power_delay(d)
                 .seconds_before_free(d)

@@ -31,7 +31,7 @@ fn options(port: u16, keepalive: f64) -> JobOptions {
         .hostname("127.0.0.1")
         .port(port)
         .owner("holder@example.org")
-        .keepalive(Some(keepalive))
+        .keepalive(Some(Duration::from_secs_f64(keepalive)))
         .timeout(Some(Duration::from_secs(2)))
         .reconnect_delay(Duration::from_millis(100))
 }
@@ -168,7 +168,7 @@ fn panic_in_the_owning_scope_destroys_the_job() {
 
 #[test]
 fn panic_in_a_child_process_destroys_the_job() {
-    const TEST: &str = "reliability::holders::panic_in_a_child_process_destroys_the_job";
+    const TEST: &str = "holders::panic_in_a_child_process_destroys_the_job";
     if let Some((role, port)) = role() {
         return play_child(&role, port);
     }
@@ -212,7 +212,7 @@ fn expires_after_sigkill(addr: std::net::SocketAddr, id: u64, pid: u32) -> Value
 
 #[test]
 fn sigkill_of_a_library_holder_leaves_the_job_to_expire() {
-    const TEST: &str = "reliability::holders::sigkill_of_a_library_holder_leaves_the_job_to_expire";
+    const TEST: &str = "holders::sigkill_of_a_library_holder_leaves_the_job_to_expire";
     if let Some((role, port)) = role() {
         return play_child(&role, port);
     }

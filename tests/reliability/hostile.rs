@@ -71,7 +71,7 @@ fn long_line(addr: SocketAddr) -> Result<(), String> {
 
 #[test]
 fn abusive_clients_do_not_starve_others() {
-    let server = start_server(ServerConfig::for_tests().machines(vec![Machine::new("m", 2, 2)]));
+    let server = start_server(ServerConfig::instant().machines(vec![Machine::new("m", 2, 2)]));
     let addr = server.local_addr();
     let job = ProtocolClient::connect("127.0.0.1", addr.port(), Some(Duration::from_secs(5)))
         .expect("connect")

@@ -26,7 +26,7 @@ const CHURN: u64 = 2000;
 
 fn server(max_connections: usize) -> VirtualServer {
     VirtualServer::start(
-        ServerConfig::for_tests()
+        ServerConfig::instant()
             .machines(vec![Machine::new("m", 4, 4)])
             .v2(Some(
                 V2Config::default()

@@ -49,7 +49,7 @@ fn library_job_survives_a_server_restart() {
         .hostname("127.0.0.1")
         .port(addr.port())
         .owner("restart@example.org")
-        .keepalive(Some(1.0))
+        .keepalive(Some(Duration::from_secs_f64(1.0)))
         .timeout(Some(Duration::from_secs(1)))
         .reconnect_delay(Duration::from_millis(100));
     let mut job = Job::create(JobRequest::AnyBoard, &options).expect("create");

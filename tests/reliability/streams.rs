@@ -89,7 +89,7 @@ fn call(c: &mut ProtocolClient, which: usize) -> Result<String, Error> {
 fn kind(r: &Result<String, Error>) -> &'static str {
     match r {
         Ok(_) => "ok",
-        Err(Error::Timeout) => "timeout",
+        Err(Error::Timeout(_)) => "timeout",
         Err(Error::Disconnected) => "disconnected",
         Err(Error::Json(_)) => "invalid JSON",
         Err(Error::Protocol(_)) => "protocol error",

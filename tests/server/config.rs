@@ -185,7 +185,7 @@ fn errors_name_the_field() -> TestResult {
 
 #[test]
 fn default_server_has_one_virtual_machine_and_version() -> TestResult {
-    let server = VirtualServer::start(ServerConfig::for_tests())?;
+    let server = VirtualServer::start(ServerConfig::instant())?;
     let mut c = Client::connect(server.local_addr())?;
     assert_eq!(c.call("version", json!([]), json!({}))?, "1.1.0");
     assert_eq!(
@@ -194,7 +194,7 @@ fn default_server_has_one_virtual_machine_and_version() -> TestResult {
                 "dead_boards": [], "dead_links": []}])
     );
     // An invalid configuration is refused at start.
-    let bad = ServerConfig::for_tests().max_line_length(0);
+    let bad = ServerConfig::instant().max_line_length(0);
     let e = VirtualServer::start(bad)
         .err()
         .map(|e| e.to_string())

@@ -346,7 +346,7 @@ fn a_job_is_tied_to_its_first_possible_machine() -> TestResult {
 #[test]
 fn keepalives_default_and_expire_as_the_service_does() -> TestResult {
     let server = VirtualServer::start(
-        ServerConfig::for_tests()
+        ServerConfig::instant()
             .dialect(Dialect::Java)
             .machines(vec![Machine::new("m", 1, 1)]),
     )?;
@@ -539,7 +539,7 @@ fn a_waiting_job_stays_tied_to_its_machine_across_a_restart() -> TestResult {
         ]
     };
     let config = || {
-        ServerConfig::for_tests()
+        ServerConfig::instant()
             .dialect(Dialect::Java)
             .machines(machines())
             .state_file(Some(path.clone()))

@@ -1,12 +1,11 @@
 //! Job states, power, keepalives, destroy reasons and memory of old jobs.
-
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+//! What takes time (power delays, expiry, the hold before reuse) is tested
+//! with a clock the test moves, in `src/server/clocked.rs`.
 
 use serde_json::{Value, json};
 use spalloc::server::{Machine, ServerConfig, VirtualServer};
 
-use super::{Client, TestResult, start, wait_for};
+use super::{Client, TestResult, start};
 
 #[test]
 fn get_job_state_fields() -> TestResult {
@@ -142,43 +141,6 @@ fn destroy_reasons() -> TestResult {
 }
 
 #[test]
-fn keepalive_expiry_of_allocated_and_queued_jobs() -> TestResult {
-    let server = start(vec![Machine::new("m", 1, 1)])?;
-    let mut c = Client::connect(server.local_addr())?;
-    let started = Instant::now();
-    // The queued job runs out first, so it is still queued when it does.
-    let a = c.create(json!([1, 1]), json!({"keepalive": 0.5}))?;
-    let q = c.create(json!([1, 1]), json!({"keepalive": 0.2}))?;
-    let kept = c.create(json!([1, 1]), json!({"keepalive": 1.0}))?;
-    let forever = c.create(json!([1, 1]), json!({"keepalive": null}))?;
-    // Keep one queued job alive from a second connection while the others
-    // run out; list_jobs and where_is must not count as keepalives.
-    let mut other = Client::connect(server.local_addr())?;
-    let until = Instant::now() + Duration::from_millis(1200);
-    while Instant::now() < until {
-        other.call("job_keepalive", json!([kept]), json!({}))?;
-        c.call("list_jobs", json!([]), json!({}))?;
-        c.call(
-            "where_is",
-            json!([]),
-            json!({"job_id": a, "chip_x": 0, "chip_y": 0}),
-        )?;
-        sleep(Duration::from_millis(50));
-    }
-    assert!(started.elapsed() >= Duration::from_millis(1200));
-    let sa = c.state(a)?;
-    assert_eq!(sa["state"], 4);
-    assert_eq!(sa["reason"], "Job timed out.");
-    let sq = c.state(q)?;
-    assert_eq!(sq["reason"], "Cancelled: Job timed out.");
-    // The kept job got the freed machine when the first one expired.
-    let sk = c.state(kept)?;
-    assert_eq!(sk["state"], 3);
-    assert_eq!(c.state_num(forever)?, 1);
-    Ok(())
-}
-
-#[test]
 fn keepalive_refresh_records_the_caller() -> TestResult {
     let server = start(vec![Machine::new("m", 1, 1)])?;
     let mut c = Client::connect(server.local_addr())?;
@@ -200,110 +162,9 @@ fn keepalive_refresh_records_the_caller() -> TestResult {
 }
 
 #[test]
-fn power_transitions_take_the_power_delay() -> TestResult {
-    let delay = Duration::from_millis(600);
-    let server = VirtualServer::start(
-        ServerConfig::for_tests()
-            .machines(vec![Machine::new("m", 1, 1)])
-            .power_delay(delay),
-    )?;
-    let mut c = Client::connect(server.local_addr())?;
-    let t0 = Instant::now();
-    let id = c.create(json!([1, 1]), json!({}))?;
-    let s = c.state(id)?;
-    assert_eq!(s["state"], 2);
-    assert_eq!(s["power"], true);
-    // Machine info is there while powering on.
-    assert_eq!(c.info(id)?["machine_name"], "m");
-    wait_for(Duration::from_secs(3), || {
-        Ok((c.state_num(id)? == 3).then_some(()))
-    })?;
-    assert!(t0.elapsed() >= delay);
-
-    // Two overlapping power requests: ready only when both are done.
-    c.call("power_off_job_boards", json!([id]), json!({}))?;
-    sleep(Duration::from_millis(300));
-    let t1 = Instant::now();
-    c.call("power_on_job_boards", json!([id]), json!({}))?;
-    let s = c.state(id)?;
-    assert_eq!(
-        (s["state"].clone(), s["power"].clone()),
-        (json!(2), json!(true))
-    );
-    // By now the first request has finished but not the second (unless
-    // the machine is so loaded that the second's delay is over too).
-    sleep(Duration::from_millis(400));
-    let state = c.state_num(id)?;
-    assert!(
-        state == 2 || t1.elapsed() >= delay,
-        "ready {:?} after the second request, before its delay",
-        t1.elapsed()
-    );
-    wait_for(Duration::from_secs(3), || {
-        Ok((c.state_num(id)? == 3).then_some(()))
-    })?;
-    assert!(t1.elapsed() >= delay);
-    assert_eq!(c.state(id)?["power"], true);
-
-    // Power commands on queued or unknown jobs do nothing.
-    let q = c.create(json!([1, 1]), json!({}))?;
-    c.call("power_on_job_boards", json!([q]), json!({}))?;
-    assert_eq!(c.state(q)?["power"], Value::Null);
-    c.call("power_on_job_boards", json!([4242]), json!({}))?;
-
-    // Destroying powers off before the boards are released: the queued job
-    // gets them only after the delay.
-    let t2 = Instant::now();
-    c.call("destroy_job", json!([id]), json!({}))?;
-    assert_eq!(c.state_num(q)?, 1);
-    wait_for(Duration::from_secs(3), || {
-        Ok((c.state_num(q)? >= 2).then_some(()))
-    })?;
-    assert!(t2.elapsed() >= delay);
-    Ok(())
-}
-
-#[test]
-fn seconds_before_free_delays_reuse() -> TestResult {
-    let hold = Duration::from_millis(600);
-    let server = VirtualServer::start(
-        ServerConfig::for_tests()
-            .machines(vec![Machine::new("m", 1, 1)])
-            .seconds_before_free(hold),
-    )?;
-    let mut c = Client::connect(server.local_addr())?;
-    let a = c.create(json!([1, 1]), json!({}))?;
-    let b = c.create(json!([1, 1]), json!({}))?;
-    let t = Instant::now();
-    c.call("destroy_job", json!([a]), json!({}))?;
-    // The boards are not reported as belonging to anyone meanwhile.
-    let w = c.call(
-        "where_is",
-        json!([]),
-        json!({"machine": "m", "x": 0, "y": 0, "z": 0}),
-    )?;
-    assert_eq!(w["job_id"], Value::Null);
-    // Still queued, unless the machine is so loaded that the hold is over.
-    for _ in 0..2 {
-        let state = c.state_num(b)?;
-        assert!(
-            state == 1 || t.elapsed() >= hold,
-            "{state} after {:?}",
-            t.elapsed()
-        );
-        sleep(hold / 3);
-    }
-    wait_for(Duration::from_secs(3), || {
-        Ok((c.state_num(b)? == 3).then_some(()))
-    })?;
-    assert!(t.elapsed() >= hold);
-    Ok(())
-}
-
-#[test]
 fn destroyed_jobs_are_forgotten_beyond_the_cap() -> TestResult {
     let server = VirtualServer::start(
-        ServerConfig::for_tests()
+        ServerConfig::instant()
             .machines(vec![Machine::new("m", 1, 1)])
             .max_retired_jobs(3),
     )?;

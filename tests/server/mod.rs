@@ -35,16 +35,14 @@ pub fn fail<T>(msg: impl Into<String>) -> TestResult<T> {
 /// A server for tests: instant power and release, 50 ms keepalive checks.
 pub fn start(machines: Vec<Machine>) -> TestResult<VirtualServer> {
     Ok(VirtualServer::start(
-        ServerConfig::for_tests().machines(machines),
+        ServerConfig::instant().machines(machines),
     )?)
 }
 
 /// A server for tests in the given dialect.
 pub fn start_as(dialect: Dialect, machines: Vec<Machine>) -> TestResult<VirtualServer> {
     Ok(VirtualServer::start(
-        ServerConfig::for_tests()
-            .dialect(dialect)
-            .machines(machines),
+        ServerConfig::instant().dialect(dialect).machines(machines),
     )?)
 }
 

@@ -153,7 +153,7 @@ fn create_job_is_checked_before_a_job_exists() -> TestResult {
 #[test]
 fn over_long_lines_are_discarded() -> TestResult {
     let server = VirtualServer::start(
-        ServerConfig::for_tests()
+        ServerConfig::instant()
             .machines(vec![Machine::new("m", 1, 1)])
             .max_line_length(100),
     )?;
@@ -182,7 +182,7 @@ fn over_long_lines_are_discarded() -> TestResult {
 #[test]
 fn a_client_that_never_reads_does_not_block_others() -> TestResult {
     let server = VirtualServer::start(
-        ServerConfig::for_tests()
+        ServerConfig::instant()
             .machines(vec![Machine::new("m", 4, 4)])
             .max_queued_output(64 * 1024),
     )?;
@@ -284,7 +284,7 @@ fn many_clients_at_once() -> TestResult {
 #[test]
 fn too_many_connections_are_turned_away() -> TestResult {
     let server = VirtualServer::start(
-        ServerConfig::for_tests()
+        ServerConfig::instant()
             .machines(vec![Machine::new("m", 1, 1)])
             .max_connections(2),
     )?;

@@ -432,3 +432,24 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// `mod name { fn python(); fn java(); }`, running `name(dialect)`: a test
+/// of each server dialect from one body.
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn python() {
+                    super::$name(spalloc::server::Dialect::Python);
+                }
+
+                #[test]
+                fn java() {
+                    super::$name(spalloc::server::Dialect::Java);
+                }
+            }
+        )*
+    };
+}
+pub(crate) use both;

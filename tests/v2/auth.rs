@@ -265,14 +265,15 @@ fn basic_credentials_log_in_and_make_a_session() {
 fn sessions_expire_when_idle() {
     let server = start(v2().session_timeout(Duration::from_millis(2000)));
     let mut h = alice(&server);
-    // Used within the timeout, a session lives on past it.
+    // Used within the timeout, a session lives on past it (the server's
+    // clock moved on, not the test's).
     for _ in 0..5 {
-        std::thread::sleep(Duration::from_millis(500));
+        server.advance(Duration::from_millis(500));
         h.get(&h.srv("")).expect(200);
     }
     // Idle past it, it is gone: 401 for a GET, 403 for a state change
     // (the CSRF check comes first, as on the Java server).
-    std::thread::sleep(Duration::from_millis(2300));
+    server.advance(Duration::from_millis(2300));
     h.post_json(&h.srv("jobs"), &boards(1)).expect(403);
     h.get(&h.srv("")).expect(401);
     h.login("alice", "alice-pw");
@@ -316,7 +317,7 @@ fn lockout_when_configured_locks_extends_and_expires() {
     assert_eq!(attempt("bob", "bob-pw"), 302);
     // Each attempt while locked extended the lock: once it has run out
     // from the last attempt, the right password works.
-    std::thread::sleep(lock + Duration::from_millis(200));
+    server.advance(lock + Duration::from_millis(200));
     assert_eq!(attempt("alice", "alice-pw"), 302);
 }
 

@@ -10,7 +10,7 @@ use crate::support::http::Http;
 #[test]
 fn machines_are_listed_with_their_dead_hardware() {
     let server = start_with(
-        ServerConfig::for_tests().machines(vec![
+        ServerConfig::instant().machines(vec![
             Machine::new("m", 2, 2)
                 .dead_boards([(1, 0, 2)])
                 .dead_links([(0, 0, 0, Link::North)]),

@@ -248,7 +248,7 @@ fn shapes_by_every_form() {
 #[test]
 fn a_job_described_through_its_life() {
     let server = start_with(
-        ServerConfig::for_tests()
+        ServerConfig::instant()
             .power_delay(Duration::from_millis(300))
             .machines(vec![Machine::new("m", 1, 1)]),
         v2(),
@@ -459,14 +459,13 @@ fn keepalives_keep_jobs_and_expiry_ends_them() {
         h.create(&json!({"num-boards": 1, "tags": ["default"], "keepalive-interval": "PT2S"}));
     let left =
         h.create(&json!({"num-boards": 1, "tags": ["default"], "keepalive-interval": "PT1S"}));
-    // For well past both intervals, keepalives for one job, and only
-    // descriptions (which are no keepalive) of the other.
-    let start = std::time::Instant::now();
-    while start.elapsed() < Duration::from_secs(4) {
+    // For well past both intervals of the server's time, keepalives for one
+    // job, and only descriptions (which are no keepalive) of the other.
+    for _ in 0..40 {
         h.put_keepalive(&format!("{}/keepalive", job_url(&h, kept)))
             .expect(200);
         h.job(left);
-        std::thread::sleep(Duration::from_millis(100));
+        server.advance(Duration::from_millis(100));
     }
     assert_eq!(h.job(left)["state"], "DESTROYED");
     assert_eq!(h.job(left)["reason"], "keepalive expired");

@@ -38,7 +38,7 @@ pub fn v2() -> V2Config {
 /// one-triad machine `small` (tag `small`), and the given v2 settings.
 pub fn start(v2: V2Config) -> VirtualServer {
     start_with(
-        ServerConfig::for_tests().machines(vec![
+        ServerConfig::instant().machines(vec![
             Machine::new("m", 2, 2),
             Machine::new("small", 1, 1)
                 .tags(["small"])

@@ -356,7 +356,7 @@ fn ready_job(h: &Http, n: u64) -> (u64, String, Vec<(u32, u32)>) {
 #[test]
 fn the_proxy_ref_is_in_power_and_ready_only() {
     let server = start_with(
-        ServerConfig::for_tests()
+        ServerConfig::instant()
             .machines(vec![Machine::new("m", 1, 1)])
             .power_delay(Duration::from_secs(3600)),
         proxied(),
@@ -449,7 +449,7 @@ fn every_board_of_a_ready_job_answers_scp_version_through_the_proxy() {
 #[test]
 fn over_tls_with_a_bearer_token_and_with_basic_credentials() {
     let server = start_with(
-        ServerConfig::for_tests().machines(vec![ServerConfig::default_machine()]),
+        ServerConfig::instant().machines(vec![ServerConfig::default_machine()]),
         proxied().tls(V2Tls::SelfSigned { ca_file: None }),
     );
     let ca = server.v2_ca_pem().expect("a CA").to_owned();
@@ -540,7 +540,7 @@ fn upgrades_are_refused_as_the_java_server_refuses_them() {
 #[test]
 fn a_job_without_boards_is_closed_with_1011() {
     let server = start_with(
-        ServerConfig::for_tests().machines(vec![Machine::new("m", 1, 1)]),
+        ServerConfig::instant().machines(vec![Machine::new("m", 1, 1)]),
         proxied(),
     );
     let h = alice(&server);

@@ -9,29 +9,31 @@
 //! path can skip that.
 
 use std::cell::Cell;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::ops::ControlFlow;
+use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::Duration;
 
-use serde_json::{Map, Value};
 use spalloc::server::{ServerConfig, VirtualServer};
 use spalloc::{
-    Board, Config, ConnectionEvent, Error, InterruptHandle, Job, JobMachineInfo, JobOptions,
-    JobRequest, JobState, Number,
+    Config, ConnectionEvent, Error, InterruptHandle, Job, JobMachineInfo, JobOptions, JobRequest,
+    JobState, Number,
 };
+use tempfile::NamedTempFile;
 
 use crate::Ctx;
 use crate::args::AllocArgs;
-use crate::common::{config_limit, config_pause, flag_limit, flag_pause, load_config};
 use crate::exit::{CliError, CliResult, code, plain, reason};
-use crate::json;
+use crate::render::json::{self, AllocationView};
+use crate::render::{
+    REWRITE_PREVIOUS_LINE, Style, ethernet_csv, paint, render_deflist, shown, visible,
+};
+use crate::settings;
 use crate::signals::{self, Caught, Event, Signals};
-use crate::term::{REWRITE_PREVIOUS_LINE, Style, paint, render_deflist};
-use crate::visible::{shown, visible};
 
 /// The shortest pause between attempts to reach the server again.
 const TICK: Duration = Duration::from_millis(50);
@@ -51,62 +53,12 @@ struct Plan {
     keepalive_seen: Cell<Option<f64>>,
 }
 
-fn parse_what(what: &[String]) -> Result<JobRequest, CliError> {
-    let mut n = Vec::with_capacity(what.len());
-    for w in what {
-        let v: u32 = w.parse().map_err(|_| {
-            CliError::Usage(format!(
-                "argument WHAT: expected whole numbers that are not negative \
-                 (N boards, W H triads, or the board X Y Z), got '{w}'"
-            ))
-        })?;
-        n.push(v);
-    }
-    match n.as_slice() {
-        [] => Ok(JobRequest::AnyBoard),
-        [boards] => Ok(JobRequest::Boards(*boards)),
-        [width, height] => Ok(JobRequest::Triads { width: *width, height: *height }),
-        [x, y, z] => Ok(JobRequest::Board(Board::new(*x, *y, *z))),
-        _ => Err(CliError::Usage(
-            "expected either no arguments, one argument, NUM, two arguments, WIDTH HEIGHT, or three arguments, X Y Z"
-                .into(),
-        )),
-    }
-}
-
-/// `--keepalive` keeps its spelling on the wire: `5` stays an integer. A
-/// negative or huge value means "never expire" and NaN is an error, by the
-/// rule of [`spalloc::seconds`].
-fn keepalive(raw: Option<&str>, config: &Config) -> Result<Option<Number>, CliError> {
-    let Some(raw) = raw else {
-        let k = config.keepalive;
-        return Ok(config_limit("keepalive", k)?.and(k).map(Number::Float));
-    };
-    let number = match raw.parse::<i64>() {
-        Ok(i) => Number::Int(i),
-        Err(_) => Number::Float(raw.parse().map_err(|_| {
-            CliError::Usage(format!(
-                "argument --keepalive: invalid float value: '{raw}'"
-            ))
-        })?),
-    };
-    Ok(flag_limit("--keepalive", number.as_f64())?.map(|_| number))
-}
-
-fn count_limit(flag: Option<i64>, config: Option<u32>) -> Option<u32> {
-    match flag {
-        Some(n) if n < 0 => None,
-        Some(n) => Some(u32::try_from(n).unwrap_or(u32::MAX)),
-        None => config,
-    }
-}
-
 impl Plan {
     fn new(
         args: &AllocArgs,
         config: &Config,
         command: Option<Vec<String>>,
-        server: Option<(&str, u16)>,
+        virtual_server: Option<std::net::SocketAddr>,
     ) -> Result<Plan, CliError> {
         if command
             .as_ref()
@@ -116,86 +68,7 @@ impl Plan {
                 "argument -c/--command: expected a command to run".into(),
             ));
         }
-        let hostname = match server {
-            Some((host, _)) => Some(host.to_owned()),
-            None => args.hostname.clone().or_else(|| config.hostname.clone()),
-        };
-        let owner = args
-            .owner
-            .clone()
-            .or_else(|| config.owner.clone())
-            .or_else(|| {
-                // The demo server needs no configuration at all.
-                server.map(|_| std::env::var("USER").unwrap_or_else(|_| "virtual-user".into()))
-            });
-        if owner.as_deref().is_none_or(str::is_empty) && args.resume.is_none() {
-            return Err(CliError::Usage(
-                "--owner must be specified (typically your email address)".into(),
-            ));
-        }
-        let hostname = hostname.ok_or_else(|| {
-            CliError::Usage("--hostname of spalloc server must be specified".into())
-        })?;
-        let request = if args.resume.is_some() {
-            None
-        } else {
-            Some(parse_what(&args.what)?)
-        };
-        let machine = match args.machine.as_deref() {
-            // A bare `-m` means "any machine", overriding the configuration.
-            Some("") => None,
-            Some(m) => Some(m.to_owned()),
-            None => config.machine.clone(),
-        };
-        let tags = if machine.is_some() {
-            None
-        } else if !args.tags.is_empty() {
-            Some(args.tags.clone())
-        } else {
-            Some(
-                config
-                    .tags
-                    .clone()
-                    .unwrap_or_else(|| vec!["default".into()]),
-            )
-        };
-        let min_ratio = args.min_ratio.unwrap_or(config.min_ratio);
-        if min_ratio.is_nan() || min_ratio < 0.0 {
-            return Err(CliError::Usage(format!(
-                "argument --min-ratio: expected a number that is not negative, got {min_ratio}"
-            )));
-        }
-        let mut options = JobOptions::from_config(config)
-            .map_err(|e| CliError::config(&e))?
-            .hostname(hostname)
-            .port(server.map_or(args.port.unwrap_or(config.port), |(_, p)| p))
-            .timeout(match args.timeout {
-                Some(t) => flag_limit("--timeout", t)?,
-                None => config_limit("timeout", config.timeout)?,
-            })
-            .reconnect_delay(match args.reconnect_delay {
-                Some(d) => flag_pause("--reconnect-delay", d)?,
-                None => config_pause("reconnect_delay", config.reconnect_delay)?,
-            })
-            .ignore_version(match (args.ignore_version, args.ignore_version_as) {
-                (true, _) => true,
-                (false, Some(v)) => v,
-                (false, None) => config.ignore_version,
-            })
-            .min_ratio(min_ratio)
-            .max_dead_boards(count_limit(args.max_dead_boards, config.max_dead_boards))
-            .max_dead_links(count_limit(args.max_dead_links, config.max_dead_links))
-            .require_torus(if args.require_torus {
-                true
-            } else if args.no_require_torus {
-                false
-            } else {
-                config.require_torus
-            });
-        options.request.machine = machine;
-        options.request.tags = tags;
-        options.request.owner = owner.unwrap_or_default();
-        options.request.keepalive = keepalive(args.keepalive.as_deref(), config)?;
+        let settings::Alloc { options, request } = settings::alloc(args, config, virtual_server)?;
         Ok(Plan {
             request,
             resume: args.resume,
@@ -290,71 +163,47 @@ impl Status {
     }
 }
 
-/// The private CSV of Ethernet-connected chips; removed when dropped.
-struct TempCsv {
-    path: PathBuf,
-}
+/// The private CSV of Ethernet-connected chips, readable by its owner
+/// alone; removed when dropped.
+struct TempCsv(NamedTempFile<File>);
 
 impl TempCsv {
     fn create() -> Result<TempCsv, CliError> {
         let dir = std::env::temp_dir();
-        TempCsv::create_in(&dir).map_err(|e| {
-            CliError::exit(
-                code::FAILED,
-                format!(
-                    "spalloc: cannot create a temporary file in {} (set TMPDIR to a writable directory): {}",
-                    visible(&dir.display().to_string()),
-                    plain(&e)
-                ),
-            )
-        })
+        tempfile::Builder::new()
+            .prefix("spinnaker_ips_")
+            .suffix(".csv")
+            .rand_bytes(8)
+            // Opened here rather than by tempfile, so that an error is the
+            // system's own, for `plain` to put in words.
+            .make_in(&dir, |path| {
+                let mut open = OpenOptions::new();
+                open.write(true).create_new(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+                open.open(path)
+            })
+            .map(TempCsv)
+            .map_err(|e| {
+                CliError::exit(
+                    code::FAILED,
+                    format!(
+                        "spalloc: cannot create a temporary file in {} (set TMPDIR to a writable directory): {}",
+                        visible(&dir.display().to_string()),
+                        plain(&e)
+                    ),
+                )
+            })
     }
 
-    fn create_in(dir: &Path) -> io::Result<TempCsv> {
-        let seed = std::hash::BuildHasher::hash_one(
-            &std::collections::hash_map::RandomState::new(),
-            std::process::id(),
-        );
-        for attempt in 0..100u64 {
-            let mut n = seed.wrapping_add(attempt.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            let mut name = String::from("spinnaker_ips_");
-            for _ in 0..8 {
-                let c = b"abcdefghijklmnopqrstuvwxyz0123456789_"[(n % 37) as usize];
-                name.push(char::from(c));
-                n /= 37;
-            }
-            name.push_str(".csv");
-            let path = dir.join(name);
-            let mut open = OpenOptions::new();
-            open.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
-            match open.open(&path) {
-                Ok(_) => return Ok(TempCsv { path }),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            "no free temporary file name",
-        ))
-    }
-
-    fn write(&self, info: &JobMachineInfo) -> io::Result<()> {
-        let mut f = File::create(&self.path)?;
-        f.write_all(crate::job::csv(info).as_bytes())?;
+    fn write(&mut self, info: &JobMachineInfo) -> io::Result<()> {
+        let f = self.0.as_file_mut();
+        f.write_all(ethernet_csv(info).as_bytes())?;
         f.flush()
     }
 
     fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for TempCsv {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
+        self.0.path()
     }
 }
 
@@ -390,22 +239,20 @@ pub fn run(args: AllocArgs, ctx: &Ctx, command: Option<Vec<String>>) -> CliResul
             )));
         }
     }
-    let config = load_config()?;
+    let config = settings::load_config()?;
     // Declared first so that it outlives the job, which is destroyed on it.
     let virtual_server = if args.virtual_server {
         Some(start_virtual(args.quiet)?)
     } else {
         None
     };
-    let local = virtual_server.as_ref().map(|v| v.local_addr());
-    let local_host = local.map(|a| a.ip().to_string());
     let mut plan = Plan::new(
         &args,
         &config,
         command,
-        local_host.as_deref().zip(local.map(|a| a.port())),
+        virtual_server.as_ref().map(|v| v.local_addr()),
     )?;
-    let csv = TempCsv::create()?;
+    let mut csv = TempCsv::create()?;
     // Every signal cuts short the blocking call in progress, from the
     // first connection attempt on.
     let interrupt = InterruptHandle::new();
@@ -460,7 +307,7 @@ pub fn run(args: AllocArgs, ctx: &Ctx, command: Option<Vec<String>>) -> CliResul
         }
         _ => {}
     });
-    let outcome = hold(&mut job, &plan, &signals, &status, &csv, ctx);
+    let outcome = hold(&mut job, &plan, &signals, &status, &mut csv, ctx);
 
     // Every way out passes here: release the job, then the CSV. A signal
     // from here on cuts the release short (the job then expires).
@@ -496,7 +343,7 @@ fn start_virtual(quiet: bool) -> Result<VirtualServer, CliError> {
     let server = VirtualServer::start(config).map_err(|e| {
         CliError::exit(
             code::NO_SERVER_OR_MACHINE,
-            format!("spalloc: cannot start the virtual server: {}", plain(&e)),
+            format!("spalloc: cannot start the virtual server: {e}"),
         )
     })?;
     if !quiet {
@@ -509,12 +356,7 @@ fn start_virtual(quiet: bool) -> Result<VirtualServer, CliError> {
 }
 
 fn create_failed(e: Error, options: &JobOptions, status: &Status) -> CliError {
-    let host = options.hostname.as_deref().unwrap_or_default();
-    let server = if host.contains(':') {
-        format!("[{host}]:{}", options.port)
-    } else {
-        format!("{host}:{}", options.port)
-    };
+    let server = options.server.describe();
     let (code, line) = match e {
         Error::IncompatibleVersion(v) => {
             (code::USAGE, format!("Incompatible server version ({v})"))
@@ -534,7 +376,7 @@ fn create_failed(e: Error, options: &JobOptions, status: &Status) -> CliError {
         Error::JobDestroyed { id, reason: None } => {
             (code::FAILED, format!("Job {id} does not exist: destroyed"))
         }
-        Error::InvalidArgument(m) => return CliError::Usage(m),
+        Error::InvalidArgument(e) => return settings::invalid(e),
         e @ Error::Connect { .. } => (
             code::NO_SERVER_OR_MACHINE,
             format!("Could not connect to server: {server}: {}", reason(&e)),
@@ -558,7 +400,7 @@ fn hold(
     plan: &Plan,
     signals: &Signals,
     status: &Status,
-    csv: &TempCsv,
+    csv: &mut TempCsv,
     ctx: &Ctx,
 ) -> Outcome {
     let id = job.id();
@@ -583,7 +425,7 @@ fn hold(
     }
     status.update(&format!("Job {id}: Ready!"), Style::GREEN);
     if plan.json {
-        let line = json::line(&allocation_json(id, &info));
+        let line = json::line(&AllocationView::new(id, &info));
         if write_flush(&mut io::stdout(), line.as_bytes()).is_err() {
             return Outcome::done(code::OK);
         }
@@ -630,6 +472,8 @@ fn caught(signals: &Signals) -> Caught {
 }
 
 /// Waits for the ready state, reporting each new state; `Err` ends the run.
+/// Lost connections are ridden out by the library, which reports them to
+/// the job's connection observer.
 fn wait_ready(
     job: &mut Job,
     plan: &Plan,
@@ -638,51 +482,58 @@ fn wait_ready(
 ) -> Result<(), Outcome> {
     let id = job.id();
     let mut shown = None;
-    let mut info = retry(job, plan, signals, status, Job::state_info)?;
-    loop {
+    let waited = job.wait_until_ready_with(None, |info| {
         if let Some(k) = info.keepalive.filter(|k| (0.0..1e6).contains(k)) {
             plan.keepalive_seen.set(Some(k));
         }
-        let state = info.state;
-        if shown != Some(state) {
-            shown = Some(state);
-            match state {
-                JobState::Queued => {
-                    status.update(&format!("Job {id}: Waiting in queue..."), Style::YELLOW)
-                }
-                JobState::Power => {
-                    status.update(&format!("Job {id}: Waiting for power on..."), Style::YELLOW)
-                }
-                JobState::Ready => return Ok(()),
-                JobState::Destroyed => {
-                    match &info.reason {
-                        Some(r) => status.error(&format!("Job {id}: Destroyed: {r}")),
-                        None => status.error(&format!("Job {id}: Destroyed.")),
-                    }
-                    return Err(Outcome {
-                        code: code::FAILED,
-                        reason: info.reason.clone(),
-                        gone: true,
-                    });
-                }
-                JobState::Unknown => {
-                    status.error(&format!("Job {id}: Job not recognised by server."));
-                    return Err(Outcome {
-                        gone: true,
-                        ..Outcome::done(code::USAGE)
-                    });
-                }
-                JobState::Unrecognised(n) => {
-                    status.error(&format!("Job {id}: Entered an unrecognised state {n}."));
-                    return Err(Outcome::done(code::STATE));
-                }
-            }
+        if shown == Some(info.state) {
+            return ControlFlow::Continue(());
         }
-        info = match job.wait_for_state_change(state, None) {
-            Ok(next) => next,
-            Err(Error::Interrupted) => return Err(interrupted(id, caught(signals), status)),
-            Err(e) => return Err(failed(id, &e, status)),
-        };
+        shown = Some(info.state);
+        match info.state {
+            JobState::Queued => {
+                status.update(&format!("Job {id}: Waiting in queue..."), Style::YELLOW);
+            }
+            JobState::Power => {
+                status.update(&format!("Job {id}: Waiting for power on..."), Style::YELLOW);
+            }
+            // A state this tool does not know: do not wait through it.
+            JobState::Unrecognised(_) => return ControlFlow::Break(()),
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    });
+    match waited {
+        Ok(info) => match info.state {
+            JobState::Ready => Ok(()),
+            state => {
+                status.error(&format!(
+                    "Job {id}: Entered an unrecognised state {}.",
+                    state.code()
+                ));
+                Err(Outcome::done(code::STATE))
+            }
+        },
+        Err(Error::JobDestroyed { reason, .. }) => {
+            match &reason {
+                Some(r) => status.error(&format!("Job {id}: Destroyed: {r}")),
+                None => status.error(&format!("Job {id}: Destroyed.")),
+            }
+            Err(Outcome {
+                code: code::FAILED,
+                reason,
+                gone: true,
+            })
+        }
+        Err(Error::JobUnknown { .. }) => {
+            status.error(&format!("Job {id}: Job not recognised by server."));
+            Err(Outcome {
+                gone: true,
+                ..Outcome::done(code::USAGE)
+            })
+        }
+        Err(Error::Interrupted) => Err(interrupted(id, caught(signals), status)),
+        Err(e) => Err(failed(id, &e, status)),
     }
 }
 
@@ -714,7 +565,7 @@ fn retry<T>(
             Ok(v) => return Ok(v),
             Err(e) if e.is_transport() => {
                 log::debug!("job {id}: {e}; retrying");
-                if let Some(sig) = signals.wait(plan.options.reconnect_delay.max(TICK)) {
+                if let Some(sig) = signals.wait(plan.options.server.reconnect_delay.max(TICK)) {
                     return Err(interrupted(id, sig, status));
                 }
             }
@@ -742,18 +593,6 @@ fn machine_info(job: &mut Job, plan: &Plan, signals: &Signals) -> Result<JobMach
 fn write_flush(w: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
     w.write_all(bytes)?;
     w.flush()
-}
-
-fn allocation_json(id: u64, info: &JobMachineInfo) -> Value {
-    let mut obj = Map::new();
-    obj.insert("id".into(), id.into());
-    obj.insert("machine".into(), info.machine_name.clone().into());
-    obj.insert("hostname".into(), info.hostname().map(str::to_owned).into());
-    obj.insert("width".into(), info.width.into());
-    obj.insert("height".into(), info.height.into());
-    obj.insert("boards".into(), json::boards(&info.boards));
-    obj.insert("connections".into(), json::connections(&info.connections));
-    Value::Object(obj)
 }
 
 /// The definition list shown before the prompt.
@@ -1035,27 +874,6 @@ mod tests {
         assert_eq!(shell_quote("it's"), "'it'\\''s'");
     }
 
-    #[test]
-    fn what_forms() {
-        let s = |v: &[&str]| parse_what(&v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>());
-        assert!(matches!(s(&[]), Ok(JobRequest::AnyBoard)));
-        assert!(matches!(s(&["3"]), Ok(JobRequest::Boards(3))));
-        assert!(matches!(
-            s(&["2", "1"]),
-            Ok(JobRequest::Triads {
-                width: 2,
-                height: 1
-            })
-        ));
-        assert!(matches!(s(&["1", "0", "2"]), Ok(JobRequest::Board(_))));
-        assert!(
-            matches!(s(&["1", "2", "3", "4"]), Err(CliError::Usage(m)) if m.starts_with("expected either"))
-        );
-        assert!(
-            matches!(s(&["-1"]), Err(CliError::Usage(m)) if m == "argument WHAT: expected whole numbers that are not negative (N boards, W H triads, or the board X Y Z), got '-1'")
-        );
-    }
-
     fn values() -> Values {
         Values {
             id: 7,
@@ -1094,18 +912,5 @@ mod tests {
         assert_eq!(substitute("{0} {w:03} {", &v, true), "{0} {w:03} {");
         assert_eq!(substitute("}{}{", &v, false), "}10.0.0.1{");
         assert_eq!(substitute("héllo {id}", &v, false), "héllo 7");
-    }
-
-    #[test]
-    fn keepalive_keeps_its_spelling() {
-        let c = Config::default();
-        assert_eq!(keepalive(Some("5"), &c).ok(), Some(Some(Number::Int(5))));
-        assert_eq!(
-            keepalive(Some("5.0"), &c).ok(),
-            Some(Some(Number::Float(5.0)))
-        );
-        assert_eq!(keepalive(Some("-1"), &c).ok(), Some(None));
-        assert_eq!(keepalive(None, &c).ok(), Some(Some(Number::Float(60.0))));
-        assert!(keepalive(Some("soon"), &c).is_err());
     }
 }

@@ -1,321 +1,47 @@
-//! Command-line syntax: the argh structures of every subcommand, and the
-//! translation of the Python tools' argparse-style command lines into them.
+//! Command-line syntax: the argh structures of every subcommand, each flag
+//! declared once, and the translation of the Python tools' argparse-style
+//! command lines into what argh reads.
 //!
 //! argh parses one value per option, no `--opt=value`, no optional values
 //! and no "rest of the line" options, all of which the Python tools' users
 //! rely on (`-m` with or without a machine, `-t a b c`, `-c cmd args…`,
 //! `--destroy [REASON]`, `--ignore_version [VALUE]`, negative chip
 //! coordinates). [`normalise`] rewrites such a command line into the
-//! canonical form argh understands, so the structures below stay plain and
-//! argh still provides parsing, typing, help text and error messages.
+//! canonical form argh understands, so the structures stay plain and argh
+//! still provides parsing, typing, help text and error messages.
+//!
+//! Both come from one declaration: the `command!` macro turns each field
+//! into the argh field (its type in brackets, so that argh sees it as
+//! written) and the entry of [`Syntax::specs`] that tells [`normalise`]
+//! how the flag is spelled and what it takes. A field's argh attribute
+//! gives its kind, long name and short letter; markers
+//! before it give what argh cannot hold:
+//!
+//! * `@also("-l", "--logical")`: more spellings of the same flag;
+//! * `@many`: several values, up to the next option or integer (`-t a b`);
+//! * `@rest`: every later token (`-c cmd args…`);
+//! * `@optional("")`: the value may be left out, standing for `""`;
+//! * `@value_in(field)`: a switch whose optional value goes to `field`;
+//! * `@legacy("--ignore_version")`: an old boolean spelling whose optional
+//!   value (`yes`, `False`, …) goes to this (hidden) field.
 
 use argh::FromArgs;
 
-use crate::term::ColorChoice;
-
-/// Adds the flags every server-facing subcommand shares.
-macro_rules! server_command {
-    (
-        $(#[$meta:meta])*
-        pub struct $name:ident {
-            $( $(#[$fmeta:meta])* pub $field:ident : [$($ty:tt)*], )*
-        }
-    ) => {
-        $(#[$meta])*
-        #[derive(FromArgs, Debug, Clone, PartialEq)]
-        #[argh(help_triggers("-h", "--help"))]
-        pub struct $name {
-            $( $(#[$fmeta])* pub $field: $($ty)*, )*
-            /// hostname or IP address of the spalloc server (default: config `hostname`)
-            #[argh(option, short = 'H')]
-            pub hostname: Option<String>,
-            /// port of the spalloc server (default: config `port`, 22244)
-            #[argh(option, short = 'P')]
-            pub port: Option<u16>,
-            /// seconds to wait for each reply from the server; negative means no limit (default: config `timeout`, 10.0)
-            #[argh(option)]
-            pub timeout: Option<f64>,
-            /// do not check the server's version (also `--ignore_version [yes|no]`)
-            #[argh(switch)]
-            pub ignore_version: bool,
-            /// the value given to the old `--ignore_version` spelling
-            #[argh(option, hidden_help)]
-            pub ignore_version_as: Option<bool>,
-            /// when to colour the output: auto, always or never (default: auto)
-            #[argh(option, default = "ColorChoice::Auto")]
-            pub color: ColorChoice,
-            /// log diagnostic information to stderr
-            #[argh(switch)]
-            pub debug: bool,
-            /// print the version and exit
-            #[argh(switch, short = 'V')]
-            pub version: bool,
-        }
-
-        impl ServerFlags for $name {
-            fn hostname(&self) -> Option<&str> { self.hostname.as_deref() }
-            fn port(&self) -> Option<u16> { self.port }
-            fn timeout(&self) -> Option<f64> { self.timeout }
-            fn ignore_version(&self) -> Option<bool> {
-                match (self.ignore_version, self.ignore_version_as) {
-                    (true, _) => Some(true),
-                    (false, v) => v,
-                }
-            }
-            fn color(&self) -> ColorChoice { self.color }
-            fn debug(&self) -> bool { self.debug }
-            fn version(&self) -> bool { self.version }
-        }
-    };
-}
-
-/// The flags shared by every subcommand that talks to a server.
-pub trait ServerFlags {
-    /// `-H/--hostname`.
-    fn hostname(&self) -> Option<&str>;
-    /// `-P/--port`.
-    fn port(&self) -> Option<u16>;
-    /// `--timeout`, in seconds.
-    fn timeout(&self) -> Option<f64>;
-    /// `--ignore-version` or the old spelling's value, if given.
-    fn ignore_version(&self) -> Option<bool>;
-    /// `--color`.
-    fn color(&self) -> ColorChoice;
-    /// `--debug`.
-    fn debug(&self) -> bool;
-    /// `-V/--version`.
-    fn version(&self) -> bool;
-}
-
-server_command! {
-    /// Request SpiNNaker boards and hold them while a command runs (or until
-    /// Enter is pressed). WHAT is nothing or 1 for one board, N for at least
-    /// N boards, W H for W x H triads, or X Y Z for the board at that logical
-    /// coordinate.
-    pub struct AllocArgs {
-        /// what to allocate: nothing, N, W H, or X Y Z
-        #[argh(positional, arg_name = "WHAT")]
-        pub what: [Vec<String>],
-        /// keep the given job alive instead of creating one (allocation options are ignored)
-        #[argh(option, short = 'r')]
-        pub resume: [Option<u64>],
-        /// allocate only on this machine; a bare -m means any machine (default: config `machine`)
-        #[argh(option, short = 'm')]
-        pub machine: [Option<String>],
-        /// allocate only on machines with all these tags (default: config `tags`, else default)
-        #[argh(option, short = 't')]
-        pub tags: [Vec<String>],
-        /// minimum squareness of an N-board allocation (default: config `min_ratio`, 0.333)
-        #[argh(option)]
-        pub min_ratio: [Option<f64>],
-        /// dead boards allowed in the allocation, -1 for any (default: config `max_dead_boards`, 0)
-        #[argh(option)]
-        pub max_dead_boards: [Option<i64>],
-        /// dead links allowed in the allocation, -1 for any (default: config `max_dead_links`, -1)
-        #[argh(option)]
-        pub max_dead_links: [Option<i64>],
-        /// require wrap-around links
-        #[argh(switch, short = 'w')]
-        pub require_torus: [bool],
-        /// do not require wrap-around links
-        #[argh(switch, short = 'W')]
-        pub no_require_torus: [bool],
-        /// run COMMAND... once the boards are ready, then release them; must come last ({hostname}, {w}, {h}, {ethernet_ips} and {id} are substituted)
-        #[argh(switch, short = 'c')]
-        pub command: [bool],
-        /// who the job is for, by convention an e-mail address (default: config `owner`)
-        #[argh(option)]
-        pub owner: [Option<String>],
-        /// seconds the server waits for a keepalive, -1 for never (default: config `keepalive`, 60.0)
-        #[argh(option)]
-        pub keepalive: [Option<String>],
-        /// seconds between reconnection attempts (default: config `reconnect_delay`, 5.0)
-        #[argh(option)]
-        pub reconnect_delay: [Option<f64>],
-        /// keep the job when spalloc exits
-        #[argh(switch, short = 'D')]
-        pub no_destroy: [bool],
-        /// do not print status lines
-        #[argh(switch, short = 'q')]
-        pub quiet: [bool],
-        /// print the allocation as one JSON line on stdout
-        #[argh(switch)]
-        pub json: [bool],
-        /// start a built-in virtual server (one 24-board machine) and allocate from it: no hardware or configuration needed
-        #[argh(switch, long = "virtual")]
-        pub virtual_server: [bool],
-    }
-}
-
-server_command! {
-    /// Show or manage one job (by default, the owner's only live job).
-    pub struct JobArgs {
-        /// the job (default: the owner's only live job)
-        #[argh(positional, arg_name = "JOB_ID")]
-        pub job_id: [Option<u64>],
-        /// the owner whose only job is meant, and named in the destroy reason (default: config `owner`)
-        #[argh(option, short = 'o')]
-        pub owner: [Option<String>],
-        /// show the job (the default action)
-        #[argh(switch, short = 'i')]
-        pub info: [bool],
-        /// show the job again whenever it changes
-        #[argh(switch, short = 'w')]
-        pub watch: [bool],
-        /// power the boards on, or reset them (also --reset, -r); waits until done
-        #[argh(switch, short = 'p')]
-        pub power_on: [bool],
-        /// power the boards off; waits until done
-        #[argh(switch)]
-        pub power_off: [bool],
-        /// print the Ethernet-connected chips' IP addresses as CSV
-        #[argh(switch, short = 'e')]
-        pub ethernet_ips: [bool],
-        /// destroy the job, optionally giving a REASON (default: "Destroyed by OWNER")
-        #[argh(switch, short = 'D')]
-        pub destroy: [bool],
-        /// the reason given after --destroy
-        #[argh(option, hidden_help)]
-        pub destroy_reason: [Option<String>],
-        /// print JSON instead of text
-        #[argh(switch)]
-        pub json: [bool],
-    }
-}
-
-server_command! {
-    /// List the live jobs.
-    pub struct PsArgs {
-        /// show the list again whenever it changes
-        #[argh(switch, short = 'w')]
-        pub watch: [bool],
-        /// only jobs allocated on this machine
-        #[argh(option, short = 'm')]
-        pub machine: [Option<String>],
-        /// only jobs of this owner
-        #[argh(option, short = 'o')]
-        pub owner: [Option<String>],
-        /// print JSON instead of text
-        #[argh(switch)]
-        pub json: [bool],
-    }
-}
-
-server_command! {
-    /// Summarise the machines, or show one machine's boards and jobs.
-    pub struct MachineArgs {
-        /// the machine to show
-        #[argh(positional, arg_name = "MACHINE")]
-        pub machine: [Option<String>],
-        /// show again whenever it changes
-        #[argh(switch, short = 'w')]
-        pub watch: [bool],
-        /// list the machine's jobs in a table
-        #[argh(switch, short = 'd')]
-        pub detailed: [bool],
-        /// print JSON instead of text
-        #[argh(switch)]
-        pub json: [bool],
-    }
-}
-
-server_command! {
-    /// Find a board or chip: where it is physically and logically, and which
-    /// job holds it. Give exactly one of the forms.
-    pub struct WhereIsArgs {
-        /// MACHINE X Y Z: a board by logical coordinate (also --logical, -l)
-        #[argh(switch, short = 'b')]
-        pub board: [bool],
-        /// MACHINE CABINET FRAME BOARD: a board by physical location
-        #[argh(switch, short = 'p')]
-        pub physical: [bool],
-        /// MACHINE X Y: a chip in machine coordinates
-        #[argh(switch, short = 'c')]
-        pub chip: [bool],
-        /// JOB_ID X Y: a chip relative to a job
-        #[argh(switch, short = 'j')]
-        pub job_chip: [bool],
-        /// the values of the chosen form
-        #[argh(positional, arg_name = "VALUE")]
-        pub values: [Vec<String>],
-        /// print JSON instead of text
-        #[argh(switch)]
-        pub json: [bool],
-    }
-}
-
-/// Show where configuration is read from and the value of every key.
-#[derive(FromArgs, Debug, Clone, PartialEq)]
-#[argh(help_triggers("-h", "--help"))]
-pub struct ConfigArgs {
-    /// print JSON instead of text
-    #[argh(switch)]
-    pub json: bool,
-    /// when to colour the output: auto, always or never (default: auto)
-    #[argh(option, default = "ColorChoice::Auto")]
-    pub color: ColorChoice,
-    /// print the version and exit
-    #[argh(switch, short = 'V')]
-    pub version: bool,
-}
-
-/// Run a virtual spalloc server (no hardware) until interrupted.
-#[derive(FromArgs, Debug, Clone, PartialEq)]
-#[argh(help_triggers("-h", "--help"))]
-pub struct ServeArgs {
-    /// machines and timings, as a TOML file (default: one 24-board machine)
-    #[argh(option)]
-    pub config: Option<String>,
-    /// address to listen on (default: from the file, else 127.0.0.1)
-    #[argh(option)]
-    pub host: Option<String>,
-    /// port to listen on (default: from the file, else 22244)
-    #[argh(option, short = 'P')]
-    pub port: Option<u16>,
-    /// keep jobs in this file across restarts
-    #[argh(option)]
-    pub state_file: Option<String>,
-    /// answer as the Python server (python) or the Java server's v1 service (java) (default: from the file, else python)
-    #[argh(option)]
-    pub dialect: Option<spalloc::server::Dialect>,
-    /// seconds a power on or off takes (default: from the file, else 2)
-    #[argh(option)]
-    pub power_delay: Option<f64>,
-    /// seconds before released boards can be reused (default: from the file, else 30)
-    #[argh(option)]
-    pub seconds_before_free: Option<f64>,
-    /// seconds between keepalive expiry checks (default: from the file, else 5)
-    #[argh(option)]
-    pub timeout_check_interval: Option<f64>,
-    /// port for the v2 (REST) service (default: from the file, else the v1 port + 1; 0 for any)
-    #[argh(option)]
-    pub v2_port: Option<u16>,
-    /// serve v2 over HTTPS with a throw-away certificate, writing the CA that clients must trust to FILE
-    #[argh(option, arg_name = "FILE")]
-    pub v2_self_signed: Option<String>,
-    /// serve only the v1 protocol
-    #[argh(switch)]
-    pub no_v2: bool,
-    /// log diagnostic information to stderr
-    #[argh(switch)]
-    pub debug: bool,
-    /// when to colour the output: auto, always or never (default: auto)
-    #[argh(option, default = "ColorChoice::Auto")]
-    pub color: ColorChoice,
-    /// print the version and exit
-    #[argh(switch, short = 'V')]
-    pub version: bool,
-}
+use crate::render::ColorChoice;
 
 /// How an option consumes the tokens after it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
     Switch,
     Value,
     /// A value only if the next token does not look like an option; the
-    /// bare form becomes this replacement (an option and value, or none).
+    /// bare form stands for `bare`, or for nothing at all.
     OptionalValue {
         bare: Option<&'static str>,
+    },
+    /// A switch whose optional value goes to another (hidden) option.
+    SwitchWithValue {
+        into: String,
     },
     /// Every later token is the command (alloc `-c`).
     Rest,
@@ -325,135 +51,499 @@ enum Kind {
     LegacyBool,
 }
 
-struct Spec {
-    names: &'static [&'static str],
-    canonical: &'static str,
-    kind: Kind,
+/// One flag as [`normalise`] sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    /// Every spelling: `-x`, `--long` and any others.
+    pub names: Vec<String>,
+    /// The spelling argh reads.
+    pub canonical: String,
+    pub kind: Kind,
 }
 
-const fn spec(names: &'static [&'static str], canonical: &'static str, kind: Kind) -> Spec {
-    Spec {
-        names,
-        canonical,
-        kind,
+/// What a `command!` field's declaration says about its spelling; turned
+/// into a [`Spec`] by [`FlagDecl::spec`].
+#[derive(Debug, Default)]
+pub struct FlagDecl {
+    pub field: &'static str,
+    pub argh_kind: &'static str,
+    pub short: Option<char>,
+    pub long: Option<&'static str>,
+    pub hidden: bool,
+    pub also: &'static [&'static str],
+    pub kind: Option<Kind>,
+    /// `@value_in(field)`: the field the optional value goes to.
+    pub value_in: Option<&'static str>,
+}
+
+/// argh's long name for a field: `--min-ratio` for `min_ratio`.
+fn long_name(field: &str) -> String {
+    format!("--{}", field.replace('_', "-"))
+}
+
+impl FlagDecl {
+    /// The flag's spelling, or `None` for a positional argument or a hidden
+    /// option with no spelling of its own.
+    pub fn spec(self) -> Option<Spec> {
+        if self.argh_kind == "positional" {
+            return None;
+        }
+        let canonical = match self.long {
+            Some(long) => format!("--{long}"),
+            None => long_name(self.field),
+        };
+        let mut names: Vec<String> = Vec::new();
+        if !self.hidden {
+            names.extend(self.short.map(|c| format!("-{c}")));
+            names.push(canonical.clone());
+        }
+        names.extend(self.also.iter().map(|a| (*a).to_owned()));
+        if names.is_empty() {
+            return None;
+        }
+        let kind = match (self.kind, self.value_in) {
+            (_, Some(into)) => Kind::SwitchWithValue {
+                into: long_name(into),
+            },
+            (Some(kind), None) => kind,
+            (None, None) if self.argh_kind == "switch" => Kind::Switch,
+            (None, None) => Kind::Value,
+        };
+        Some(Spec {
+            names,
+            canonical,
+            kind,
+        })
     }
 }
 
-const COMMON: &[Spec] = &[
-    spec(&["-H", "--hostname"], "--hostname", Kind::Value),
-    spec(&["-P", "--port"], "--port", Kind::Value),
-    spec(&["--timeout"], "--timeout", Kind::Value),
-    spec(&["--ignore-version"], "--ignore-version", Kind::Switch),
-    spec(
-        &["--ignore_version"],
-        "--ignore-version-as",
-        Kind::LegacyBool,
-    ),
-    spec(&["--color", "--colour"], "--color", Kind::Value),
-    spec(&["--debug"], "--debug", Kind::Switch),
-    spec(&["-V", "--version"], "--version", Kind::Switch),
-    spec(&["-h", "--help"], "--help", Kind::Switch),
-    spec(&["--json"], "--json", Kind::Switch),
-];
+/// The argparse-style syntax of a subcommand's flags.
+pub trait Syntax {
+    /// Every flag's spelling, `-h/--help` first.
+    fn specs() -> Vec<Spec>;
+}
 
-const ALLOC: &[Spec] = &[
-    spec(&["-r", "--resume"], "--resume", Kind::Value),
-    spec(
-        &["-m", "--machine"],
-        "--machine",
-        Kind::OptionalValue { bare: Some("") },
-    ),
-    spec(&["-t", "--tags"], "--tags", Kind::Many),
-    spec(&["--min-ratio"], "--min-ratio", Kind::Value),
-    spec(&["--max-dead-boards"], "--max-dead-boards", Kind::Value),
-    spec(&["--max-dead-links"], "--max-dead-links", Kind::Value),
-    spec(&["-w", "--require-torus"], "--require-torus", Kind::Switch),
-    spec(
-        &["-W", "--no-require-torus"],
-        "--no-require-torus",
-        Kind::Switch,
-    ),
-    spec(&["-c", "--command"], "--command", Kind::Rest),
-    spec(&["--owner"], "--owner", Kind::Value),
-    spec(&["--keepalive"], "--keepalive", Kind::Value),
-    spec(&["--reconnect-delay"], "--reconnect-delay", Kind::Value),
-    spec(&["-D", "--no-destroy"], "--no-destroy", Kind::Switch),
-    spec(&["-q", "--quiet"], "--quiet", Kind::Switch),
-    spec(&["--virtual"], "--virtual", Kind::Switch),
-];
+/// One argh attribute key of a field, as far as its spelling goes.
+macro_rules! decl_key {
+    ($d:ident, short = $v:literal) => {
+        $d.short = Some($v);
+    };
+    ($d:ident, long = $v:literal) => {
+        $d.long = Some($v);
+    };
+    ($d:ident, hidden_help) => {
+        $d.hidden = true;
+    };
+    ($d:ident, $other:ident $(= $v:literal)?) => {};
+}
 
-const JOB: &[Spec] = &[
-    spec(&["-o", "--owner"], "--owner", Kind::Value),
-    spec(&["-i", "--info"], "--info", Kind::Switch),
-    spec(&["-w", "--watch"], "--watch", Kind::Switch),
-    spec(
-        &["-p", "-r", "--power-on", "--reset"],
-        "--power-on",
-        Kind::Switch,
-    ),
-    spec(&["--power-off"], "--power-off", Kind::Switch),
-    spec(&["-e", "--ethernet-ips"], "--ethernet-ips", Kind::Switch),
-    spec(
-        &["-D", "--destroy"],
-        "--destroy",
-        Kind::OptionalValue { bare: None },
-    ),
-];
+/// One `@marker` of a field.
+macro_rules! decl_marker {
+    ($d:ident, also($($name:literal),*)) => {
+        $d.also = &[$($name),*];
+    };
+    ($d:ident, many) => {
+        $d.kind = Some(Kind::Many);
+    };
+    ($d:ident, rest) => {
+        $d.kind = Some(Kind::Rest);
+    };
+    ($d:ident, optional($bare:literal)) => {
+        $d.kind = Some(Kind::OptionalValue { bare: Some($bare) });
+    };
+    ($d:ident, value_in($field:ident)) => {
+        $d.value_in = Some(stringify!($field));
+    };
+    ($d:ident, legacy($name:literal)) => {
+        $d.kind = Some(Kind::LegacyBool);
+        $d.also = &[$name];
+    };
+}
 
-const PS: &[Spec] = &[
-    spec(&["-w", "--watch"], "--watch", Kind::Switch),
-    spec(&["-m", "--machine"], "--machine", Kind::Value),
-    spec(&["-o", "--owner"], "--owner", Kind::Value),
-];
+/// Declares a subcommand's argh structure and its [`Syntax`] from one list
+/// of fields, after which come the shared flag groups named in the header,
+/// in that order (`server`, `color`, `debug`, `version`): each shared flag
+/// is declared once, here.
+macro_rules! command {
+    (
+        $(#[doc = $doc:literal])*
+        pub struct $name:ident: $($group:ident),* {
+            $($fields:tt)*
+        }
+    ) => {
+        command!(@group [$($doc)*] $name [$($fields)*] $($group)*);
+    };
+    (@group [$($doc:literal)*] $name:ident [$($fields:tt)*] server $($rest:ident)*) => {
+        command!(@group [$($doc)*] $name [$($fields)*
+            /// hostname or IP address of the spalloc server (default: config `hostname`)
+            #[argh(option, short = 'H')]
+            hostname: [Option<String>],
+            /// port of the spalloc server (default: config `port`, 22244)
+            #[argh(option, short = 'P')]
+            port: [Option<u16>],
+            /// seconds to wait for each reply from the server; negative means no limit (default: config `timeout`, 10.0)
+            #[argh(option)]
+            timeout: [Option<f64>],
+            /// do not check the server's version (also `--ignore_version [yes|no]`)
+            #[argh(switch)]
+            ignore_version: [bool],
+            /// the value given to the old `--ignore_version` spelling
+            @legacy("--ignore_version")
+            #[argh(option, hidden_help)]
+            ignore_version_as: [Option<bool>],
+        ] $($rest)*);
+    };
+    (@group [$($doc:literal)*] $name:ident [$($fields:tt)*] color $($rest:ident)*) => {
+        command!(@group [$($doc)*] $name [$($fields)*
+            /// when to colour the output: auto, always or never (default: auto)
+            @also("--colour")
+            #[argh(option, default = "ColorChoice::Auto")]
+            color: [ColorChoice],
+        ] $($rest)*);
+    };
+    (@group [$($doc:literal)*] $name:ident [$($fields:tt)*] debug $($rest:ident)*) => {
+        command!(@group [$($doc)*] $name [$($fields)*
+            /// log diagnostic information to stderr
+            #[argh(switch)]
+            debug: [bool],
+        ] $($rest)*);
+    };
+    (@group [$($doc:literal)*] $name:ident [$($fields:tt)*] version $($rest:ident)*) => {
+        command!(@group [$($doc)*] $name [$($fields)*
+            /// print the version and exit
+            #[argh(switch, short = 'V')]
+            version: [bool],
+        ] $($rest)*);
+    };
+    (@group [$($doc:literal)*] $name:ident [$(
+        $(#[doc = $fdoc:literal])*
+        $(@$marker:ident $(($($marg:tt)*))?)*
+        #[argh($kind:ident $(, $key:ident $(= $val:literal)?)*)]
+        $field:ident : [$($ty:tt)*],
+    )*]) => {
+        $(#[doc = $doc])*
+        #[derive(FromArgs, Debug, Clone, PartialEq)]
+        #[argh(help_triggers("-h", "--help"))]
+        pub struct $name {
+            $(
+                $(#[doc = $fdoc])*
+                #[argh($kind $(, $key $(= $val)?)*)]
+                pub $field: $($ty)*,
+            )*
+        }
 
-const MACHINE: &[Spec] = &[
-    spec(&["-w", "--watch"], "--watch", Kind::Switch),
-    spec(&["-d", "--detailed"], "--detailed", Kind::Switch),
-];
+        impl Syntax for $name {
+            fn specs() -> Vec<Spec> {
+                let mut specs = vec![Spec {
+                    names: vec!["-h".into(), "--help".into()],
+                    canonical: "--help".into(),
+                    kind: Kind::Switch,
+                }];
+                $(
+                    // Not every field has keys or markers to set.
+                    #[allow(unused_mut)]
+                    let mut d = FlagDecl {
+                        field: stringify!($field),
+                        argh_kind: stringify!($kind),
+                        ..FlagDecl::default()
+                    };
+                    $(decl_key!(d, $key $(= $val)?);)*
+                    $(decl_marker!(d, $marker $(($($marg)*))?);)*
+                    specs.extend(d.spec());
+                )*
+                specs
+            }
+        }
+    };
+}
 
-const WHERE_IS: &[Spec] = &[
-    spec(
-        &["-b", "-l", "--board", "--logical"],
-        "--board",
-        Kind::Switch,
-    ),
-    spec(&["-p", "--physical"], "--physical", Kind::Switch),
-    spec(&["-c", "--chip"], "--chip", Kind::Switch),
-    spec(&["-j", "--job-chip"], "--job-chip", Kind::Switch),
-];
+command! {
+    /// Request SpiNNaker boards and hold them while a command runs (or until
+    /// Enter is pressed). WHAT is nothing or 1 for one board, N for at least
+    /// N boards, W H for W x H triads, or X Y Z for the board at that logical
+    /// coordinate.
+    pub struct AllocArgs: server, color, debug, version {
+        /// what to allocate: nothing, N, W H, or X Y Z
+        #[argh(positional, arg_name = "WHAT")]
+        what: [Vec<String>],
+        /// keep the given job alive instead of creating one (allocation options are ignored)
+        #[argh(option, short = 'r')]
+        resume: [Option<u64>],
+        /// allocate only on this machine; a bare -m means any machine (default: config `machine`)
+        @optional("")
+        #[argh(option, short = 'm')]
+        machine: [Option<String>],
+        /// allocate only on machines with all these tags (default: config `tags`, else default)
+        @many
+        #[argh(option, short = 't')]
+        tags: [Vec<String>],
+        /// minimum squareness of an N-board allocation (default: config `min_ratio`, 0.333)
+        #[argh(option)]
+        min_ratio: [Option<f64>],
+        /// dead boards allowed in the allocation, -1 for any (default: config `max_dead_boards`, 0)
+        #[argh(option)]
+        max_dead_boards: [Option<i64>],
+        /// dead links allowed in the allocation, -1 for any (default: config `max_dead_links`, -1)
+        #[argh(option)]
+        max_dead_links: [Option<i64>],
+        /// require wrap-around links
+        #[argh(switch, short = 'w')]
+        require_torus: [bool],
+        /// do not require wrap-around links
+        #[argh(switch, short = 'W')]
+        no_require_torus: [bool],
+        /// run COMMAND... once the boards are ready, then release them; must come last ({hostname}, {w}, {h}, {ethernet_ips} and {id} are substituted)
+        @rest
+        #[argh(switch, short = 'c')]
+        command: [bool],
+        /// who the job is for, by convention an e-mail address (default: config `owner`)
+        #[argh(option)]
+        owner: [Option<String>],
+        /// seconds the server waits for a keepalive, -1 for never (default: config `keepalive`, 60.0)
+        #[argh(option)]
+        keepalive: [Option<String>],
+        /// seconds between reconnection attempts (default: config `reconnect_delay`, 5.0)
+        #[argh(option)]
+        reconnect_delay: [Option<f64>],
+        /// keep the job when spalloc exits
+        #[argh(switch, short = 'D')]
+        no_destroy: [bool],
+        /// do not print status lines
+        #[argh(switch, short = 'q')]
+        quiet: [bool],
+        /// print the allocation as one JSON line on stdout
+        #[argh(switch)]
+        json: [bool],
+        /// start a built-in virtual server (one 24-board machine) and allocate from it: no hardware or configuration needed
+        #[argh(switch, long = "virtual")]
+        virtual_server: [bool],
+    }
+}
 
-const CONFIG: &[Spec] = &[
-    spec(&["--json"], "--json", Kind::Switch),
-    spec(&["--color", "--colour"], "--color", Kind::Value),
-    spec(&["-V", "--version"], "--version", Kind::Switch),
-    spec(&["-h", "--help"], "--help", Kind::Switch),
-];
+command! {
+    /// Show or manage one job (by default, the owner's only live job).
+    pub struct JobArgs: server, color, debug, version {
+        /// the job (default: the owner's only live job)
+        #[argh(positional, arg_name = "JOB_ID")]
+        job_id: [Option<u64>],
+        /// the owner whose only job is meant, and named in the destroy reason (default: config `owner`)
+        #[argh(option, short = 'o')]
+        owner: [Option<String>],
+        /// show the job (the default action)
+        #[argh(switch, short = 'i')]
+        info: [bool],
+        /// show the job again whenever it changes
+        #[argh(switch, short = 'w')]
+        watch: [bool],
+        /// power the boards on, or reset them (also --reset, -r); waits until done
+        @also("-r", "--reset")
+        #[argh(switch, short = 'p')]
+        power_on: [bool],
+        /// power the boards off; waits until done
+        #[argh(switch)]
+        power_off: [bool],
+        /// print the Ethernet-connected chips' IP addresses as CSV
+        #[argh(switch, short = 'e')]
+        ethernet_ips: [bool],
+        /// destroy the job, optionally giving a REASON (default: "Destroyed by OWNER")
+        @value_in(destroy_reason)
+        #[argh(switch, short = 'D')]
+        destroy: [bool],
+        /// the reason given after --destroy
+        #[argh(option, hidden_help)]
+        destroy_reason: [Option<String>],
+        /// print JSON instead of text
+        #[argh(switch)]
+        json: [bool],
+    }
+}
 
-const SERVE: &[Spec] = &[
-    spec(&["--config"], "--config", Kind::Value),
-    spec(&["--host"], "--host", Kind::Value),
-    spec(&["-P", "--port"], "--port", Kind::Value),
-    spec(&["--state-file"], "--state-file", Kind::Value),
-    spec(&["--dialect"], "--dialect", Kind::Value),
-    spec(&["--power-delay"], "--power-delay", Kind::Value),
-    spec(
-        &["--seconds-before-free"],
-        "--seconds-before-free",
-        Kind::Value,
-    ),
-    spec(
-        &["--timeout-check-interval"],
-        "--timeout-check-interval",
-        Kind::Value,
-    ),
-    spec(&["--v2-port"], "--v2-port", Kind::Value),
-    spec(&["--v2-self-signed"], "--v2-self-signed", Kind::Value),
-    spec(&["--no-v2"], "--no-v2", Kind::Switch),
-    spec(&["--debug"], "--debug", Kind::Switch),
-    spec(&["--color", "--colour"], "--color", Kind::Value),
-    spec(&["-V", "--version"], "--version", Kind::Switch),
-    spec(&["-h", "--help"], "--help", Kind::Switch),
-];
+command! {
+    /// List the live jobs.
+    pub struct PsArgs: server, color, debug, version {
+        /// show the list again whenever it changes
+        #[argh(switch, short = 'w')]
+        watch: [bool],
+        /// only jobs allocated on this machine
+        #[argh(option, short = 'm')]
+        machine: [Option<String>],
+        /// only jobs of this owner
+        #[argh(option, short = 'o')]
+        owner: [Option<String>],
+        /// print JSON instead of text
+        #[argh(switch)]
+        json: [bool],
+    }
+}
+
+command! {
+    /// Summarise the machines, or show one machine's boards and jobs.
+    pub struct MachineArgs: server, color, debug, version {
+        /// the machine to show
+        #[argh(positional, arg_name = "MACHINE")]
+        machine: [Option<String>],
+        /// show again whenever it changes
+        #[argh(switch, short = 'w')]
+        watch: [bool],
+        /// list the machine's jobs in a table
+        #[argh(switch, short = 'd')]
+        detailed: [bool],
+        /// print JSON instead of text
+        #[argh(switch)]
+        json: [bool],
+    }
+}
+
+command! {
+    /// Find a board or chip: where it is physically and logically, and which
+    /// job holds it. Give exactly one of the forms.
+    pub struct WhereIsArgs: server, color, debug, version {
+        /// MACHINE X Y Z: a board by logical coordinate (also --logical, -l)
+        @also("-l", "--logical")
+        #[argh(switch, short = 'b')]
+        board: [bool],
+        /// MACHINE CABINET FRAME BOARD: a board by physical location
+        #[argh(switch, short = 'p')]
+        physical: [bool],
+        /// MACHINE X Y: a chip in machine coordinates
+        #[argh(switch, short = 'c')]
+        chip: [bool],
+        /// JOB_ID X Y: a chip relative to a job
+        #[argh(switch, short = 'j')]
+        job_chip: [bool],
+        /// the values of the chosen form
+        #[argh(positional, arg_name = "VALUE")]
+        values: [Vec<String>],
+        /// print JSON instead of text
+        #[argh(switch)]
+        json: [bool],
+    }
+}
+
+command! {
+    /// Show where configuration is read from and the value of every key.
+    pub struct ConfigArgs: color, version {
+        /// print JSON instead of text
+        #[argh(switch)]
+        json: [bool],
+    }
+}
+
+command! {
+    /// Run a virtual spalloc server (no hardware) until interrupted.
+    pub struct ServeArgs: debug, color, version {
+        /// machines and timings, as a TOML file (default: one 24-board machine)
+        #[argh(option)]
+        config: [Option<String>],
+        /// address to listen on (default: from the file, else 127.0.0.1)
+        #[argh(option)]
+        host: [Option<String>],
+        /// port to listen on (default: from the file, else 22244)
+        #[argh(option, short = 'P')]
+        port: [Option<u16>],
+        /// keep jobs in this file across restarts
+        #[argh(option)]
+        state_file: [Option<String>],
+        /// answer as the Python server (python) or the Java server's v1 service (java) (default: from the file, else python)
+        #[argh(option)]
+        dialect: [Option<spalloc::server::Dialect>],
+        /// seconds a power on or off takes (default: from the file, else 2)
+        #[argh(option)]
+        power_delay: [Option<f64>],
+        /// seconds before released boards can be reused (default: from the file, else 30)
+        #[argh(option)]
+        seconds_before_free: [Option<f64>],
+        /// seconds between keepalive expiry checks (default: from the file, else 5)
+        #[argh(option)]
+        timeout_check_interval: [Option<f64>],
+        /// port for the v2 (REST) service (default: from the file, else the v1 port + 1; 0 for any)
+        #[argh(option)]
+        v2_port: [Option<u16>],
+        /// serve v2 over HTTPS with a throw-away certificate, writing the CA that clients must trust to FILE
+        #[argh(option, arg_name = "FILE")]
+        v2_self_signed: [Option<String>],
+        /// serve only the v1 protocol
+        #[argh(switch)]
+        no_v2: [bool],
+    }
+}
+
+/// The flags of every subcommand that talks to a server, as one value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerFlags<'a> {
+    /// `-H/--hostname`.
+    pub hostname: Option<&'a str>,
+    /// `-P/--port`.
+    pub port: Option<u16>,
+    /// `--timeout`, in seconds.
+    pub timeout: Option<f64>,
+    /// `--ignore-version`, or the old spelling's value, if given.
+    pub ignore_version: Option<bool>,
+}
+
+/// What `main` and the settings read from any subcommand's flags.
+pub trait Common {
+    /// `--color`.
+    fn colour(&self) -> ColorChoice;
+    /// `-V/--version`.
+    fn wants_version(&self) -> bool;
+    /// `--debug`.
+    fn debug(&self) -> bool;
+}
+
+/// Subcommands that talk to a server.
+pub trait Server {
+    /// The server flags.
+    fn server_flags(&self) -> ServerFlags<'_>;
+}
+
+macro_rules! server_commands {
+    ($($t:ty),*) => {$(
+        impl Server for $t {
+            fn server_flags(&self) -> ServerFlags<'_> {
+                ServerFlags {
+                    hostname: self.hostname.as_deref(),
+                    port: self.port,
+                    timeout: self.timeout,
+                    ignore_version: match (self.ignore_version, self.ignore_version_as) {
+                        (true, _) => Some(true),
+                        (false, v) => v,
+                    },
+                }
+            }
+        }
+        impl Common for $t {
+            fn colour(&self) -> ColorChoice { self.color }
+            fn wants_version(&self) -> bool { self.version }
+            fn debug(&self) -> bool { self.debug }
+        }
+    )*};
+}
+server_commands!(AllocArgs, JobArgs, PsArgs, MachineArgs, WhereIsArgs);
+
+impl Common for ConfigArgs {
+    fn colour(&self) -> ColorChoice {
+        self.color
+    }
+    fn wants_version(&self) -> bool {
+        self.version
+    }
+    fn debug(&self) -> bool {
+        false
+    }
+}
+
+impl Common for ServeArgs {
+    fn colour(&self) -> ColorChoice {
+        self.color
+    }
+    fn wants_version(&self) -> bool {
+        self.version
+    }
+    fn debug(&self) -> bool {
+        self.debug
+    }
+}
 
 /// The subcommands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -500,17 +590,16 @@ impl Sub {
         })
     }
 
-    fn specs(self) -> Vec<&'static Spec> {
-        let own: &[Spec] = match self {
-            Sub::Alloc => ALLOC,
-            Sub::Job => JOB,
-            Sub::Ps => PS,
-            Sub::Machine => MACHINE,
-            Sub::WhereIs => WHERE_IS,
-            Sub::Config => return CONFIG.iter().collect(),
-            Sub::Serve => return SERVE.iter().collect(),
-        };
-        own.iter().chain(COMMON).collect()
+    fn specs(self) -> Vec<Spec> {
+        match self {
+            Sub::Alloc => AllocArgs::specs(),
+            Sub::Job => JobArgs::specs(),
+            Sub::Ps => PsArgs::specs(),
+            Sub::Machine => MachineArgs::specs(),
+            Sub::WhereIs => WhereIsArgs::specs(),
+            Sub::Config => ConfigArgs::specs(),
+            Sub::Serve => ServeArgs::specs(),
+        }
     }
 }
 
@@ -549,7 +638,7 @@ fn parse_bool_word(tok: &str) -> Option<bool> {
 /// form. Unknown options are passed through for argh to report.
 pub fn normalise(sub: Sub, args: &[String]) -> Normalised {
     let specs = sub.specs();
-    let find = |name: &str| specs.iter().copied().find(|s| s.names.contains(&name));
+    let find = |name: &str| specs.iter().find(|s| s.names.iter().any(|n| n == name));
     let mut opts: Vec<String> = Vec::new();
     let mut positionals: Vec<String> = Vec::new();
     let mut command = None;
@@ -583,7 +672,7 @@ pub fn normalise(sub: Sub, args: &[String]) -> Normalised {
                 {
                     for c in tok.chars().skip(1) {
                         if let Some(s) = find(&format!("-{c}")) {
-                            opts.push(s.canonical.to_owned());
+                            opts.push(s.canonical.clone());
                         }
                     }
                     continue;
@@ -598,8 +687,8 @@ pub fn normalise(sub: Sub, args: &[String]) -> Normalised {
             opts.push(tok.to_owned());
             continue;
         };
-        let canonical = spec.canonical.to_owned();
-        match spec.kind {
+        let canonical = spec.canonical.clone();
+        match &spec.kind {
             Kind::Switch => {
                 if attached.is_some() {
                     // `--quiet=x`: let argh reject it as given.
@@ -625,7 +714,7 @@ pub fn normalise(sub: Sub, args: &[String]) -> Normalised {
                     }
                 }
             }
-            Kind::OptionalValue { bare } => {
+            Kind::OptionalValue { .. } | Kind::SwitchWithValue { .. } => {
                 let value = match attached {
                     Some(v) => Some(v),
                     None if i < args.len() && !looks_like_option(&args[i]) => {
@@ -634,21 +723,23 @@ pub fn normalise(sub: Sub, args: &[String]) -> Normalised {
                     }
                     None => None,
                 };
-                if sub == Sub::Job {
+                match &spec.kind {
                     // `--destroy [REASON]`: a switch plus a hidden option.
-                    opts.push(canonical);
-                    if let Some(v) = value {
-                        opts.push("--destroy-reason".into());
-                        opts.push(v);
+                    Kind::SwitchWithValue { into } => {
+                        opts.push(canonical);
+                        if let Some(v) = value {
+                            opts.push(into.clone());
+                            opts.push(v);
+                        }
                     }
-                } else {
-                    match value.or(bare.map(str::to_owned)) {
+                    Kind::OptionalValue { bare } => match value.or(bare.map(str::to_owned)) {
                         Some(v) => {
                             opts.push(canonical);
                             opts.push(v);
                         }
                         None => opts.push(canonical),
-                    }
+                    },
+                    _ => {}
                 }
             }
             Kind::Rest => {
@@ -814,6 +905,64 @@ mod tests {
     }
 
     #[test]
+    fn each_flag_is_spelled_as_declared() {
+        let spec = |sub: Sub, name: &str| {
+            sub.specs()
+                .into_iter()
+                .find(|s| s.names.iter().any(|n| n == name))
+        };
+        let tags = spec(Sub::Alloc, "-t").expect("-t");
+        assert_eq!(
+            (tags.names, tags.canonical, tags.kind),
+            (
+                vec!["-t".into(), "--tags".into()],
+                "--tags".into(),
+                Kind::Many
+            )
+        );
+        let virt = spec(Sub::Alloc, "--virtual").expect("--virtual");
+        assert_eq!(virt.kind, Kind::Switch);
+        let legacy = spec(Sub::Ps, "--ignore_version").expect("--ignore_version");
+        assert_eq!(
+            (legacy.names, legacy.canonical, legacy.kind),
+            (
+                vec!["--ignore_version".into()],
+                "--ignore-version-as".into(),
+                Kind::LegacyBool
+            )
+        );
+        // Hidden targets and positionals have no spelling of their own.
+        assert!(spec(Sub::Job, "--destroy-reason").is_none());
+        assert!(spec(Sub::Ps, "--ignore-version-as").is_none());
+        assert_eq!(
+            spec(Sub::Job, "-D").map(|s| s.kind),
+            Some(Kind::SwitchWithValue {
+                into: "--destroy-reason".into()
+            })
+        );
+        assert_eq!(
+            spec(Sub::Serve, "--colour").map(|s| s.canonical),
+            Some("--color".into())
+        );
+        // Every spelling belongs to one flag of its command.
+        for sub in [
+            Sub::Alloc,
+            Sub::Job,
+            Sub::Ps,
+            Sub::Machine,
+            Sub::WhereIs,
+            Sub::Config,
+            Sub::Serve,
+        ] {
+            let mut names: Vec<String> = sub.specs().into_iter().flat_map(|s| s.names).collect();
+            let all = names.len();
+            names.sort();
+            names.dedup();
+            assert_eq!(names.len(), all, "{sub:?}: a spelling is used twice");
+        }
+    }
+
+    #[test]
     fn unknown_options_pass_through() {
         assert_eq!(argv(Sub::Ps, "--frobnicate -x"), "--frobnicate -x");
     }
@@ -833,6 +982,6 @@ mod tests {
         let refs: Vec<&str> = n.argv.iter().map(String::as_str).collect();
         let parsed = WhereIsArgs::from_args(&["spalloc-where-is"], &refs).expect("parses");
         assert_eq!(parsed.values, ["m", "-1", "-1"]);
-        assert_eq!(parsed.ignore_version(), Some(false));
+        assert_eq!(parsed.server_flags().ignore_version, Some(false));
     }
 }

@@ -3,51 +3,22 @@
 
 use std::process::ExitCode;
 
-use serde_json::{Map, Value};
-use spalloc::{ConfigEntry, ConfigValue, FileStatus};
+use spalloc::{ConfigEntry, ConfigValue};
 
 use crate::Ctx;
 use crate::args::ConfigArgs;
-use crate::common::{load_config, print};
 use crate::exit::CliResult;
-use crate::json;
-use crate::pyfmt::py_float;
-use crate::term::{Cell, render_table};
-use crate::visible::visible;
+use crate::render::json::{self, ConfigView};
+use crate::render::pyfmt::py_float;
+use crate::render::{Cell, render_table, visible};
+use crate::{print, settings};
 
 /// Runs `spalloc config`.
 pub fn run(args: ConfigArgs, ctx: &Ctx) -> CliResult {
-    let config = load_config()?;
+    let config = settings::load_config()?;
     let entries = config.entries();
     if args.json {
-        let files: Vec<Value> = config
-            .files()
-            .iter()
-            .map(|f| {
-                let status = match f.status {
-                    FileStatus::Read => "read",
-                    FileStatus::NotFound => "not_found",
-                    FileStatus::NotAFile => "not_a_file",
-                };
-                serde_json::json!({"path": f.path.display().to_string(), "status": status})
-            })
-            .collect();
-        let values: Map<String, Value> = entries
-            .iter()
-            .map(|e| {
-                let source = e
-                    .source
-                    .as_ref()
-                    .map_or_else(|| "default".to_owned(), |p| p.display().to_string());
-                (
-                    e.key.to_owned(),
-                    serde_json::json!({"value": typed(&e.value), "source": source}),
-                )
-            })
-            .collect();
-        print(&json::line(
-            &serde_json::json!({"search_path": files, "values": values}),
-        ))?;
+        print(&json::line(&ConfigView::new(config.files(), &entries)))?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut out = String::from("Config files (lowest priority first):\n");
@@ -99,17 +70,5 @@ fn display(e: &ConfigEntry) -> String {
         ConfigValue::Float(Some(f)) => py_float(*f),
         ConfigValue::Bool(b) => if *b { "True" } else { "False" }.into(),
         ConfigValue::List(Some(items)) => items.join(","),
-    }
-}
-
-fn typed(v: &ConfigValue) -> Value {
-    match v {
-        ConfigValue::Str(s) => s.clone().into(),
-        ConfigValue::Int(i) => (*i).into(),
-        ConfigValue::Float(f) => f
-            .and_then(serde_json::Number::from_f64)
-            .map_or(Value::Null, Value::Number),
-        ConfigValue::Bool(b) => (*b).into(),
-        ConfigValue::List(l) => l.clone().into(),
     }
 }

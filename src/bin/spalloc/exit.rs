@@ -7,9 +7,9 @@
 use std::io;
 use std::process::ExitCode;
 
-use spalloc::Error;
+use spalloc::{Error, ServerOptions};
 
-use crate::visible::visible;
+use crate::render::visible;
 
 /// Exit codes shared by the subcommands.
 pub mod code {
@@ -85,6 +85,28 @@ impl CliError {
             format!("spalloc: config error: {}", visible(&e.to_string())),
         )
     }
+
+    /// The standard wording of a failure talking to `server` (job, ps,
+    /// machine and where-is).
+    pub fn server(server: &ServerOptions, e: Error) -> CliError {
+        match e {
+            Error::Server(m) => {
+                CliError::exit(code::FAILED, format!("Error from server: {}", visible(&m)))
+            }
+            Error::IncompatibleVersion(v) => CliError::exit(
+                code::USAGE,
+                format!("Incompatible server version ({})", visible(&v)),
+            ),
+            other => CliError::exit(
+                code::FAILED,
+                format!(
+                    "Error communicating with server: {}: {}",
+                    server.describe(),
+                    reason(&other)
+                ),
+            ),
+        }
+    }
 }
 
 impl From<io::Error> for CliError {
@@ -97,13 +119,13 @@ impl From<io::Error> for CliError {
 pub type CliResult = Result<ExitCode, CliError>;
 
 /// The part of an error worth showing after a prefix: the error and its
-/// causes, `msg: cause: cause`, without repeating the generic "i/o error"
-/// or the server's address (which the prefix names), with operating-system
-/// errors in plain words and control characters made visible (a server's
-/// message is untrusted).
+/// causes, `msg: cause: cause`, without the server's address (which the
+/// prefix names), with operating-system errors in plain words and control
+/// characters made visible (a server's message is untrusted).
 pub fn reason(e: &Error) -> String {
     let text = match e {
-        Error::Io(io) => plain(io),
+        // Already in plain words; its source is the same error, raw.
+        Error::Io(_) => e.to_string(),
         Error::Connect {
             lookup: true,
             source,
@@ -166,7 +188,10 @@ mod tests {
         };
         assert_eq!(reason(&refused), "connection refused");
         assert_eq!(reason(&Error::Server("a\x1b[2Jb".into())), "a\\e[2Jb");
-        assert_eq!(reason(&Error::Timeout), "timed out waiting for the server");
+        assert_eq!(
+            reason(&Error::Timeout(spalloc::Phase::Reply)),
+            "timed out waiting for the server"
+        );
         let json = serde_json::from_str::<serde_json::Value>("{").map_err(Error::from);
         let Err(json) = json else { panic!("parsed") };
         assert!(

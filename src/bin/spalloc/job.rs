@@ -5,20 +5,21 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use serde_json::{Map, Value};
 use spalloc::{
-    Board, Error, JobDescription, JobMachineInfo, JobState, JobStateInfo, ProtocolClient,
+    Board, Client, Error, JobDescription, JobMachineInfo, JobState, JobStateInfo, Watch,
 };
 
 use crate::Ctx;
-use crate::args::JobArgs;
-use crate::common::{Interrupt, Server, View, load_config, print, wait_notification, watch};
+use crate::args::{JobArgs, Server};
 use crate::exit::{CliError, CliResult, code};
-use crate::json;
-use crate::ps::{job_json, keepalive_text};
-use crate::pyfmt::request_repr;
-use crate::term::{self, format_local_time, render_deflist};
-use crate::visible::{shown, visible};
+use crate::render::json::{self, JobView as JobJson};
+use crate::render::pyfmt::request_repr;
+use crate::render::{
+    MapBoard, ethernet_csv, format_local_time, job_map, keepalive_text, render_deflist, shown,
+    visible,
+};
+use crate::watch::{Interrupt, View, wait_for_change, watch};
+use crate::{print, settings};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Action {
@@ -65,9 +66,9 @@ pub fn run(mut args: JobArgs, ctx: &Ctx) -> CliResult {
         args.job_id = Some(id);
         args.destroy_reason = None;
     }
-    let config = load_config()?;
-    let owner = args.owner.clone().or_else(|| config.owner.clone());
-    let server = Server::resolve(&args, &config)?;
+    let config = settings::load_config()?;
+    let owner = settings::owner(args.owner.as_deref(), &config);
+    let server = settings::server(&args.server_flags(), &config)?;
     if args.job_id.is_none() && owner.is_none() {
         return Err(CliError::Usage("job ID (or --owner) not specified".into()));
     }
@@ -76,11 +77,13 @@ pub fn run(mut args: JobArgs, ctx: &Ctx) -> CliResult {
     let interrupt = matches!(action, Action::PowerOn | Action::PowerOff).then(Interrupt::catch);
     let fail = |e: Error| match e {
         Error::Interrupted => CliError::silent(code::POWER_INTERRUPTED),
-        e => server.error(e),
+        e => CliError::server(&server, e),
     };
-    let mut client = server
-        .try_connect(interrupt.as_ref().map(Interrupt::handle))
-        .map_err(fail)?;
+    let connected = match &interrupt {
+        Some(i) => Client::connect_interruptible(&server, i.handle()),
+        None => Client::connect(&server),
+    };
+    let mut client = connected.map_err(fail)?;
     let id = match args.job_id {
         Some(id) => id,
         None => find_job(&mut client, &fail, owner.as_deref().unwrap_or_default())?,
@@ -88,7 +91,7 @@ pub fn run(mut args: JobArgs, ctx: &Ctx) -> CliResult {
     let colour = ctx.term.out_colour;
     match action {
         Action::Info => {
-            let text = show(&mut client, id, args.json, colour).map_err(|e| server.error(e))?;
+            let text = show(&mut client, id, args.json, colour).map_err(fail)?;
             print(&text)?;
         }
         Action::Watch => {
@@ -115,9 +118,7 @@ pub fn run(mut args: JobArgs, ctx: &Ctx) -> CliResult {
             )?;
         }
         Action::EthernetIps => {
-            let info = client
-                .get_job_machine_info(id)
-                .map_err(|e| server.error(e))?;
+            let info = client.job_machine_info(id).map_err(fail)?;
             let Some(info) = info else {
                 return Err(CliError::exit(
                     code::NO_IPS,
@@ -127,7 +128,7 @@ pub fn run(mut args: JobArgs, ctx: &Ctx) -> CliResult {
             if args.json {
                 print(&json::line(&json::connections(&info.connections)))?;
             } else {
-                print(&csv(&info))?;
+                print(&ethernet_csv(&info))?;
             }
         }
         Action::Destroy => {
@@ -138,9 +139,7 @@ pub fn run(mut args: JobArgs, ctx: &Ctx) -> CliResult {
                 (None, Some(o)) => format!("Destroyed by {o}"),
                 (None, None) => String::new(),
             };
-            client
-                .destroy_job(id, Some(&reason))
-                .map_err(|e| server.error(e))?;
+            client.destroy_job(id, Some(&reason)).map_err(fail)?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -148,7 +147,7 @@ pub fn run(mut args: JobArgs, ctx: &Ctx) -> CliResult {
 
 /// The owner's only live job, or exit 3.
 fn find_job(
-    client: &mut ProtocolClient,
+    client: &mut Client,
     fail: &dyn Fn(Error) -> CliError,
     owner: &str,
 ) -> Result<u64, CliError> {
@@ -179,42 +178,21 @@ fn find_job(
     }
 }
 
-/// The CSV of Ethernet-connected chips, sorted by chip.
-pub fn csv(info: &JobMachineInfo) -> String {
-    let mut connections = info.connections.clone();
-    connections.sort_unstable();
-    let mut out = String::from("x,y,hostname\n");
-    for c in connections {
-        out.push_str(&format!(
-            "{},{},{}\n",
-            c.chip.x,
-            c.chip.y,
-            visible(&c.hostname)
-        ));
-    }
-    out
-}
-
-fn show(
-    client: &mut ProtocolClient,
-    id: u64,
-    as_json: bool,
-    colour: bool,
-) -> Result<String, Error> {
+fn show(client: &mut Client, id: u64, as_json: bool, colour: bool) -> Result<String, Error> {
     let jobs = client.list_jobs()?;
     match jobs.into_iter().find(|j| j.job_id == id) {
         Some(job) => {
-            let info = client.get_job_machine_info(id)?;
+            let info = client.job_machine_info(id)?;
             Ok(if as_json {
-                json::line(&live_json(&job, info.as_ref()))
+                json::line(&JobJson::live(&job, info.as_ref()))
             } else {
                 live_text(&job, info.as_ref(), colour)
             })
         }
         None => {
-            let state = client.get_job_state(id)?;
+            let state = client.job_state(id)?;
             Ok(if as_json {
-                json::line(&dead_json(id, &state))
+                json::line(&JobJson::dead(id, &state))
             } else {
                 dead_text(id, &state)
             })
@@ -237,8 +215,8 @@ fn live_text(job: &JobDescription, info: Option<&JobMachineInfo>, colour: bool) 
     }
     items.push(("Request", request_repr(&job.args, &job.kwargs)));
     if !job.boards.is_empty() {
-        let boards: Vec<term::Board> = job.boards.iter().map(|b: &Board| (b.x, b.y, b.z)).collect();
-        items.push(("Allocation", term::job_map(&boards, colour)));
+        let boards: Vec<MapBoard> = job.boards.iter().map(|b: &Board| (b.x, b.y, b.z)).collect();
+        items.push(("Allocation", job_map(&boards, colour)));
     }
     if let Some(info) = info {
         if let Some(host) = info.hostname() {
@@ -270,71 +248,6 @@ fn dead_text(id: u64, state: &JobStateInfo) -> String {
     render_deflist(&items)
 }
 
-const JOB_FIELDS: [&str; 17] = [
-    "id",
-    "state",
-    "owner",
-    "start_time",
-    "start_time_unix",
-    "keepalive",
-    "keepalive_host",
-    "reason",
-    "request",
-    "machine",
-    "hostname",
-    "width",
-    "height",
-    "num_boards",
-    "boards",
-    "power",
-    "connections",
-];
-
-fn empty_job(id: u64) -> Map<String, Value> {
-    let mut obj: Map<String, Value> = JOB_FIELDS
-        .iter()
-        .map(|f| ((*f).to_owned(), Value::Null))
-        .collect();
-    obj.insert("id".into(), id.into());
-    obj
-}
-
-fn live_json(job: &JobDescription, info: Option<&JobMachineInfo>) -> Value {
-    let mut obj = empty_job(job.job_id);
-    let ps = job_json(job);
-    for key in [
-        "state",
-        "owner",
-        "start_time",
-        "start_time_unix",
-        "keepalive",
-        "keepalive_host",
-        "request",
-        "machine",
-        "num_boards",
-        "boards",
-        "power",
-    ] {
-        if let Some(v) = ps.get(key) {
-            obj.insert(key.into(), v.clone());
-        }
-    }
-    if let Some(info) = info {
-        obj.insert("hostname".into(), info.hostname().map(str::to_owned).into());
-        obj.insert("width".into(), info.width.into());
-        obj.insert("height".into(), info.height.into());
-        obj.insert("connections".into(), json::connections(&info.connections));
-    }
-    Value::Object(obj)
-}
-
-fn dead_json(id: u64, state: &JobStateInfo) -> Value {
-    let mut obj = empty_job(id);
-    obj.insert("state".into(), json::state(state.state));
-    obj.insert("reason".into(), state.reason.clone().into());
-    Value::Object(obj)
-}
-
 struct JobView {
     id: u64,
     json: bool,
@@ -342,13 +255,13 @@ struct JobView {
 }
 
 impl View for JobView {
-    fn subscribe(&mut self, client: &mut ProtocolClient) -> Result<(), Error> {
-        client.notify_job(Some(self.id))
+    fn watched(&self) -> Watch {
+        Watch::Job(self.id)
     }
 
     fn draw(
         &mut self,
-        client: &mut ProtocolClient,
+        client: &mut Client,
         frame: &mut Vec<u8>,
     ) -> Result<Result<(), CliError>, Error> {
         let text = show(client, self.id, self.json, self.colour)?;
@@ -359,26 +272,21 @@ impl View for JobView {
 
 /// Powers on (or resets) or off and waits until the job is ready again.
 fn power(
-    client: &mut ProtocolClient,
+    client: &mut Client,
     fail: &dyn Fn(Error) -> CliError,
     interrupt: &Interrupt,
     id: u64,
     on: bool,
 ) -> Result<(), CliError> {
-    let result = if on {
-        client.power_on_job_boards(id)
-    } else {
-        client.power_off_job_boards(id)
-    };
-    result.map_err(fail)?;
+    client.power(id, on).map_err(fail)?;
     loop {
-        client.notify_job(Some(id)).map_err(fail)?;
-        let state = client.get_job_state(id).map_err(fail)?;
+        client.watch(&Watch::Job(id)).map_err(fail)?;
+        let state = client.job_state(id).map_err(fail)?;
         match state.state {
             JobState::Ready => return Ok(()),
             JobState::Power => {
-                // Notifications are hints; look again every few seconds anyway.
-                let again = wait_notification(client, interrupt, Some(Duration::from_secs(2)));
+                // Changes are hints; look again every few seconds anyway.
+                let again = wait_for_change(client, interrupt, Some(Duration::from_secs(2)));
                 if !again.map_err(fail)? {
                     return Err(CliError::silent(code::POWER_INTERRUPTED));
                 }

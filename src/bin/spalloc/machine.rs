@@ -4,20 +4,23 @@
 use std::collections::HashSet;
 use std::process::ExitCode;
 
-use serde_json::{Map, Value};
-use spalloc::{Board, Error, JobDescription, MachineDescription, ProtocolClient};
+use spalloc::{Board, Client, Error, JobDescription, MachineDescription, Watch};
 
 use crate::Ctx;
-use crate::args::MachineArgs;
-use crate::common::{Server, View, load_config, print, watch};
+use crate::args::{MachineArgs, Server};
 use crate::exit::{CliError, CliResult, code};
-use crate::json;
-use crate::term::{self, Cell, render_compact_cells, render_deflist, render_table};
+use crate::render::json::{self, MachineJobView, MachineView as MachineJson};
+use crate::render::{
+    Cell, MapBoard, MapDeadLink, MapJob, job_colour, job_key, machine_map, render_compact_cells,
+    render_deflist, render_table, shown,
+};
+use crate::watch::{View, watch};
+use crate::{print, settings};
 
 /// Runs `spalloc machine`.
 pub fn run(args: MachineArgs, ctx: &Ctx) -> CliResult {
-    let config = load_config()?;
-    let server = Server::resolve(&args, &config)?;
+    let config = settings::load_config()?;
+    let server = settings::server(&args.server_flags(), &config)?;
     // After the hostname, as the Python tool checks them; still before
     // anything is sent.
     if args.detailed && args.machine.is_none() {
@@ -30,8 +33,9 @@ pub fn run(args: MachineArgs, ctx: &Ctx) -> CliResult {
         let json = args.json;
         return watch(&server, ctx.term, json, &mut MachineView { args, colour });
     }
-    let mut client = server.connect()?;
-    let (machines, jobs) = fetch(&mut client).map_err(|e| server.error(e))?;
+    let fail = |e| CliError::server(&server, e);
+    let mut client = Client::connect(&server).map_err(fail)?;
+    let (machines, jobs) = fetch(&mut client).map_err(fail)?;
     print(&render(&machines, &jobs, &args, colour)?)?;
     // The process ends next: freeing a thousand jobs one by one first would
     // only add to the time the user waits.
@@ -39,9 +43,7 @@ pub fn run(args: MachineArgs, ctx: &Ctx) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
-fn fetch(
-    client: &mut ProtocolClient,
-) -> Result<(Vec<MachineDescription>, Vec<JobDescription>), Error> {
+fn fetch(client: &mut Client) -> Result<(Vec<MachineDescription>, Vec<JobDescription>), Error> {
     Ok((client.list_machines()?, client.list_jobs()?))
 }
 
@@ -51,17 +53,20 @@ struct MachineView {
 }
 
 impl View for MachineView {
-    fn subscribe(&mut self, client: &mut ProtocolClient) -> Result<(), Error> {
-        client.notify_machine(self.args.machine.as_deref())
+    fn watched(&self) -> Watch {
+        match &self.args.machine {
+            Some(name) => Watch::Machine(name.clone()),
+            None => Watch::Machines,
+        }
     }
 
-    fn resubscribe_each_frame(&self) -> bool {
+    fn rewatch_each_frame(&self) -> bool {
         true
     }
 
     fn draw(
         &mut self,
-        client: &mut ProtocolClient,
+        client: &mut Client,
         frame: &mut Vec<u8>,
     ) -> Result<Result<(), CliError>, Error> {
         let (machines, jobs) = fetch(client)?;
@@ -77,9 +82,12 @@ fn render(
     colour: bool,
 ) -> Result<String, CliError> {
     match &args.machine {
-        None if args.json => Ok(json::line(&Value::Array(
-            machines.iter().map(|m| summary_json(m, jobs)).collect(),
-        ))),
+        None if args.json => Ok(json::line(
+            &machines
+                .iter()
+                .map(|m| summary_json(m, jobs))
+                .collect::<Vec<_>>(),
+        )),
         None => Ok(summary(machines, jobs, colour)),
         Some(name) => {
             let machine = machines.iter().find(|m| &m.name == name).ok_or_else(|| {
@@ -129,7 +137,7 @@ fn summary(machines: &[MachineDescription], jobs: &[JobDescription], colour: boo
     )
 }
 
-fn tuple(b: &Board) -> term::Board {
+fn tuple(b: &Board) -> MapBoard {
     (b.x, b.y, b.z)
 }
 
@@ -139,16 +147,16 @@ fn detail(
     detailed: bool,
     colour: bool,
 ) -> String {
-    let shown: Vec<&JobDescription> = jobs_on(machine, jobs).collect();
-    let keys: Vec<String> = (0..shown.len()).map(term::job_key).collect();
+    let on_it: Vec<&JobDescription> = jobs_on(machine, jobs).collect();
+    let keys: Vec<String> = (0..on_it.len()).map(job_key).collect();
     let mut out = render_deflist(&[
-        ("Name", crate::visible::shown(&machine.name)),
-        ("Tags", crate::visible::shown(&machine.tags.join(", "))),
+        ("Name", shown(&machine.name)),
+        ("Tags", shown(&machine.tags.join(", "))),
         (
             "In-use",
             format!("{} of {}", in_use(machine, jobs), machine.num_boards()),
         ),
-        ("Jobs", shown.len().to_string()),
+        ("Jobs", on_it.len().to_string()),
     ]);
 
     let dead: HashSet<Board> = machine.dead_boards.iter().copied().collect();
@@ -162,26 +170,26 @@ fn detail(
             }
         }
     }
-    let job_boards: Vec<Vec<term::Board>> = shown
+    let job_boards: Vec<Vec<MapBoard>> = on_it
         .iter()
         .map(|j| j.boards.iter().map(tuple).collect())
         .collect();
-    let map_jobs: Vec<term::MapJob<'_>> = shown
+    let map_jobs: Vec<MapJob<'_>> = on_it
         .iter()
         .zip(&keys)
         .zip(&job_boards)
         .map(|((j, key), boards)| (key.as_str(), j.job_id, boards.as_slice()))
         .collect();
-    let dead_links: Vec<term::DeadLink> = machine
+    let dead_links: Vec<MapDeadLink> = machine
         .dead_links
         .iter()
         .map(|l| (l.board.x, l.board.y, l.board.z, l.link))
         .collect();
     out.push('\n');
-    out.push_str(&term::machine_map(&live, &map_jobs, &dead_links, colour));
+    out.push_str(&machine_map(&live, &map_jobs, &dead_links, colour));
     out.push_str("\n\n");
     if detailed {
-        let rows: Vec<Vec<Cell>> = shown
+        let rows: Vec<Vec<Cell>> = on_it
             .iter()
             .zip(&keys)
             .map(|(j, key)| {
@@ -191,7 +199,7 @@ fn detail(
                     owner.push_str(host);
                 }
                 vec![
-                    Cell::from(key.clone()).styled(term::job_colour(j.job_id)),
+                    Cell::from(key.clone()).styled(job_colour(j.job_id)),
                     Cell::from(j.job_id),
                     Cell::from(j.boards.len()),
                     Cell::from(owner),
@@ -207,49 +215,25 @@ fn detail(
         let cells: Vec<(String, u64)> = keys
             .iter()
             .cloned()
-            .zip(shown.iter().map(|j| j.job_id))
+            .zip(on_it.iter().map(|j| j.job_id))
             .collect();
         out.push_str(&render_compact_cells(&cells, colour));
     }
     out
 }
 
-fn summary_object(machine: &MachineDescription, jobs: &[JobDescription]) -> Map<String, Value> {
-    let mut obj = Map::new();
-    obj.insert("name".into(), machine.name.clone().into());
-    obj.insert("tags".into(), machine.tags.clone().into());
-    obj.insert("width_triads".into(), machine.width.into());
-    obj.insert("height_triads".into(), machine.height.into());
-    obj.insert("num_boards".into(), machine.num_boards().into());
-    obj.insert("in_use".into(), in_use(machine, jobs).into());
-    obj.insert("num_jobs".into(), jobs_on(machine, jobs).count().into());
-    obj.insert("dead_boards".into(), json::boards(&machine.dead_boards));
-    obj.insert(
-        "dead_links".into(),
-        Value::Array(machine.dead_links.iter().map(json::dead_link).collect()),
-    );
-    obj
+fn summary_json<'a>(machine: &'a MachineDescription, jobs: &[JobDescription]) -> MachineJson<'a> {
+    MachineJson::new(
+        machine,
+        in_use(machine, jobs),
+        jobs_on(machine, jobs).count(),
+    )
 }
 
-fn summary_json(machine: &MachineDescription, jobs: &[JobDescription]) -> Value {
-    Value::Object(summary_object(machine, jobs))
-}
-
-fn detail_json(machine: &MachineDescription, jobs: &[JobDescription]) -> Value {
-    let mut obj = summary_object(machine, jobs);
-    let listed: Vec<Value> = jobs_on(machine, jobs)
+fn detail_json<'a>(machine: &'a MachineDescription, jobs: &'a [JobDescription]) -> MachineJson<'a> {
+    let listed = jobs_on(machine, jobs)
         .enumerate()
-        .map(|(i, j)| {
-            let mut o = Map::new();
-            o.insert("key".into(), term::job_key(i).into());
-            o.insert("id".into(), j.job_id.into());
-            o.insert("num_boards".into(), j.boards.len().into());
-            o.insert("owner".into(), j.owner.clone().into());
-            o.insert("keepalive_host".into(), j.keepalive_host.clone().into());
-            o.insert("boards".into(), json::boards(&j.boards));
-            Value::Object(o)
-        })
+        .map(|(i, j)| MachineJobView::new(job_key(i), j))
         .collect();
-    obj.insert("jobs".into(), Value::Array(listed));
-    Value::Object(obj)
+    summary_json(machine, jobs).with_jobs(listed)
 }

@@ -6,22 +6,24 @@
 //! `main` only works out which subcommand runs (from the program name or the
 //! first argument), parses its arguments, and turns the subcommand's result
 //! into an exit code. Each subcommand lives in its own file and reaches the
-//! library only through its public API.
+//! library only through its public API; what they share is in `args`
+//! (syntax), `settings` (flags and configuration resolved), `render`
+//! (everything shown), `watch`, `signals` and `exit`.
+
+#![forbid(unsafe_code)]
 
 mod alloc;
 mod args;
-mod common;
 mod config_cmd;
 mod exit;
 mod job;
-mod json;
 mod machine;
 mod ps;
-mod pyfmt;
+mod render;
 mod serve;
+mod settings;
 mod signals;
-mod term;
-mod visible;
+mod watch;
 mod where_is;
 
 use std::io::Write;
@@ -31,12 +33,11 @@ use std::process::ExitCode;
 use argh::FromArgs;
 
 use crate::args::{
-    AllocArgs, ConfigArgs, JobArgs, MachineArgs, Normalised, PsArgs, ServeArgs, ServerFlags, Sub,
+    AllocArgs, Common, ConfigArgs, JobArgs, MachineArgs, Normalised, PsArgs, ServeArgs, Sub,
     WhereIsArgs,
 };
-use crate::common::Term;
 use crate::exit::{CliError, CliResult, is_broken_pipe};
-use crate::term::ColorChoice;
+use crate::settings::Term;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -134,52 +135,10 @@ fn unknown_command(word: &str) -> ExitCode {
     let _ = writeln!(
         err,
         "spalloc: error: unknown command '{}' (not a command, and not a number of boards for `spalloc alloc`)\n",
-        visible::visible(word)
+        render::visible(word)
     );
     let _ = err.write_all(TOP_HELP.as_bytes());
     ExitCode::from(exit::code::USAGE)
-}
-
-/// The parts of every subcommand's arguments that `main` itself acts on.
-trait Common {
-    fn colour(&self) -> ColorChoice;
-    fn wants_version(&self) -> bool;
-    fn debug(&self) -> bool;
-}
-
-macro_rules! common_via_server_flags {
-    ($($t:ty),*) => {$(
-        impl Common for $t {
-            fn colour(&self) -> ColorChoice { ServerFlags::color(self) }
-            fn wants_version(&self) -> bool { ServerFlags::version(self) }
-            fn debug(&self) -> bool { ServerFlags::debug(self) }
-        }
-    )*};
-}
-common_via_server_flags!(AllocArgs, JobArgs, PsArgs, MachineArgs, WhereIsArgs);
-
-impl Common for ConfigArgs {
-    fn colour(&self) -> ColorChoice {
-        self.color
-    }
-    fn wants_version(&self) -> bool {
-        self.version
-    }
-    fn debug(&self) -> bool {
-        false
-    }
-}
-
-impl Common for ServeArgs {
-    fn colour(&self) -> ColorChoice {
-        self.color
-    }
-    fn wants_version(&self) -> bool {
-        self.version
-    }
-    fn debug(&self) -> bool {
-        self.debug
-    }
 }
 
 /// Parses, handles help/version/usage errors, runs, and reports.
@@ -212,7 +171,7 @@ fn dispatch<T: FromArgs + Common>(
         Err(CliError::Exit { code, message }) => {
             if let Some(m) = message {
                 // Most messages quote a server or a file somewhere.
-                let _ = writeln!(std::io::stderr(), "{}", visible::visible_lines(&m));
+                let _ = writeln!(std::io::stderr(), "{}", render::visible_lines(&m));
             }
             ExitCode::from(code)
         }
@@ -240,7 +199,7 @@ fn usage_error<T: FromArgs>(prog: &str, message: &str) -> ExitCode {
         Ok(_) => String::new(),
     };
     let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "{prog}: error: {}", visible::visible_lines(message));
+    let _ = writeln!(err, "{prog}: error: {}", render::visible_lines(message));
     if !usage.is_empty() {
         let _ = writeln!(err, "{usage}");
     }
@@ -293,6 +252,15 @@ fn argparse_wording(message: &str) -> String {
         Some((_, reason)) => format!("argument {name}: {reason}"),
         None => m.to_owned(),
     }
+}
+
+/// Writes to stdout, returning the error for `main` to judge (a closed pipe
+/// is success there).
+pub fn print(text: &str) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
 }
 
 fn print_stdout(text: &str) -> ExitCode {

@@ -3,28 +3,29 @@
 
 use std::process::ExitCode;
 
-use serde_json::{Map, Value, json};
-use spalloc::{Error, JobDescription, JobState, Number, ProtocolClient};
+use spalloc::{Client, Error, JobDescription, JobState, Watch};
 
 use crate::Ctx;
-use crate::args::PsArgs;
-use crate::common::{Server, View, load_config, print, watch};
+use crate::args::{PsArgs, Server};
 use crate::exit::{CliError, CliResult};
-use crate::json;
-use crate::pyfmt::py_float;
-use crate::term::{Cell, Style, format_local_time, render_table};
+use crate::render::json::{self, PsJob};
+use crate::render::{Cell, Style, format_local_time, keepalive_text, render_table};
+use crate::watch::{View, watch};
+use crate::{print, settings};
 
 /// Runs `spalloc ps`.
 pub fn run(args: PsArgs, ctx: &Ctx) -> CliResult {
-    let config = load_config()?;
-    let server = Server::resolve(&args, &config)?;
+    let config = settings::load_config()?;
+    let server = settings::server(&args.server_flags(), &config)?;
     let colour = ctx.term.out_colour;
     if args.watch {
         let json = args.json;
         return watch(&server, ctx.term, json, &mut PsView { args, colour });
     }
-    let mut client = server.connect()?;
-    let jobs = client.list_jobs().map_err(|e| server.error(e))?;
+    let mut client = Client::connect(&server).map_err(|e| CliError::server(&server, e))?;
+    let jobs = client
+        .list_jobs()
+        .map_err(|e| CliError::server(&server, e))?;
     print(&render(&jobs, &args, colour))?;
     // The process ends next: freeing a thousand jobs one by one first would
     // only add to the time the user waits.
@@ -38,13 +39,13 @@ struct PsView {
 }
 
 impl View for PsView {
-    fn subscribe(&mut self, client: &mut ProtocolClient) -> Result<(), Error> {
-        client.notify_job(None)
+    fn watched(&self) -> Watch {
+        Watch::Jobs
     }
 
     fn draw(
         &mut self,
-        client: &mut ProtocolClient,
+        client: &mut Client,
         frame: &mut Vec<u8>,
     ) -> Result<Result<(), CliError>, Error> {
         let jobs = client.list_jobs()?;
@@ -70,7 +71,7 @@ fn selected<'a>(
 
 fn render(jobs: &[JobDescription], args: &PsArgs, colour: bool) -> String {
     if args.json {
-        return json::line(&Value::Array(selected(jobs, args).map(job_json).collect()));
+        return json::line(&selected(jobs, args).map(PsJob::from).collect::<Vec<_>>());
     }
     let rows: Vec<Vec<Cell>> = selected(jobs, args).map(row).collect();
     render_table(
@@ -87,15 +88,6 @@ fn render(jobs: &[JobDescription], args: &PsArgs, colour: bool) -> String {
         &rows,
         colour,
     )
-}
-
-/// The Python tools print a keepalive with `str()`.
-pub fn keepalive_text(k: Option<Number>) -> String {
-    match k {
-        None => "None".to_owned(),
-        Some(Number::Int(i)) => i.to_string(),
-        Some(Number::Float(f)) => py_float(f),
-    }
 }
 
 fn row(job: &JobDescription) -> Vec<Cell> {
@@ -139,39 +131,4 @@ fn row(job: &JobDescription) -> Vec<Cell> {
         Cell::from(keepalive_text(job.keepalive)),
         Cell::from(owner),
     ]
-}
-
-/// The `--json` form of a job: shared with `spalloc job`.
-pub fn job_json(job: &JobDescription) -> Value {
-    let mut obj = Map::new();
-    obj.insert("id".into(), job.job_id.into());
-    obj.insert("state".into(), json::state(job.state));
-    obj.insert("power".into(), job.power.into());
-    let allocated = !job.boards.is_empty();
-    obj.insert(
-        "num_boards".into(),
-        if allocated {
-            job.boards.len().into()
-        } else {
-            Value::Null
-        },
-    );
-    obj.insert(
-        "boards".into(),
-        if allocated {
-            json::boards(&job.boards)
-        } else {
-            Value::Null
-        },
-    );
-    obj.insert("machine".into(), job.allocated_machine_name.clone().into());
-    json::insert_time(&mut obj, "start_time", job.start_time);
-    obj.insert("keepalive".into(), json::number(job.keepalive));
-    obj.insert("owner".into(), job.owner.clone().into());
-    obj.insert("keepalive_host".into(), job.keepalive_host.clone().into());
-    obj.insert(
-        "request".into(),
-        json!({"args": job.args, "kwargs": job.kwargs}),
-    );
-    Value::Object(obj)
 }

@@ -14,10 +14,10 @@ use spalloc::server::{ServerConfig, V2Config, V2Password, V2Tls, VirtualServer};
 
 use crate::Ctx;
 use crate::args::ServeArgs;
-use crate::common::flag_span;
 use crate::exit::{CliError, CliResult, code, plain};
+use crate::render::visible;
+use crate::settings::flag_span;
 use crate::signals::Signals;
-use crate::visible::visible;
 
 /// Where `spalloc serve` listens when neither the file nor the flags say.
 const DEFAULT_PORT: u16 = spalloc::DEFAULT_PORT;
@@ -94,28 +94,17 @@ pub fn run(args: ServeArgs, _ctx: &Ctx) -> CliResult {
             format!("spalloc serve: cannot handle signals: {}", plain(&e)),
         )
     })?;
-    let listen = config.listen;
     let (dialect, version) = (config.dialect, config.version.clone());
-    let server = VirtualServer::start(config).map_err(|e| match e.kind() {
-        // The settings, or a state file that cannot be written there: the
-        // message names which.
-        io::ErrorKind::InvalidInput => CliError::exit(
-            code::USAGE,
-            format!("spalloc serve: {}", visible(&e.to_string())),
-        ),
-        // A state file that exists but cannot be read or used.
-        io::ErrorKind::InvalidData => CliError::exit(
-            code::FAILED,
-            format!("spalloc serve: {}", visible(&e.to_string())),
-        ),
-        // The v2 listener's own address is in its message.
-        _ if e.to_string().starts_with("v2") => {
-            CliError::exit(code::FAILED, format!("spalloc serve: {}", plain(&e)))
-        }
-        _ => CliError::exit(
-            code::FAILED,
-            format!("spalloc serve: cannot listen on {listen}: {}", plain(&e)),
-        ),
+    let server = VirtualServer::start(config).map_err(|e| {
+        // A setting (or a file one names) to fix is a usage error; a state
+        // file that cannot be used or an address that cannot be listened on
+        // is a failure. Either way the message names what to look at.
+        let code = if e.is_setting() {
+            code::USAGE
+        } else {
+            code::FAILED
+        };
+        CliError::exit(code, format!("spalloc serve: {}", visible(&e.to_string())))
     })?;
     {
         let mut out = io::stdout().lock();

@@ -15,6 +15,8 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use rustix::io::Errno;
+use rustix::process::{Pid, Signal, WaitId, WaitIdOptions, kill_process, waitid};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::SignalsInfo;
 use signal_hook::iterator::exfiltrator::WithOrigin;
@@ -170,44 +172,32 @@ impl Signals {
 /// Sends `signal` to process `pid`; errors (e.g. it has exited) are
 /// ignored, as there is nothing more to do.
 pub fn send(pid: u32, signal: i32) {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return;
-    };
-    // SAFETY: kill(2) takes plain integers and has no memory effects; the
-    // pid is our own child's, which we have not yet reaped.
-    unsafe {
-        libc::kill(pid, signal);
+    let pid = i32::try_from(pid).ok().and_then(Pid::from_raw);
+    if let (Some(pid), Some(signal)) = (pid, Signal::from_named_raw(signal)) {
+        let _ = kill_process(pid, signal);
     }
 }
 
 /// SIGKILL.
-pub const KILL: i32 = libc::SIGKILL;
+pub const KILL: i32 = signal_hook::consts::SIGKILL;
 
 /// Waits until process `pid`, our child, has ended, without reaping it
 /// (so that its pid cannot be reused while we may still signal it), then
 /// sends [`Event::Exited`]. Runs on a thread of its own.
 pub fn watch_child(pid: u32, events: Sender<Event>) -> io::Result<()> {
-    let pid = libc::id_t::from(pid);
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a process id"))?;
     thread::Builder::new()
         .name("spalloc-child".into())
         .spawn(move || {
-            loop {
-                // SAFETY: waitid(2) writes only into `info`, a zeroed
-                // siginfo_t that lives for the call. WNOWAIT leaves the
-                // child to be reaped by `Child::wait` on the main thread.
-                let done = unsafe {
-                    let mut info: libc::siginfo_t = std::mem::zeroed();
-                    libc::waitid(
-                        libc::P_PID,
-                        pid,
-                        &raw mut info,
-                        libc::WEXITED | libc::WNOWAIT,
-                    )
-                };
-                if done == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-                    break;
-                }
-            }
+            // WNOWAIT leaves the child to be reaped by `Child::wait` on the
+            // main thread, after the last signal is sent.
+            while let Err(Errno::INTR) = waitid(
+                WaitId::Pid(pid),
+                WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
+            ) {}
             let _ = events.send(Event::Exited);
         })?;
     Ok(())

@@ -4,24 +4,23 @@
 
 use std::process::ExitCode;
 
-use serde_json::{Map, Value};
-use spalloc::{Chip, WhereIs, WhereIsQuery};
+use spalloc::{Chip, Client, WhereIs, WhereIsQuery};
 
 use crate::Ctx;
-use crate::args::WhereIsArgs;
-use crate::common::{Server, load_config, print};
+use crate::args::{Server, WhereIsArgs};
 use crate::exit::{CliError, CliResult, code};
-use crate::json;
-use crate::term::render_deflist;
-use crate::visible::shown;
+use crate::render::json::{self, WhereIsView};
+use crate::render::{render_deflist, shown};
+use crate::{print, settings};
 
 /// Runs `spalloc where-is`.
 pub fn run(args: WhereIsArgs, _ctx: &Ctx) -> CliResult {
     let (query, show_board_chip) = query(&args)?;
-    let config = load_config()?;
-    let server = Server::resolve(&args, &config)?;
-    let mut client = server.connect()?;
-    let found = client.where_is(&query).map_err(|e| server.error(e))?;
+    let config = settings::load_config()?;
+    let server = settings::server(&args.server_flags(), &config)?;
+    let fail = |e| CliError::server(&server, e);
+    let mut client = Client::connect(&server).map_err(fail)?;
+    let found = client.where_is(&query).map_err(fail)?;
     let Some(w) = found else {
         return Err(CliError::exit(
             code::INTERRUPTED_OR_NOTHING,
@@ -29,7 +28,7 @@ pub fn run(args: WhereIsArgs, _ctx: &Ctx) -> CliResult {
         ));
     };
     if args.json {
-        print(&json::line(&to_json(&w)))?;
+        print(&json::line(&WhereIsView::from(&w)))?;
     } else {
         print(&render(&w, show_board_chip))?;
     }
@@ -149,19 +148,4 @@ fn render(w: &WhereIs, show_board_chip: bool) -> String {
         items.push(("Coordinates within job", pair(chip)));
     }
     render_deflist(&items)
-}
-
-fn to_json(w: &WhereIs) -> Value {
-    let mut obj = Map::new();
-    obj.insert("machine".into(), w.machine.clone().into());
-    obj.insert("physical".into(), json::position(&w.physical));
-    obj.insert("logical".into(), json::board(&w.logical));
-    obj.insert("chip".into(), json::chip(&w.chip));
-    obj.insert("board_chip".into(), json::chip(&w.board_chip));
-    obj.insert("job_id".into(), w.job_id.into());
-    obj.insert(
-        "job_chip".into(),
-        w.job_chip.as_ref().map_or(Value::Null, json::chip),
-    );
-    Value::Object(obj)
 }

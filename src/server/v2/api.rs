@@ -293,6 +293,7 @@ impl Service {
     /// Answers one request. `peer` is recorded as a job's keepalive host.
     /// An upgrade to the proxy websocket is answered with its `101`, but
     /// nothing takes the connection over (see [`Service::answer`]).
+    #[cfg(any(test, fuzzing))]
     pub fn handle(&self, req: &Request, peer: IpAddr) -> Response {
         match self.answer(req, peer) {
             Answer::Response(r) => r,
@@ -313,7 +314,7 @@ impl Service {
     }
 
     fn route(&self, req: &Request, peer: IpAddr) -> Answer {
-        let now = Instant::now();
+        let now = self.shared.clock.now();
         let path = req.path();
         let Some(rest) = path.strip_prefix(self.config.base_path.as_str()) else {
             return not_found("not found").into();
@@ -518,7 +519,9 @@ impl Service {
                 }
                 match self.auth.check_password(user, password, ctx.now) {
                     Ok(p) => {
-                        let s = self.auth.new_session(Some(&p.name), Instant::now());
+                        let s = self
+                            .auth
+                            .new_session(Some(&p.name), self.shared.clock.now());
                         Ok((p, s))
                     }
                     Err(why) => {
@@ -640,7 +643,7 @@ impl Service {
             Ok(p) => {
                 let old = session.as_ref().map(|s| s.id.as_str());
                 // Now, not when the request came: the check took a while.
-                let Some(new) = self.auth.log_in(old, &p, Instant::now()) else {
+                let Some(new) = self.auth.log_in(old, &p, self.shared.clock.now()) else {
                     return text(500, "no randomness for a session");
                 };
                 info!("v2: {} logged in from {}", p.name, ctx.peer);

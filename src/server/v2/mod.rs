@@ -22,7 +22,7 @@
 pub(crate) mod api;
 pub(crate) mod auth;
 pub(crate) mod config;
-#[cfg(test)]
+#[cfg(any(test, fuzzing))]
 mod fuzzing;
 pub(crate) mod http;
 pub(crate) mod listen;
@@ -32,20 +32,17 @@ pub(crate) mod tls;
 pub(crate) mod websocket;
 pub(crate) mod wire;
 
-use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
 
 use log::info;
 
 pub use config::{Lockout, V2Config, V2Password, V2Role, V2Tls, V2User};
+#[cfg(any(test, fuzzing))]
+pub(crate) use fuzzing::fuzz;
 
-use super::config::ServerConfig;
-use super::machine::Machine;
-use super::net::{Core, FairLock, Shared};
-use super::state::Controller;
+use super::error::ServerError;
+use super::net::Shared;
 
 /// A running v2 service.
 #[derive(Debug)]
@@ -60,18 +57,22 @@ pub(crate) struct V2Server {
 
 impl V2Server {
     /// Sets up users, TLS and the listener, and starts serving.
-    pub fn start(shared: &Arc<Shared>, config: V2Config, v1: SocketAddr) -> io::Result<V2Server> {
-        let auth = auth::Auth::new(&config)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("v2: {e}")))?;
+    pub fn start(
+        shared: &Arc<Shared>,
+        config: V2Config,
+        v1: SocketAddr,
+    ) -> Result<V2Server, ServerError> {
+        let auth =
+            auth::Auth::new(&config).map_err(|e| ServerError::Unusable(format!("v2: {e}")))?;
         let tls = tls::setup(&config.tls)?;
         let addr = config.listen_addr(v1);
-        let listener = TcpListener::bind(addr).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("v2 service: cannot listen on {addr}: {e}"),
-            )
-        })?;
-        let local = listener.local_addr()?;
+        let listen_failed = |source| ServerError::Listen {
+            addr,
+            v2: true,
+            source,
+        };
+        let listener = TcpListener::bind(addr).map_err(listen_failed)?;
+        let local = listener.local_addr().map_err(listen_failed)?;
         let secure = tls.is_some();
         let url = format!(
             "{}://{}{}",
@@ -81,7 +82,10 @@ impl V2Server {
         );
         let changes = shared.lock().changes.clone();
         let hub = if config.proxy {
-            Some(proxy::Hub::start(shared, &changes, &config)?)
+            Some(
+                proxy::Hub::start(shared, &changes, &config)
+                    .map_err(|e| ServerError::io("v2: cannot start the proxy", e))?,
+            )
         } else {
             None
         };
@@ -101,7 +105,7 @@ impl V2Server {
                 if let Some(h) = &hub {
                     h.stop();
                 }
-                return Err(e);
+                return Err(ServerError::io("v2: cannot start serving", e));
             }
         };
         info!("virtual spalloc v2 service at {url}");
@@ -141,73 +145,4 @@ fn url_host(addr: SocketAddr) -> String {
         ip => ip,
     };
     SocketAddr::new(ip, addr.port()).to_string()
-}
-
-/// The bearer token of the fuzzing server's user (`test`, password `test`).
-pub(crate) const FUZZ_TOKEN: &str = "fuzz-token-0001";
-
-/// Runs `input` as a stream of HTTP requests through a fresh in-memory v2
-/// service (one 2 x 2-triad machine, instant power, no sockets, no
-/// threads, long-polls that do not wait) and returns each response as
-/// sent. A request that cannot be read gets its error response, which
-/// ends the stream, as it ends a connection.
-pub(crate) fn fuzz(input: &[u8]) -> Vec<Vec<u8>> {
-    let config = ServerConfig::for_tests().machines(vec![Machine::new("m", 2, 2)]);
-    let Ok(defs) = config.validate() else {
-        return Vec::new();
-    };
-    let core = Core::new(
-        Controller::new(super::settings(&config), defs),
-        config.dialect,
-    );
-    let changes = core.changes.clone();
-    let shared = Arc::new(Shared {
-        core: FairLock::new(core),
-        wake: Mutex::new(false),
-        wake_signal: Condvar::new(),
-        config,
-        stopping: AtomicBool::new(false),
-        threads: Mutex::new(Vec::new()),
-    });
-    let v2 = V2Config::default()
-        .users(vec![V2User::new("test", "test").token(FUZZ_TOKEN)])
-        .wait_timeout(Duration::ZERO)
-        .keepalive_bounds(Duration::from_secs(1), Duration::from_secs(300));
-    let Ok(auth) = auth::Auth::with_iterations(&v2, 1) else {
-        return Vec::new();
-    };
-    let limits = http::Limits {
-        max_head: 4096,
-        max_body: 4096,
-    };
-    let service = api::Service {
-        shared,
-        changes,
-        auth,
-        config: v2,
-        secure: false,
-        local: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080),
-        proxy: None,
-    };
-    let peer = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let mut reader = http::Reader::new(limits);
-    reader.feed(input);
-    let mut out = Vec::new();
-    loop {
-        match reader.next_request() {
-            Ok(Some(req)) => {
-                let resp = service.handle(&req, peer);
-                out.push(resp.to_bytes(req.keep_alive(), "Thu, 01 Jan 1970 00:00:00 GMT"));
-            }
-            Ok(None) => break,
-            Err(e) => {
-                out.push(
-                    e.response(&limits)
-                        .to_bytes(false, "Thu, 01 Jan 1970 00:00:00 GMT"),
-                );
-                break;
-            }
-        }
-    }
-    out
 }

@@ -20,6 +20,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::config::V2Tls;
+use crate::server::error::ServerError;
 
 /// A ready TLS set-up.
 #[derive(Debug, Clone)]
@@ -29,13 +30,13 @@ pub(crate) struct Tls {
     pub ca_pem: Option<String>,
 }
 
-fn invalid(message: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, message)
+fn invalid(message: String) -> ServerError {
+    ServerError::Unusable(message)
 }
 
 /// Builds the TLS set-up `tls` asks for (`None` for plain HTTP), writing the
 /// throw-away CA's certificate where asked.
-pub(crate) fn setup(tls: &V2Tls) -> io::Result<Option<Tls>> {
+pub(crate) fn setup(tls: &V2Tls) -> Result<Option<Tls>, ServerError> {
     let (chain, key, ca_pem) = match tls {
         V2Tls::Off => return Ok(None),
         V2Tls::Pem { cert, key } => {
@@ -62,8 +63,9 @@ pub(crate) fn setup(tls: &V2Tls) -> io::Result<Option<Tls>> {
             (chain, key, None)
         }
         V2Tls::SelfSigned { ca_file } => {
-            let (chain, key, pem) = throwaway()
-                .map_err(|e| io::Error::other(format!("cannot make a certificate: {e}")))?;
+            let (chain, key, pem) = throwaway().map_err(|e| {
+                ServerError::io("v2: cannot make a certificate", io::Error::other(e))
+            })?;
             if let Some(path) = ca_file {
                 write_public(path, &pem)?;
             }
@@ -73,7 +75,7 @@ pub(crate) fn setup(tls: &V2Tls) -> io::Result<Option<Tls>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| io::Error::other(e.to_string()))?
+        .map_err(|e| ServerError::io("v2: cannot set up TLS", io::Error::other(e)))?
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .map_err(|e| invalid(format!("v2: the certificate and key do not work: {e}")))?;
@@ -84,14 +86,11 @@ pub(crate) fn setup(tls: &V2Tls) -> io::Result<Option<Tls>> {
 }
 
 /// Writes the CA certificate (public data) where a client can read it.
-fn write_public(path: &Path, pem: &str) -> io::Result<()> {
+fn write_public(path: &Path, pem: &str) -> Result<(), ServerError> {
     fs::write(path, pem).map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!(
-                "v2: cannot write the CA certificate to {}: {e}",
-                path.display()
-            ),
+        ServerError::io(
+            format!("v2: cannot write the CA certificate to {}", path.display()),
+            e,
         )
     })
 }
@@ -144,7 +143,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn throwaway_certificates_work_with_rustls() -> io::Result<()> {
+    fn throwaway_certificates_work_with_rustls() -> Result<(), Box<dyn std::error::Error>> {
         let dir = std::env::temp_dir().join(format!("spalloc-tls-{}", std::process::id()));
         fs::create_dir_all(&dir)?;
         let file = dir.join("ca.pem");

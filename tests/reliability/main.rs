@@ -4,6 +4,8 @@
 //!
 //! * `durations`: arbitrary seconds through every flag, config value and
 //!   library argument that takes a length of time.
+//! * `expiry`: a `Job`'s keepalives against a control job's expiry, and a
+//!   closed job left to expire, in each server dialect.
 //! * `matrix`: every fault of the [`Proxy`](crate::support::proxy::Proxy)
 //!   at every phase of a job's life, for the library `Job` and for
 //!   `spalloc alloc`.
@@ -20,6 +22,11 @@
 //! When `SPALLOC_RELIABILITY_LOG` names a file, each test appends one JSON
 //! object per case tried to it; `scripts/reliability-report.sh` turns that
 //! into RELIABILITY.md.
+//!
+//! These tests wait on real time (outages, expiries, soak runs), so they
+//! are a test target of their own, `reliability`, which a plain `cargo
+//! test` leaves out: run them with `cargo test --test reliability`, as
+//! `.ci/run` does.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -32,7 +39,11 @@ use serde_json::Value;
 use spalloc::server::{Machine, ServerConfig, VirtualServer};
 use spalloc::{JobDescription, JobState, JobStateInfo, ProtocolClient};
 
+#[path = "../support/mod.rs"]
+mod support;
+
 mod durations;
+mod expiry;
 mod holders;
 mod hostile;
 mod http;
@@ -71,7 +82,7 @@ pub fn start_server(config: ServerConfig) -> VirtualServer {
 
 /// The default machine of these tests: one triad (three boards).
 pub fn one_triad() -> ServerConfig {
-    ServerConfig::for_tests().machines(vec![Machine::new("m", 1, 1)])
+    ServerConfig::instant().machines(vec![Machine::new("m", 1, 1)])
 }
 
 /// A client straight to the server, bypassing any proxy.

@@ -30,7 +30,7 @@ fn main() -> ExitCode {
         .hostname(host.as_str())
         .port(port)
         .owner("bench-lifecycle")
-        .keepalive(Some(60.0))
+        .keepalive(Some(Duration::from_secs(60)))
         .timeout(Some(Duration::from_secs(10)));
     let life = || -> spalloc::Result<f64> {
         let start = Instant::now();

@@ -5,9 +5,9 @@
 //! the job `Keepalive` and `Request` lines (CLI_REFERENCE §4.4). Users and
 //! their scripts read those lines, so we reproduce Python's spelling byte for
 //! byte (`None`, `60.0`, `'big'`, `['default']`) instead of printing JSON.
-//! This module is kept apart from `term` because it is about values, not
-//! layout, and because getting Python's float and string rules right needs
-//! tests of its own.
+//! This module is kept apart from the layout modules because it is about
+//! values, not layout, and because getting Python's float and string rules
+//! right needs tests of its own.
 
 use serde_json::{Map, Number, Value};
 use std::fmt::Write as _;
