@@ -41,6 +41,8 @@
 //! * The plain data of requests and replies ([`JobRequest`],
 //!   [`JobStateInfo`], [`MachineDescription`], …), with no wire format in
 //!   it.
+//! * [`v2`]: pieces of the v2 protocol (the Java server's REST service and
+//!   proxy websocket); for now the proxy's frames.
 //! * `server` (with the `server` feature): a virtual spalloc server, for
 //!   tests and demos.
 //!
@@ -48,7 +50,8 @@
 //! * `cli` (default): the `spalloc` command-line tool, with its argument
 //!   parser, logger, signal handling and the rest. It brings `server`.
 //! * `server`: the virtual server, `spalloc::server`, with its TOML
-//!   configuration files and its v2 (HTTPS) front-end.
+//!   configuration files and its v2 (HTTPS) front-end, proxy websocket
+//!   included.
 //!
 //! With `default-features = false` a library user compiles the client
 //! alone, on a handful of small crates (serde, serde_json, configparser,
@@ -74,6 +77,7 @@ pub mod seconds;
 #[cfg(feature = "server")]
 pub mod server;
 mod types;
+pub mod v2;
 mod version;
 
 pub use client::{DEFAULT_MAX_LINE_LENGTH, DEFAULT_PORT, ProtocolClient};
