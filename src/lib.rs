@@ -76,7 +76,9 @@ pub mod server;
 mod types;
 mod version;
 
-pub use client::{DEFAULT_MAX_LINE_LENGTH, DEFAULT_PORT, ProtocolClient};
+pub use client::{
+    DEFAULT_MAX_LINE_LENGTH, DEFAULT_PORT, PIPELINE_WINDOW, Pipeline, ProtocolClient,
+};
 pub use config::{Config, ConfigEntry, ConfigFile, ConfigValue, FileStatus, KEYS as CONFIG_KEYS};
 pub use error::{Error, InvalidArgument, Phase, ProtocolError, Result};
 pub use interrupt::InterruptHandle;

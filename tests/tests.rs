@@ -12,6 +12,7 @@ mod client;
 mod dialects;
 mod docs;
 mod job;
+mod pipeline;
 mod pyclient;
 mod server;
 mod v2;
