@@ -30,7 +30,8 @@ use crate::types::{
 /// end (destroying in `Drop`, the keepalive thread's calls).
 const FALLBACK_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a destroy keeps retrying after a transport failure, and how
-/// often.
+/// often (a timed retry: nothing announces that a server is reachable
+/// again; an interruption ends the pause at once).
 const DESTROY_RETRY_WINDOW: Duration = Duration::from_secs(1);
 const DESTROY_RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// Keepalive period when the job was created without a keepalive: the Java
@@ -43,6 +44,12 @@ const CREATE_GRACE: Duration = Duration::from_secs(1);
 /// Never send keepalives, or try to reconnect, faster than this, whatever
 /// the configuration says: a server that refuses connections at once must
 /// not set a loop spinning.
+///
+/// The keepalive thread's timer and these reconnection pauses are the
+/// only timed waits of a `Job`: a keepalive is a message the server wants
+/// at intervals, and nothing announces that a lost server is back. Every
+/// other wait (for a reply, a notification, the keepalive thread to stop,
+/// an interruption) ends on its event.
 const MIN_PERIOD: Duration = Duration::from_millis(50);
 /// How long stopping waits for the keepalive thread before leaving it to
 /// finish on its own (it holds nothing but its own socket).
@@ -704,7 +711,10 @@ impl Job {
             return Ok(Some(info));
         }
         // An interruption shuts the connection down, which ends this wait
-        // at once: no need to wake up just to look for one.
+        // at once: no need to wake up just to look for one. The limit of a
+        // keepalive period is a fallback, not the way changes are seen: a
+        // notification is only a hint, and one that goes astray must not
+        // stall the wait for ever.
         let wait = time_left(deadline).map_or(period, |l| l.min(period));
         let client = self.connected()?;
         client.wait_for_change(Some(wait))?;
