@@ -13,6 +13,12 @@
 //! blocked read may outlast its deadline. What goes on the wire and how a
 //! reply is read are [`crate::protocol`]'s business: each reply is decoded
 //! straight into its final type as its line is read.
+//!
+//! [`ProtocolClient::call_pipelined`] writes many calls before reading
+//! their replies, which both servers send in the order of the calls. It
+//! shares the reply loop of single calls (`next_reply`), which tells
+//! replies owed to the calls in flight from those owed to earlier calls
+//! that timed out, and queues notifications on the way.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
