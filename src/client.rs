@@ -53,6 +53,13 @@ pub const DEFAULT_MAX_LINE_LENGTH: usize = 16 * 1024 * 1024;
 /// most recent ones rather than grow without bound.
 const MAX_QUEUED_NOTIFICATIONS: usize = 4096;
 
+/// How long [`ProtocolClient::connect_interruptible`] tries a loopback
+/// address on the calling thread (uninterruptibly) before it hands the
+/// attempt to a helper thread: a loopback connection is accepted or
+/// refused within the system call unless the server's listen queue is
+/// full. Saves starting a thread, and waking up after it, per connection.
+const LOOPBACK_CONNECT: Duration = Duration::from_millis(20);
+
 /// The most calls [`ProtocolClient::call_pipelined`] has in flight at
 /// once: enough to hide the round trips, few enough that the requests
 /// written ahead (tens of bytes each) never fill a socket buffer while the
@@ -205,7 +212,10 @@ impl ProtocolClient {
     /// [`connect`](Self::connect), but `interrupt` can cut the connection
     /// attempt short, and every later call on the client too (see
     /// [`InterruptHandle`]). Name lookup and connecting then happen on a
-    /// helper thread, which is left to finish on its own if interrupted.
+    /// helper thread, which is left to finish on its own if interrupted;
+    /// except that a loopback address (such as a virtual server's) is
+    /// first tried on the calling thread for a few milliseconds, as the
+    /// system accepts or refuses such a connection at once.
     ///
     /// # Errors
     /// As for [`connect`](Self::connect), or [`Error::Interrupted`].
@@ -215,6 +225,32 @@ impl ProtocolClient {
         timeout: Option<Duration>,
         interrupt: &InterruptHandle,
     ) -> Result<ProtocolClient> {
+        if let Ok(ip) = hostname.parse::<std::net::IpAddr>()
+            && ip.is_loopback()
+            && timeout.is_none_or(|t| t > LOOPBACK_CONNECT)
+        {
+            interrupt.take()?;
+            match TcpStream::connect_timeout(&SocketAddr::new(ip, port), LOOPBACK_CONNECT) {
+                Ok(stream) => {
+                    let mut client = ProtocolClient::from_stream(stream, timeout)?;
+                    client.attach(interrupt)?;
+                    return Ok(client);
+                }
+                // A full listen queue, say: wait on the helper thread,
+                // where an interruption can end the wait.
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    debug!("connecting to {ip}:{port} is taking a while ({e})");
+                }
+                Err(source) => {
+                    return Err(Error::Connect {
+                        host: hostname.to_owned(),
+                        port,
+                        lookup: false,
+                        source,
+                    });
+                }
+            }
+        }
         // `None` on the channel: interrupted.
         let (tx, rx) = mpsc::channel::<Option<Result<TcpStream>>>();
         let wake = tx.clone();
