@@ -13,6 +13,12 @@
 //! blocked read may outlast its deadline. What goes on the wire and how a
 //! reply is read are [`crate::protocol`]'s business: each reply is decoded
 //! straight into its final type as its line is read.
+//!
+//! [`ProtocolClient::call_pipelined`] writes many calls before reading
+//! their replies, which both servers send in the order of the calls. It
+//! shares the reply loop of single calls (`next_reply`), which tells
+//! replies owed to the calls in flight from those owed to earlier calls
+//! that timed out, and queues notifications on the way.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -46,6 +52,19 @@ pub const DEFAULT_MAX_LINE_LENGTH: usize = 16 * 1024 * 1024;
 /// Notifications are hints; if a caller never collects them, keep only the
 /// most recent ones rather than grow without bound.
 const MAX_QUEUED_NOTIFICATIONS: usize = 4096;
+
+/// How long [`ProtocolClient::connect_interruptible`] tries a loopback
+/// address on the calling thread (uninterruptibly) before it hands the
+/// attempt to a helper thread: a loopback connection is accepted or
+/// refused within the system call unless the server's listen queue is
+/// full. Saves starting a thread, and waking up after it, per connection.
+const LOOPBACK_CONNECT: Duration = Duration::from_millis(20);
+
+/// The most calls [`ProtocolClient::call_pipelined`] has in flight at
+/// once: enough to hide the round trips, few enough that the requests
+/// written ahead (tens of bytes each) never fill a socket buffer while the
+/// server is blocked writing replies that are not being read yet.
+pub const PIPELINE_WINDOW: usize = 128;
 
 /// Exception texts with which the Java compatibility service says "not
 /// found", where the Python server returns `null` instead.
@@ -108,6 +127,66 @@ pub struct ProtocolClient {
     interrupt: Option<Attached>,
 }
 
+/// Calls to send together with [`ProtocolClient::call_pipelined`]: each
+/// is encoded as it is added, and they go out back to back.
+///
+/// A pipeline can be sent any number of times, on any connection.
+#[derive(Debug, Clone, Default)]
+pub struct Pipeline {
+    /// The encoded calls, one line each.
+    bytes: Vec<u8>,
+    calls: Vec<Queued>,
+}
+
+/// One call of a [`Pipeline`].
+#[derive(Debug, Clone)]
+struct Queued {
+    /// For error messages about its reply.
+    command: String,
+    /// Where its line ends in `bytes`.
+    end: usize,
+}
+
+impl Pipeline {
+    /// An empty pipeline.
+    pub fn new() -> Pipeline {
+        Pipeline::default()
+    }
+
+    /// Adds a call of any command, encoded as [`ProtocolClient::call`]
+    /// encodes it.
+    pub fn call(
+        &mut self,
+        command: &str,
+        args: &[Value],
+        kwargs: &Map<String, Value>,
+    ) -> &mut Pipeline {
+        self.bytes
+            .extend_from_slice(&encode_call(command, args, kwargs));
+        self.calls.push(Queued {
+            command: command.to_owned(),
+            end: self.bytes.len(),
+        });
+        self
+    }
+
+    /// How many calls it holds.
+    pub fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Whether it holds no calls.
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+
+    /// Removes every call, keeping the memory for the next ones.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.calls.clear();
+    }
+}
+
 /// An [`InterruptHandle`] and this client's socket registered with it.
 #[derive(Debug)]
 struct Attached {
@@ -133,7 +212,10 @@ impl ProtocolClient {
     /// [`connect`](Self::connect), but `interrupt` can cut the connection
     /// attempt short, and every later call on the client too (see
     /// [`InterruptHandle`]). Name lookup and connecting then happen on a
-    /// helper thread, which is left to finish on its own if interrupted.
+    /// helper thread, which is left to finish on its own if interrupted;
+    /// except that a loopback address (such as a virtual server's) is
+    /// first tried on the calling thread for a few milliseconds, as the
+    /// system accepts or refuses such a connection at once.
     ///
     /// # Errors
     /// As for [`connect`](Self::connect), or [`Error::Interrupted`].
@@ -143,6 +225,32 @@ impl ProtocolClient {
         timeout: Option<Duration>,
         interrupt: &InterruptHandle,
     ) -> Result<ProtocolClient> {
+        if let Ok(ip) = hostname.parse::<std::net::IpAddr>()
+            && ip.is_loopback()
+            && timeout.is_none_or(|t| t > LOOPBACK_CONNECT)
+        {
+            interrupt.take()?;
+            match TcpStream::connect_timeout(&SocketAddr::new(ip, port), LOOPBACK_CONNECT) {
+                Ok(stream) => {
+                    let mut client = ProtocolClient::from_stream(stream, timeout)?;
+                    client.attach(interrupt)?;
+                    return Ok(client);
+                }
+                // A full listen queue, say: wait on the helper thread,
+                // where an interruption can end the wait.
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    debug!("connecting to {ip}:{port} is taking a while ({e})");
+                }
+                Err(source) => {
+                    return Err(Error::Connect {
+                        host: hostname.to_owned(),
+                        port,
+                        lookup: false,
+                        source,
+                    });
+                }
+            }
+        }
         // `None` on the channel: interrupted.
         let (tx, rx) = mpsc::channel::<Option<Result<TcpStream>>>();
         let wake = tx.clone();
@@ -350,10 +458,28 @@ impl ProtocolClient {
         trace!("-> {}", String::from_utf8_lossy(&line).trim_end());
         self.send(&line, deadline)?;
         self.outstanding += 1;
+        self.next_reply(deadline, command, 1)?
+    }
+
+    /// Reads replies until the one to the oldest of the `mine` calls still
+    /// owed a reply, and decodes it as `T` for `command`. Replies owed to
+    /// earlier calls that timed out come first (`outstanding` counts them
+    /// beside `mine`): they are read without decoding their values and
+    /// dropped. Notifications on the way are queued.
+    ///
+    /// The outer `Result` is the connection's (it failed, or no reply came
+    /// in time); the inner one is the call's (an exception, or a value of
+    /// the wrong shape), after which the connection is still in step.
+    fn next_reply<T: Reply>(
+        &mut self,
+        deadline: Option<Instant>,
+        command: &str,
+        mine: usize,
+    ) -> Result<Result<T>> {
         loop {
             // A late reply to an earlier call is not this call's: read it
             // without decoding its value, and drop it.
-            if self.outstanding > 1 {
+            if self.outstanding > mine {
                 match self.next_incoming::<Ignored>(deadline, command)? {
                     Incoming::Return(_) | Incoming::Exception(_) => {
                         self.outstanding -= 1;
@@ -379,8 +505,127 @@ impl ProtocolClient {
                 }
             };
             self.outstanding -= 1;
-            return reply;
+            return Ok(reply);
         }
+    }
+
+    /// Sends every call of `pipeline` before reading the replies, and
+    /// returns one result per call, in the order the calls were added.
+    ///
+    /// Both servers answer one connection's commands in the order they
+    /// arrive, so reply `i` belongs to call `i`; writing the calls back to
+    /// back saves a round trip per call over calling them one at a time,
+    /// which is most of the cost of a small call. At most
+    /// [`PIPELINE_WINDOW`] calls are in flight at once: a longer pipeline
+    /// sends more as replies come in, so that neither side's buffers fill
+    /// while the other waits. Pipelining suits many small calls (states,
+    /// keepalives, destroys of many jobs); replies a server must buffer
+    /// are bounded by the window times the size of a reply.
+    ///
+    /// Each call's result is its own: an exception from the server is an
+    /// [`Error::Server`] for that call alone, and the calls after it are
+    /// still answered. Notifications that arrive between the replies are
+    /// queued for [`wait_for_notification`](Self::wait_for_notification),
+    /// and late replies to earlier calls that timed out are dropped, as
+    /// for [`call`](Self::call). `timeout` bounds the whole pipeline (one
+    /// deadline; `None` waits forever).
+    ///
+    /// Replies are [`Value`]s as [`call`](Self::call) returns them: the
+    /// typed methods' decoding and their tolerance of the Java service's
+    /// "not found" exceptions are not applied.
+    ///
+    /// # Errors
+    /// The results are always as many as the calls. If the connection
+    /// fails part way, the call whose reply was due gets the failure
+    /// (as [`call`](Self::call) would) and each later call
+    /// [`Error::Abandoned`]; if the deadline passes, every call still
+    /// unanswered gets [`Error::Timeout`] (their replies, if they come,
+    /// are dropped by later calls, and the connection stays usable). A
+    /// call whose result is such an error may or may not have been carried
+    /// out by the server. If an interruption cuts the pipeline short, the
+    /// call whose reply was due gets [`Error::Interrupted`].
+    ///
+    /// # Example
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use spalloc::{Pipeline, ProtocolClient};
+    ///
+    /// let mut client = ProtocolClient::connect("spalloc.example.org", 22244, Some(Duration::from_secs(5)))?;
+    /// let mut keepalives = Pipeline::new();
+    /// for id in [17, 18, 19] {
+    ///     keepalives.call("job_keepalive", &[id.into()], &Default::default());
+    /// }
+    /// for (id, result) in [17, 18, 19].iter().zip(client.call_pipelined(&keepalives, client.timeout())) {
+    ///     if let Err(e) = result {
+    ///         eprintln!("job {id}: {e}");
+    ///     }
+    /// }
+    /// # Ok::<(), spalloc::Error>(())
+    /// ```
+    pub fn call_pipelined(
+        &mut self,
+        pipeline: &Pipeline,
+        timeout: Option<Duration>,
+    ) -> Vec<Result<Value>> {
+        let mut results = Vec::with_capacity(pipeline.len());
+        if pipeline.is_empty() {
+            return results;
+        }
+        let failure = match self.usable().and_then(|()| self.arm()) {
+            Ok(()) => {
+                let failure = self.pipeline_armed(pipeline, timeout, &mut results);
+                self.disarm();
+                failure
+            }
+            Err(e) => Some(e),
+        };
+        if let Some(e) = failure {
+            let interrupted = matches!(e, Error::Interrupted);
+            results.push(Err(e));
+            while results.len() < pipeline.len() {
+                results.push(Err(match self.broken {
+                    Some(after) => Error::Abandoned { after },
+                    // Interrupted before anything was sent.
+                    None if interrupted => Error::Interrupted,
+                    None => Error::Timeout(Phase::Reply),
+                }));
+            }
+        }
+        results
+    }
+
+    /// Sends `pipeline`'s calls a window at a time and reads their replies
+    /// into `results`; returns the failure that ended it early, if any.
+    fn pipeline_armed(
+        &mut self,
+        pipeline: &Pipeline,
+        timeout: Option<Duration>,
+        results: &mut Vec<Result<Value>>,
+    ) -> Option<Error> {
+        let deadline = seconds::deadline(timeout);
+        let calls = &pipeline.calls;
+        let mut sent = 0;
+        while results.len() < calls.len() {
+            let answered = results.len();
+            // Top the window up once half of it has been answered: one
+            // write for many calls, and never more than the window ahead.
+            if sent < calls.len() && sent - answered <= PIPELINE_WINDOW / 2 {
+                let upto = calls.len().min(answered + PIPELINE_WINDOW);
+                let from = if sent == 0 { 0 } else { calls[sent - 1].end };
+                let bytes = &pipeline.bytes[from..calls[upto - 1].end];
+                trace!("-> {} calls, {} bytes", upto - sent, bytes.len());
+                if let Err(e) = self.send(bytes, deadline) {
+                    return Some(e);
+                }
+                self.outstanding += upto - sent;
+                sent = upto;
+            }
+            match self.next_reply::<Value>(deadline, &calls[answered].command, sent - answered) {
+                Ok(reply) => results.push(reply),
+                Err(e) => return Some(e),
+            }
+        }
+        None
     }
 
     fn call_args<T: Reply>(&mut self, command: &str, args: &[Value]) -> Result<T> {

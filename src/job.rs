@@ -11,6 +11,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -30,7 +31,8 @@ use crate::types::{
 /// end (destroying in `Drop`, the keepalive thread's calls).
 const FALLBACK_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a destroy keeps retrying after a transport failure, and how
-/// often.
+/// often (a timed retry: nothing announces that a server is reachable
+/// again; an interruption ends the pause at once).
 const DESTROY_RETRY_WINDOW: Duration = Duration::from_secs(1);
 const DESTROY_RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// Keepalive period when the job was created without a keepalive: the Java
@@ -43,6 +45,12 @@ const CREATE_GRACE: Duration = Duration::from_secs(1);
 /// Never send keepalives, or try to reconnect, faster than this, whatever
 /// the configuration says: a server that refuses connections at once must
 /// not set a loop spinning.
+///
+/// The keepalive thread's timer and these reconnection pauses are the
+/// only timed waits of a `Job`: a keepalive is a message the server wants
+/// at intervals, and nothing announces that a lost server is back. Every
+/// other wait (for a reply, a notification, the keepalive thread to stop,
+/// an interruption) ends on its event.
 const MIN_PERIOD: Duration = Duration::from_millis(50);
 /// How long stopping waits for the keepalive thread before leaving it to
 /// finish on its own (it holds nothing but its own socket).
@@ -836,7 +844,10 @@ impl Job {
             return Ok(Some(info));
         }
         // An interruption shuts the connection down, which ends this wait
-        // at once: no need to wake up just to look for one.
+        // at once: no need to wake up just to look for one. The limit of a
+        // keepalive period is a fallback, not the way changes are seen: a
+        // notification is only a hint, and one that goes astray must not
+        // stall the wait for ever.
         let wait = time_left(deadline).map_or(period, |l| l.min(period));
         let client = self.connected()?;
         client.wait_for_change(Some(wait))?;
@@ -1096,7 +1107,16 @@ struct Keepalive {
     /// Cuts short the thread's connecting and calls, so that stopping is
     /// prompt even against a server that does not answer.
     interrupt: InterruptHandle,
+    /// Whether the thread is busy (connecting or sending), and whether it
+    /// has been told to stop.
+    turn: Arc<Mutex<Turn>>,
     thread: JoinHandle<()>,
+}
+
+#[derive(Debug, Default)]
+struct Turn {
+    busy: bool,
+    stopped: bool,
 }
 
 impl Keepalive {
@@ -1109,30 +1129,45 @@ impl Keepalive {
         let (stop, stop_rx) = mpsc::channel();
         let (done_tx, done) = mpsc::channel::<()>();
         let interrupt = InterruptHandle::new();
-        let shared = interrupt.clone();
+        let turn = Arc::new(Mutex::new(Turn::default()));
+        let (shared, shared_turn) = (interrupt.clone(), turn.clone());
         let thread = thread::Builder::new()
             .name("spalloc-keepalive".into())
             .spawn(move || {
                 let _done = done_tx;
-                keepalive_loop(id, &server, period, first, &stop_rx, &shared);
+                keepalive_loop(id, &server, period, first, &stop_rx, &shared, &shared_turn);
             })?;
         Ok(Keepalive {
             stop,
             done,
             interrupt,
+            turn,
             thread,
         })
     }
 
-    /// Stops the thread, waiting at most [`STOP_GRACE`] for it to finish.
+    /// Stops the thread: at once if it is waiting for its next turn (it
+    /// then ends on its own without sending anything more), otherwise
+    /// waiting at most [`STOP_GRACE`] for it to finish.
     fn stop(self) {
         let Keepalive {
             stop,
             done,
             interrupt,
+            turn,
             thread,
         } = self;
         drop(stop);
+        let busy = {
+            let mut turn = turn.lock().unwrap_or_else(PoisonError::into_inner);
+            turn.stopped = true;
+            turn.busy
+        };
+        if !busy {
+            // Nothing to wait for: waking up just to see it end would cost
+            // the caller a thread hand-off.
+            return;
+        }
         // Unblock a connection attempt or call in progress; the thread then
         // sees the stop.
         interrupt.interrupt();
@@ -1154,6 +1189,7 @@ fn keepalive_loop(
     first: Duration,
     stop: &mpsc::Receiver<()>,
     interrupt: &InterruptHandle,
+    turn: &Mutex<Turn>,
 ) {
     // The thread's calls must end well within a period, so that a stalled
     // server is noticed and the thread can be stopped promptly.
@@ -1174,34 +1210,58 @@ fn keepalive_loop(
             // Stop requested (sender dropped) or, defensively, any message.
             _ => return,
         }
-        if client.is_none() {
-            match Client::open_with(server, timeout, Some(interrupt)) {
-                Ok(c) => client = Some(c),
-                Err(Error::Interrupted) => return,
-                Err(e) => {
-                    debug!("job {id}: keepalive cannot connect: {e}; retrying");
-                    wait = server.reconnect_delay.max(MIN_PERIOD);
-                    continue;
-                }
-            }
-        }
-        let Some(c) = client.as_mut() else { continue };
-        match c.keepalive(id) {
-            Ok(()) => wait = period,
-            Err(Error::Server(m)) if m.trim().eq_ignore_ascii_case("no such job") => {
-                debug!("job {id}: server no longer knows the job; keepalive stops");
+        {
+            let mut turn = turn.lock().unwrap_or_else(PoisonError::into_inner);
+            if turn.stopped {
                 return;
             }
-            Err(Error::Server(m)) => {
-                debug!("job {id}: keepalive refused: {m}");
-                wait = period;
-            }
-            Err(Error::Interrupted) => return,
+            turn.busy = true;
+        }
+        let next = keepalive_round(id, server, timeout, period, &mut client, interrupt);
+        turn.lock().unwrap_or_else(PoisonError::into_inner).busy = false;
+        match next {
+            Some(w) => wait = w,
+            None => return,
+        }
+    }
+}
+
+/// Connects if need be and sends one keepalive: how long to wait before
+/// the next, or `None` to stop.
+fn keepalive_round(
+    id: u64,
+    server: &ServerOptions,
+    timeout: Option<Duration>,
+    period: Duration,
+    client: &mut Option<Client>,
+    interrupt: &InterruptHandle,
+) -> Option<Duration> {
+    if client.is_none() {
+        match Client::open_with(server, timeout, Some(interrupt)) {
+            Ok(c) => *client = Some(c),
+            Err(Error::Interrupted) => return None,
             Err(e) => {
-                debug!("job {id}: keepalive failed: {e}; reconnecting");
-                client = None;
-                wait = server.reconnect_delay.max(MIN_PERIOD);
+                debug!("job {id}: keepalive cannot connect: {e}; retrying");
+                return Some(server.reconnect_delay.max(MIN_PERIOD));
             }
+        }
+    }
+    let c = client.as_mut()?;
+    match c.keepalive(id) {
+        Ok(()) => Some(period),
+        Err(Error::Server(m)) if m.trim().eq_ignore_ascii_case("no such job") => {
+            debug!("job {id}: server no longer knows the job; keepalive stops");
+            None
+        }
+        Err(Error::Server(m)) => {
+            debug!("job {id}: keepalive refused: {m}");
+            Some(period)
+        }
+        Err(Error::Interrupted) => None,
+        Err(e) => {
+            debug!("job {id}: keepalive failed: {e}; reconnecting");
+            *client = None;
+            Some(server.reconnect_delay.max(MIN_PERIOD))
         }
     }
 }

@@ -33,7 +33,8 @@
 //!   `spalloc` command reach servers only through it.
 //! * [`ProtocolClient`]: one v1 connection, one typed method per command of
 //!   the protocol; works with both the Python server and the Java server's
-//!   compatibility service.
+//!   compatibility service. [`ProtocolClient::call_pipelined`] sends many
+//!   calls (a [`Pipeline`]) before reading their replies.
 //! * [`protocol`]: the v1 wire format without sockets, for tools that build
 //!   their own transport.
 //! * [`Config`], [`JobOptions`], [`ServerOptions`]: the Python client's INI
@@ -80,7 +81,9 @@ mod types;
 pub mod v2;
 mod version;
 
-pub use client::{DEFAULT_MAX_LINE_LENGTH, DEFAULT_PORT, ProtocolClient};
+pub use client::{
+    DEFAULT_MAX_LINE_LENGTH, DEFAULT_PORT, PIPELINE_WINDOW, Pipeline, ProtocolClient,
+};
 pub use config::{Config, ConfigEntry, ConfigFile, ConfigValue, FileStatus, KEYS as CONFIG_KEYS};
 pub use error::{Error, InvalidArgument, Phase, ProtocolError, Result};
 pub use interrupt::InterruptHandle;

@@ -13,6 +13,7 @@ mod client;
 mod dialects;
 mod docs;
 mod job;
+mod pipeline;
 mod pyclient;
 mod server;
 mod v2;

@@ -363,7 +363,8 @@ pub(crate) fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
             Err(e) => {
                 debug!("accept failed: {e}");
                 // Typically out of file descriptors: give clients a moment
-                // to go away instead of spinning.
+                // to go away instead of spinning. A timed pause, as nothing
+                // announces that a descriptor is free again.
                 thread::sleep(Duration::from_millis(20));
                 continue;
             }
@@ -658,6 +659,14 @@ pub(crate) fn advance(shared: &Shared, by: Duration) {
 }
 
 /// Runs timed events, keepalive checks and state saving until the server stops.
+///
+/// It sleeps until the next timed event (a power change, a release, the
+/// next save) and is woken early when a request schedules an earlier one.
+/// The one fixed interval is `timeout_check_interval`, which is the
+/// server's documented behaviour rather than a poll: like the Python
+/// server, it looks for expired keepalives that often, so a job expires
+/// between its keepalive and its keepalive plus the interval after its last
+/// refresh.
 pub(crate) fn tick_loop(shared: &Shared) {
     let interval = shared.config.timeout_check_interval;
     let mut next_save = shared.clock.now();

@@ -36,7 +36,15 @@ use crate::settings;
 use crate::signals::{self, Caught, Event, Signals};
 
 /// The shortest pause between attempts to reach the server again.
-const TICK: Duration = Duration::from_millis(50);
+///
+/// A timed retry, not a poll for an event: nothing tells a client that an
+/// unreachable server is back, so [`retry`] tries again every
+/// `reconnect_delay`, and this floor keeps a zero delay from spinning. A
+/// signal ends the pause at once ([`Signals::wait`]). Every other wait in
+/// `alloc` is for an event: the job changing (a notification), a reply, a
+/// signal, a line at the prompt, or the command ending (its waiter
+/// thread, [`signals::watch_child`]).
+const MIN_RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 /// Everything decided from the arguments and configuration.
 struct Plan {
@@ -640,7 +648,9 @@ fn retry<T>(
             Ok(v) => return Ok(v),
             Err(e) if e.is_transport() => {
                 log::debug!("job {id}: {e}; retrying");
-                if let Some(sig) = signals.wait(plan.options.server.reconnect_delay.max(TICK)) {
+                if let Some(sig) =
+                    signals.wait(plan.options.server.reconnect_delay.max(MIN_RETRY_PAUSE))
+                {
                     return Err(interrupted(id, sig, status));
                 }
             }

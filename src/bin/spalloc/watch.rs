@@ -55,6 +55,8 @@ impl Interrupt {
                 }
             }
             None => {
+                // SIGINT could not be caught, so it still ends the process
+                // at once: there is nothing else to wake up for.
                 thread::sleep(how_long);
                 true
             }
@@ -220,7 +222,13 @@ impl Frames<'_> {
 }
 
 /// The shortest pause between reconnection attempts.
-const POLL: Duration = Duration::from_millis(100);
+///
+/// A timed retry, not a poll for an event: nothing tells a client that a
+/// lost server is back, so [`reconnect`] tries every `reconnect_delay`,
+/// and this floor keeps a zero delay from spinning. SIGINT ends the pause
+/// at once ([`Interrupt::sleep`]). While connected, a watch waits for the
+/// server's notifications alone.
+const MIN_RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 /// Reconnects every `reconnect_delay` until it works (`Some`) or SIGINT
 /// arrives (`None`).
@@ -231,7 +239,7 @@ fn reconnect(
 ) -> Result<Option<Client>, CliError> {
     loop {
         // Never spin, even with a zero reconnect delay.
-        if !interrupt.sleep(server.reconnect_delay.max(POLL)) {
+        if !interrupt.sleep(server.reconnect_delay.max(MIN_RETRY_PAUSE)) {
             return Ok(None);
         }
         match Client::connect_interruptible(server, interrupt.handle()) {

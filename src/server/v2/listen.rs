@@ -192,7 +192,8 @@ fn accept_loop(front: &Arc<Front>, listener: &TcpListener) {
             Err(e) => {
                 debug!("v2: accept failed: {e}");
                 // Typically out of file descriptors: give clients a moment
-                // to go away instead of spinning.
+                // to go away instead of spinning. A timed pause, as nothing
+                // announces that a descriptor is free again.
                 thread::sleep(Duration::from_millis(20));
                 continue;
             }
