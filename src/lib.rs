@@ -74,14 +74,18 @@ pub mod seconds;
 #[cfg(feature = "server")]
 pub mod server;
 mod types;
+pub mod v2;
 mod version;
 
 pub use client::{DEFAULT_MAX_LINE_LENGTH, DEFAULT_PORT, ProtocolClient};
-pub use config::{Config, ConfigEntry, ConfigFile, ConfigValue, FileStatus, KEYS as CONFIG_KEYS};
+pub use config::{
+    Config, ConfigEntry, ConfigFile, ConfigValue, FileStatus, KEYS as CONFIG_KEYS,
+    V2_KEYS as CONFIG_V2_KEYS,
+};
 pub use error::{Error, InvalidArgument, Phase, ProtocolError, Result};
 pub use interrupt::InterruptHandle;
 pub use job::{ConnectionEvent, Job, JobOptions};
-pub use remote::{Client, ServerOptions, Watch};
+pub use remote::{Client, JobListing, Protocol, ServerOptions, Watch};
 pub use types::{
     Board, BoardPosition, Chip, Connection, CreateJobOptions, DeadLink, JobDescription,
     JobMachineInfo, JobRequest, JobState, JobStateInfo, MachineDescription, Notification, Number,
