@@ -15,3 +15,4 @@ mod job;
 mod pyclient;
 mod server;
 mod v2;
+mod v2client;

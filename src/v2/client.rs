@@ -46,8 +46,11 @@ enum Auth {
 /// What a request that may need a login came back with.
 enum Sent {
     Answer(Response),
-    /// The service does not know us (any more).
-    NotLoggedIn,
+    /// The service does not know us (any more); with `csrf`, it refused a
+    /// state change, which may only mean the CSRF token is stale.
+    NotLoggedIn {
+        csrf: bool,
+    },
 }
 
 /// A logged-in connection to a v2 spalloc service (the Java server's REST
@@ -234,9 +237,6 @@ impl RestClient {
             }
             Auth::Password { .. } => {
                 let record = session::get(&self.key);
-                if let Some(reason) = record.refused {
-                    return Err(Error::Login(reason));
-                }
                 let cached = record.session.or_else(|| {
                     let dir = self.settings.session_cache.as_deref()?;
                     session::load(dir, &self.key)
@@ -287,7 +287,7 @@ impl RestClient {
     fn fetch_root(&mut self) -> Result<bool> {
         let url = self.srv.clone();
         let response = match self.send_once("GET", &url, &Body::None, "application/json")? {
-            Sent::NotLoggedIn => return Ok(false),
+            Sent::NotLoggedIn { .. } => return Ok(false),
             Sent::Answer(r) => check(r, "GET the service root", &[200])?,
         };
         let v = json_of(&response)?;
@@ -338,9 +338,6 @@ impl RestClient {
             )));
         };
         let record = session::get(&self.key);
-        if let Some(reason) = record.refused {
-            return Err(Error::Login(reason));
-        }
         self.check_plain_http()?;
         let password = match record
             .password
@@ -361,6 +358,11 @@ impl RestClient {
                 }
             },
         };
+        if let Some((reason, refused)) = &record.refused
+            && *refused == session::fingerprint(password.expose())
+        {
+            return Err(Error::Login(reason.clone()));
+        }
         debug!("logging in to {} as {user}", self.root);
         // 1. The login page: a temporary session and its CSRF token.
         let page = self.root.join("system/login.html");
@@ -433,9 +435,11 @@ impl RestClient {
                      repeated failures: check the user name and password and run again",
                     self.root
                 );
+                let print = session::fingerprint(password.expose());
                 session::update(&self.key, |r| {
-                    r.refused = Some(reason.clone());
+                    r.refused = Some((reason.clone(), print));
                     r.session = None;
+                    r.password = None;
                 });
                 if let Some(dir) = &self.settings.session_cache {
                     session::save(dir, &self.key, None);
@@ -461,7 +465,10 @@ impl RestClient {
                 self.root
             )));
         }
-        session::update(&self.key, |r| r.password = Some(password.clone()));
+        session::update(&self.key, |r| {
+            r.password = Some(password.clone());
+            r.refused = None;
+        });
         self.remember_session();
         Ok(())
     }
@@ -538,7 +545,9 @@ impl RestClient {
             && self.session.is_some()
             && !matches!(self.auth, Auth::Bearer(..));
         if response.status == 401 || to_login || stale_csrf {
-            return Ok(Sent::NotLoggedIn);
+            return Ok(Sent::NotLoggedIn {
+                csrf: response.status == 403,
+            });
         }
         Ok(Sent::Answer(response))
     }
@@ -552,28 +561,27 @@ impl RestClient {
         accept: &str,
         timeout: Option<Duration>,
     ) -> Result<Response> {
-        if let Sent::Answer(r) = self.send_once_with(method, url, &body, accept, timeout)? {
-            return Ok(r);
-        }
-        self.renew()?;
+        let csrf = match self.send_once_with(method, url, &body, accept, timeout)? {
+            Sent::Answer(r) => return Ok(r),
+            Sent::NotLoggedIn { csrf } => csrf,
+        };
+        self.renew(csrf)?;
         match self.send_once_with(method, url, &body, accept, timeout)? {
             Sent::Answer(r) => Ok(r),
-            Sent::NotLoggedIn if method != "GET" => Err(Error::Server(
-                "the service refused the request (403: the session's CSRF token, or a role \
-                 this user lacks)"
-                    .into(),
+            Sent::NotLoggedIn { csrf: true } => Err(Error::Server(
+                "the service refused the request (403: computer says no)".into(),
             )),
-            Sent::NotLoggedIn => Err(Error::Login(format!(
+            Sent::NotLoggedIn { csrf: false } => Err(Error::Login(format!(
                 "the service at {} does not accept our session even after logging in again",
                 self.root
             ))),
         }
     }
 
-    /// Renews an expired (or CSRF-stale) session: another client's newer
-    /// session from this process, or the same session with a fresh CSRF
-    /// token, or a new login.
-    fn renew(&mut self) -> Result<()> {
+    /// Renews an expired (or, with `csrf`, CSRF-stale) session: another
+    /// client's newer session from this process, or (for `csrf`) the same
+    /// session with a fresh CSRF token, or a new login.
+    fn renew(&mut self, csrf: bool) -> Result<()> {
         if let Auth::Bearer(_, source) = &self.auth {
             return Err(Error::Login(format!(
                 "the service at {} refused the bearer token (from {source}); it may have expired",
@@ -587,7 +595,7 @@ impl RestClient {
                 return Ok(());
             }
         }
-        if self.session.is_some() && self.fetch_root()? {
+        if csrf && self.session.is_some() && self.fetch_root()? {
             self.remember_session();
             return Ok(());
         }

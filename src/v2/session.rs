@@ -36,8 +36,21 @@ pub(crate) struct Record {
     pub session: Option<Session>,
     /// The password, once known.
     pub password: Option<Secret>,
-    /// Why a login was refused, once one was.
-    pub refused: Option<String>,
+    /// Why a login was refused, once one was, and a fingerprint of the
+    /// password that was refused: that password is never sent again (a
+    /// different one, say a corrected one, may be tried once).
+    pub refused: Option<(String, u64)>,
+}
+
+/// A fingerprint of a password, to recognise one already refused. It
+/// stays in memory.
+pub(crate) fn fingerprint(password: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in password.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 fn store() -> &'static Mutex<HashMap<String, Record>> {
