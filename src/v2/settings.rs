@@ -211,7 +211,10 @@ impl V2Settings {
     /// Which credential will be used and where it came from, as `spalloc
     /// config` shows it: `bearer token from …`, `user alice (from …),
     /// password from …`, and so on. Never the secret.
-    pub fn describe_credentials(&self, url_user: Option<&str>, url_password: bool) -> String {
+    pub fn describe_credentials(&self, service: Option<&str>) -> String {
+        let url = service.and_then(|s| super::url::Url::parse(s).ok());
+        let url_user = url.as_ref().and_then(|u| u.user.as_deref());
+        let url_password = url.as_ref().is_some_and(|u| u.password.is_some());
         if let Some(source) = &self.token_source
             && self.token.is_some()
         {

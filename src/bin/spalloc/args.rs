@@ -191,6 +191,9 @@ macro_rules! command {
             @legacy("--ignore_version")
             #[argh(option, hidden_help)]
             ignore_version_as: [Option<bool>],
+            /// v2 (http:// service URL): allow a password or token over plain HTTP to a host that is not this machine
+            #[argh(switch)]
+            allow_plain_http: [bool],
         ] $($rest)*);
     };
     (@group [$($doc:literal)*] $name:ident [$($fields:tt)*] color $($rest:ident)*) => {
@@ -314,6 +317,12 @@ command! {
         /// print the allocation as one JSON line on stdout
         #[argh(switch)]
         json: [bool],
+        /// WHAT is the board at CABINET FRAME BOARD (a physical position; v1 needs -m)
+        #[argh(switch)]
+        physical: [bool],
+        /// the board with this IP address (v2 servers only)
+        #[argh(option)]
+        ip: [Option<String>],
         /// start a built-in virtual server (one 24-board machine) and allocate from it: no hardware or configuration needed
         #[argh(switch, long = "virtual")]
         virtual_server: [bool],
@@ -370,6 +379,9 @@ command! {
         /// only jobs of this owner
         #[argh(option, short = 'o')]
         owner: [Option<String>],
+        /// also the destroyed jobs the server remembers, with when and why they ended (v2 servers; v1 servers forget them)
+        #[argh(switch)]
+        all: [bool],
         /// print JSON instead of text
         #[argh(switch)]
         json: [bool],
@@ -411,6 +423,9 @@ command! {
         /// JOB_ID X Y: a chip relative to a job
         #[argh(switch, short = 'j')]
         job_chip: [bool],
+        /// the board with this IP address, on MACHINE if given, else on any (v2 servers only)
+        #[argh(option)]
+        ip: [Option<String>],
         /// the values of the chosen form
         #[argh(positional, arg_name = "VALUE")]
         values: [Vec<String>],
@@ -479,6 +494,8 @@ pub struct ServerFlags<'a> {
     pub timeout: Option<f64>,
     /// `--ignore-version`, or the old spelling's value, if given.
     pub ignore_version: Option<bool>,
+    /// `--allow-plain-http`.
+    pub allow_plain_http: bool,
 }
 
 /// What `main` and the settings read from any subcommand's flags.
@@ -509,6 +526,7 @@ macro_rules! server_commands {
                         (true, _) => Some(true),
                         (false, v) => v,
                     },
+                    allow_plain_http: self.allow_plain_http,
                 }
             }
         }
