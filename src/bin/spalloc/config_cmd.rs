@@ -165,10 +165,10 @@ mod tests {
             without_password("https://alice@h.example/x"),
             "https://alice@h.example/x"
         );
-        assert_eq!(without_password("spalloc.example.org"), "spalloc.example.org");
         assert_eq!(
-            without_password("http://h/p?q=a:b@c"),
-            "http://h/p?q=a:b@c"
+            without_password("spalloc.example.org"),
+            "spalloc.example.org"
         );
+        assert_eq!(without_password("http://h/p?q=a:b@c"), "http://h/p?q=a:b@c");
     }
 }

@@ -97,7 +97,9 @@ impl CliError {
                 code::USAGE,
                 format!("Incompatible server version ({})", visible(&v)),
             ),
-            Error::Login(m) => CliError::exit(code::FAILED, format!("Cannot log in: {}", visible(&m))),
+            Error::Login(m) => {
+                CliError::exit(code::FAILED, format!("Cannot log in: {}", visible(&m)))
+            }
             Error::InvalidArgument(e) => crate::settings::invalid(e),
             other => CliError::exit(
                 code::FAILED,

@@ -106,7 +106,9 @@ fn render(listing: &JobListing, args: &PsArgs, colour: bool) -> String {
             let mut r = row(j);
             if args.all {
                 r.push(Cell::from(
-                    j.finish_time.and_then(format_local_time).unwrap_or_default(),
+                    j.finish_time
+                        .and_then(format_local_time)
+                        .unwrap_or_default(),
                 ));
                 r.push(Cell::from(match j.state {
                     JobState::Destroyed => j.reason.clone().unwrap_or_default(),

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use spalloc::v2::{PasswordPrompt, Secret};
 use spalloc::{
-    Board, BoardPosition, Config, Error, InvalidArgument, JobOptions, JobRequest, Number,
-    Protocol, ServerOptions, seconds,
+    Board, BoardPosition, Config, Error, InvalidArgument, JobOptions, JobRequest, Number, Protocol,
+    ServerOptions, seconds,
 };
 
 use crate::args::{AllocArgs, ServerFlags};
