@@ -39,7 +39,7 @@ use crate::v2::url::{Url, is_service_url};
 ///     .timeout(Some(Duration::from_secs(5)));
 /// assert_eq!(server.port, 22244);
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub struct ServerOptions {
     /// The server's host name or address. Required; no default.
@@ -56,6 +56,24 @@ pub struct ServerOptions {
     /// Credentials and the rest of what only a v2 service uses. Defaults
     /// to none.
     pub v2: V2Settings,
+}
+
+impl std::fmt::Debug for ServerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A service URL may hold a password: show it without.
+        let hostname = self.hostname.as_ref().map(|h| match Url::parse(h) {
+            Ok(url) if is_service_url(h) => url.to_string(),
+            _ => h.clone(),
+        });
+        f.debug_struct("ServerOptions")
+            .field("hostname", &hostname)
+            .field("port", &self.port)
+            .field("timeout", &self.timeout)
+            .field("reconnect_delay", &self.reconnect_delay)
+            .field("ignore_version", &self.ignore_version)
+            .field("v2", &self.v2)
+            .finish()
+    }
 }
 
 /// The protocol a server speaks, as its name says (the rule of SpiNNaker's

@@ -236,6 +236,9 @@ impl RestClient {
                 }
             }
             Auth::Password { .. } => {
+                // Not even a cached session's cookie goes over plain HTTP
+                // to another host unless allowed.
+                self.check_plain_http()?;
                 let record = session::get(&self.key);
                 let cached = record.session.or_else(|| {
                     let dir = self.settings.session_cache.as_deref()?;

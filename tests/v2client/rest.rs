@@ -308,8 +308,12 @@ fn no_password_over_plain_http_to_another_host() {
     // Allowed explicitly, it goes as far as looking the host up.
     let e = Client::connect(&options.clone().v2(alice().allow_plain_http(true))).unwrap_err();
     assert!(e.is_transport(), "{e:?}");
-    // Nothing shows the password.
+    // Nothing shows the password, in the settings or in the URL.
     assert!(!format!("{options:?}").contains("alice-pw"));
+    let in_url =
+        spalloc::ServerOptions::new().hostname("https://alice:alice-pw@h.example/spalloc/");
+    assert!(!format!("{in_url:?}").contains("alice-pw"));
+    assert_eq!(in_url.describe(), "https://h.example/spalloc/");
     assert!(!e.to_string().contains("alice-pw"));
 }
 
