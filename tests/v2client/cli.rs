@@ -49,12 +49,10 @@ fn no_secrets(out: &Output, secrets: &[&str]) {
 /// The session cookie cached in a sandbox, if any.
 fn cached_cookie(sb: &Sandbox) -> Option<String> {
     let dir = sb.home().join(".cache/spalloc");
-    for entry in std::fs::read_dir(dir).ok()? {
-        let text = std::fs::read_to_string(entry.ok()?.path()).ok()?;
-        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-        return v["cookie"].as_str().map(str::to_owned);
-    }
-    None
+    let entry = std::fs::read_dir(dir).ok()?.next()?;
+    let text = std::fs::read_to_string(entry.ok()?.path()).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["cookie"].as_str().map(str::to_owned)
 }
 
 #[test]
