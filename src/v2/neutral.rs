@@ -23,13 +23,20 @@ use crate::types::{
 /// anyway: the service has no event for a job created meanwhile.
 const COLLECTION_REFRESH: Duration = Duration::from_secs(10);
 
+/// A long-poll that answers sooner than this was woken by a change (the
+/// Java server waits 30 s when nothing changes).
+const WOKEN_BEFORE: Duration = Duration::from_secs(25);
+
 /// What a watch compares a long-poll's answer with.
 #[derive(Debug)]
 enum Watched {
-    Job(u64, Option<(JobState, Option<String>)>),
+    Job(u64, Option<JobLook>),
     Machine(String, Option<Machine>),
     Jobs,
 }
+
+/// What a watch of one job compares: its state, keepalive host and power.
+type JobLook = (JobState, Option<String>, Option<bool>);
 
 /// A v2 service as [`Client`](crate::Client) uses it.
 #[derive(Debug)]
@@ -272,14 +279,24 @@ impl V2Backend {
 
     pub fn watch(&mut self, what: &Watch) -> Result<()> {
         self.watched = Some(match what {
-            Watch::Job(id) => {
-                let now = self.rest.job(*id)?.map(|j| (j.state, j.keepalive_host));
-                Watched::Job(*id, now)
-            }
+            Watch::Job(id) => Watched::Job(*id, self.look_at_job(*id)?),
             Watch::Machine(name) => Watched::Machine(name.clone(), self.rest.machine(name)?),
             Watch::Jobs | Watch::Machines => Watched::Jobs,
         });
         Ok(())
+    }
+
+    /// A job as a watch compares it: the description, and the power of
+    /// its boards (the description does not say).
+    fn look_at_job(&mut self, id: u64) -> Result<Option<JobLook>> {
+        let Some(j) = self.rest.job(id)? else {
+            return Ok(None);
+        };
+        let power = match j.state {
+            JobState::Power | JobState::Ready => self.rest.power(id)?,
+            _ => None,
+        };
+        Ok(Some((j.state, j.keepalive_host, power)))
     }
 
     /// Long-polls what is watched until it differs from what was seen, or
@@ -303,17 +320,40 @@ impl V2Backend {
                     }
                     return Ok(false);
                 }
-                Some(Watched::Job(id, seen)) => {
+                Some(Watched::Job(id, _)) => {
                     let id = *id;
+                    // A change since the watch began (or the last wait)
+                    // counts: the service's long-poll would not see it.
+                    let now = self.look_at_job(id)?;
+                    if let Some(Watched::Job(_, seen)) = self.watched.as_mut()
+                        && now != *seen
+                    {
+                        *seen = now;
+                        return Ok(true);
+                    }
+                    if now.as_ref().is_none_or(|n| n.0 == JobState::Destroyed) {
+                        // Nothing more will happen to it, and its wait may
+                        // answer at once: just the time.
+                        let pause = left.map_or(COLLECTION_REFRESH, |l| l.min(COLLECTION_REFRESH));
+                        match &self.interrupt {
+                            Some(i) => i.sleep(pause)?,
+                            None => std::thread::sleep(pause),
+                        }
+                        return Ok(left.is_none_or(|l| l > pause));
+                    }
+                    let started = std::time::Instant::now();
                     match self.rest.wait_for_job(id, left) {
                         Ok(None) => return Ok(false),
-                        Ok(Some(j)) => {
-                            let now = Some((j.state, j.keepalive_host));
-                            if now != *seen {
+                        // Woken before the server's wait was up: something
+                        // changed; otherwise look again, above.
+                        Ok(Some(_)) if started.elapsed() < WOKEN_BEFORE => {
+                            let now = self.look_at_job(id)?;
+                            if let Some(Watched::Job(_, seen)) = self.watched.as_mut() {
                                 *seen = now;
-                                return Ok(true);
                             }
+                            return Ok(true);
                         }
+                        Ok(Some(_)) => {}
                         // The job is gone: that is a change.
                         Err(Error::Server(_)) => return Ok(true),
                         Err(e) => return Err(e),

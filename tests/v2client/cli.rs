@@ -11,6 +11,7 @@ use spalloc::{CreateJobOptions, JobRequest, JobState};
 use super::fake::{self, FakeHttp};
 use super::{alice, start, start_with};
 use crate::cli_views::same;
+use crate::support::PATIENCE;
 use crate::support::cli::{ConfigFile, Output, Sandbox};
 
 const TIMEOUT: Option<Duration> = Some(Duration::from_secs(10));
@@ -484,4 +485,57 @@ fn config_shows_the_protocol_and_where_credentials_come_from() {
     assert_eq!(v["server"]["protocol"], "v2");
     assert_eq!(v["server"]["url"], "https://spin.example.org/spalloc/");
     no_secrets(&out, &["hunter2", "from-env-pw"]);
+}
+
+#[test]
+fn signals_release_a_queued_job_and_watches_follow_changes() {
+    let server = start();
+    let url = server.v2_url().expect("v2");
+    let sb = sandbox(url, None);
+    let mut c = rest(&server);
+    let mut o = CreateJobOptions::new("");
+    o.machine = Some("small".into());
+    // Every board of `small` taken: the next job there queues.
+    let hog = c
+        .create_job(
+            &JobRequest::Triads {
+                width: 1,
+                height: 1,
+            },
+            &o,
+        )
+        .expect("hog");
+    let running = sb.spawn(&["alloc", "-m", "small", "3", "-c", "true"]);
+    assert!(
+        running.wait_for_stderr("Waiting in queue", PATIENCE),
+        "{}",
+        running.stderr()
+    );
+    running.signal(15);
+    let out = running.finish(PATIENCE);
+    out.expect_code(143);
+    let ids = c.job_ids(true).expect("jobs");
+    let queued = ids
+        .iter()
+        .copied()
+        .find(|i| *i != hog)
+        .expect("the queued job");
+    let info = c.job(queued).expect("job").expect("known");
+    assert_eq!(info.state, JobState::Destroyed, "the job was left behind");
+
+    // `job --watch` redraws when the boards are powered off.
+    let watching = sb.spawn(&["job", &hog.to_string(), "--watch"]);
+    assert!(
+        watching.wait_for_stdout("Board power: on", PATIENCE),
+        "{}",
+        watching.stdout()
+    );
+    c.set_power(hog, false).expect("power off");
+    assert!(
+        watching.wait_for_stdout("Board power: off", PATIENCE),
+        "{}",
+        watching.stdout()
+    );
+    watching.signal(2);
+    watching.finish(PATIENCE).expect_code(0);
 }

@@ -105,6 +105,10 @@ fn render(listing: &JobListing, args: &PsArgs, colour: bool) -> String {
         .map(|j| {
             let mut r = row(j);
             if args.all {
+                // (Without --all, v1's number, as the Python tool shows it.)
+                if j.state == JobState::Destroyed {
+                    r[1] = Cell::from("destroyed").styled(Style::RED);
+                }
                 r.push(Cell::from(
                     j.finish_time
                         .and_then(format_local_time)
@@ -133,7 +137,6 @@ fn row(job: &JobDescription) -> Vec<Cell> {
         JobState::Queued => Cell::from("queue").styled(Style::BLUE),
         JobState::Power => Cell::from("power").styled(Style::YELLOW),
         JobState::Ready => Cell::from("ready").styled(Style::GREEN),
-        JobState::Destroyed => Cell::from("destroyed").styled(Style::RED),
         other => Cell::from(other.code().to_string()),
     };
     let power = match job.power {
