@@ -30,7 +30,12 @@
 //! * [`Client`]: a server as tools see it, whatever protocol it speaks:
 //!   connect and check the version, list jobs and machines, a job's state
 //!   and boards, power, where-is, and waiting for changes. [`Job`] and the
-//!   `spalloc` command reach servers only through it.
+//!   `spalloc` command reach servers only through it. The server's name
+//!   picks the protocol: a bare host or `spalloc://host[:port]` is v1, an
+//!   `http(s)://` URL of the service is v2 (see [`ServerOptions::protocol`]).
+//! * [`v2`]: the Java server's REST service: [`v2::RestClient`], one typed
+//!   method per endpoint, logged in (form login, bearer tokens, sessions
+//!   cached privately), and [`v2::V2Settings`], its credentials.
 //! * [`ProtocolClient`]: one v1 connection, one typed method per command of
 //!   the protocol; works with both the Python server and the Java server's
 //!   compatibility service.
@@ -49,10 +54,12 @@
 //!   parser, logger, signal handling and the rest. It brings `server`.
 //! * `server`: the virtual server, `spalloc::server`, with its TOML
 //!   configuration files and its v2 (HTTPS) front-end.
+//! * `v2` (default): the v2 client, over HTTP/1.1 and TLS (rustls, with
+//!   the Mozilla roots).
 //!
-//! With `default-features = false` a library user compiles the client
+//! With `default-features = false` a library user compiles the v1 client
 //! alone, on a handful of small crates (serde, serde_json, configparser,
-//! dirs, log, memchr).
+//! dirs, log, memchr); `features = ["v2"]` adds the v2 client.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]

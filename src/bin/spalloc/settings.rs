@@ -159,7 +159,9 @@ fn ask_password(user: &str, url: &str) -> Option<Secret> {
     use std::io::{BufRead, Write};
     use std::sync::atomic::{AtomicBool, Ordering};
     static ASKED: AtomicBool = AtomicBool::new(false);
-    if ASKED.swap(true, Ordering::SeqCst) {
+    // Only the main thread asks: a job's keepalive thread renewing a
+    // session must not take the terminal from a running command.
+    if std::thread::current().name() != Some("main") || ASKED.swap(true, Ordering::SeqCst) {
         return None;
     }
     let stdin = io::stdin();
