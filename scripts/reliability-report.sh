@@ -33,7 +33,7 @@ cargo test --test reliability || status=1
 
 if [ "$fuzz_secs" -gt 0 ]; then
     fuzz_target_dir="${CARGO_TARGET_DIR:-$PWD/target}/fuzz"
-    for target in client_decoder server_requests http_requests; do
+    for target in client_decoder server_requests http_requests proxy_frames; do
         out="$(mktemp)"
         (cd fuzz && mkdir -p "corpus/$target" && RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "corpus/$target" "seeds/$target" --target-dir "$fuzz_target_dir" -- \
             -max_total_time="$fuzz_secs" -max_len=4096 -timeout=10 -print_final_stats=1) >"$out" 2>&1
@@ -234,10 +234,10 @@ table("hostile-text", "Hostile text from servers and config files",
 table("hostile", "Hostile clients against the virtual server")
 table("http", "The v2 (HTTP) front-end under abuse and load",
       "The well-behaved client uses one persistent connection, as a pooling client does. "
-      "Request parsing is also covered by property tests (`server: …` below) and the fuzz target `http_requests`.")
+      "Request parsing is also covered by property tests (`server: …` below) and the fuzz target `http_requests`; the proxy websocket's frames by property tests (`proxy: …`) and the fuzz target `proxy_frames`.")
 table("load", "Load", f"Short form ({load_secs} s); `SPALLOC_LOAD_SECS` sets the length.")
 table("streams", "Client reading arbitrary byte streams")
-table("properties", "Property tests", "proptest, in `src/fuzzing.rs` (decoders, server requests), `src/server/v2/fuzzing.rs` (HTTP requests to the v2 service) and `tests/reliability/durations.rs` (lengths of time).")
+table("properties", "Property tests", "proptest, in `src/fuzzing.rs` (decoders, proxy frames, server requests), `src/server/v2/fuzzing.rs` (HTTP requests to the v2 service) and `tests/reliability/durations.rs` (lengths of time).")
 if by_suite.get("fuzz"):
     table("fuzz", "Fuzzing", "cargo-fuzz (libFuzzer) targets in `fuzz/`; a crash would be kept as a regression test.")
 else:

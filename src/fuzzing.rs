@@ -17,6 +17,43 @@ use crate::protocol::{self, Incoming, Reply, decode_line, decode_line_as, reply_
 use crate::types::{
     Board, BoardPosition, JobDescription, JobMachineInfo, JobStateInfo, MachineDescription, WhereIs,
 };
+use crate::v2::proxy::{ClientFrame, MAX_PAYLOAD, ServerFrame};
+
+/// Decodes `bytes` as a v2 proxy frame from a client and as one from a
+/// server; returns in how many directions it is a frame.
+///
+/// A frame that decodes must encode back to the same bytes (except an
+/// `ERROR` message that is not UTF-8, which decodes with replacement
+/// characters), and a client frame that does not decode must be answered
+/// with close code 1007 or 1011; this panics otherwise, so that fuzzing and
+/// the property tests look for that too.
+pub fn decode_proxy_frame(bytes: &[u8]) -> usize {
+    let mut n = 0;
+    match ClientFrame::decode(bytes) {
+        Ok(f) => {
+            n += 1;
+            match f.encode() {
+                Ok(again) => assert_eq!(again, bytes, "{f:?} re-encodes differently"),
+                // Only a datagram longer than a client may send.
+                Err(_) => assert!(bytes.len() > 8 + MAX_PAYLOAD, "{f:?} does not re-encode"),
+            }
+        }
+        Err(e) => assert!(
+            matches!(e.server_close_code(), 1007 | 1011),
+            "{e:?} closes with {}",
+            e.server_close_code()
+        ),
+    }
+    if let Ok(f) = ServerFrame::decode(bytes) {
+        n += 1;
+        let lossy = matches!(f, ServerFrame::Error { .. })
+            && std::str::from_utf8(bytes.get(8..).unwrap_or_default()).is_err();
+        if !lossy {
+            assert_eq!(f.encode(), bytes, "{f:?} re-encodes differently");
+        }
+    }
+    n
+}
 
 /// Decodes `line` as a line from a server and, when it is a reply, runs
 /// every typed reply decoder on its value. Returns how many decoders
@@ -260,6 +297,37 @@ mod tests {
             proptest::collection::vec(any::<u8>(), 0..512),
             |bytes| {
                 decode_server_line(&bytes);
+                Ok(())
+            },
+        );
+    }
+
+    #[test]
+    fn proxy_frames_decode_or_fail_cleanly() {
+        check(
+            "proxy: arbitrary bytes as frames from a client and from a server",
+            proptest::collection::vec(any::<u8>(), 0..64),
+            |bytes| {
+                decode_proxy_frame(&bytes);
+                Ok(())
+            },
+        );
+        // Frame-shaped: a real op code (or one just past them), words,
+        // then a payload of any length up to past the limit.
+        check(
+            "proxy: frame-shaped bytes, payloads up to past the 2040-byte limit",
+            (
+                0u32..8,
+                proptest::collection::vec(any::<u32>(), 0..6),
+                0usize..2100,
+            ),
+            |(op, words, payload)| {
+                let mut bytes: Vec<u8> = std::iter::once(op)
+                    .chain(words)
+                    .flat_map(u32::to_le_bytes)
+                    .collect();
+                bytes.resize(bytes.len() + payload, 0x5a);
+                decode_proxy_frame(&bytes);
                 Ok(())
             },
         );

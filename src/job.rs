@@ -323,6 +323,65 @@ impl JobOptions {
     }
 }
 
+/// A keepalive interval: how long a server waits for a keepalive before it
+/// destroys a job.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum KeepaliveInterval {
+    /// This many seconds.
+    Seconds(f64),
+    /// The job never expires.
+    Never,
+}
+
+impl KeepaliveInterval {
+    /// The interval of a request or a `list_jobs` entry, where `None` means
+    /// "never expire".
+    pub fn from_wire(keepalive: Option<Number>) -> KeepaliveInterval {
+        keepalive.map_or(KeepaliveInterval::Never, |k| {
+            KeepaliveInterval::Seconds(k.as_f64())
+        })
+    }
+
+    /// The number of seconds, or `None` for [`Never`](Self::Never).
+    pub fn seconds(self) -> Option<f64> {
+        match self {
+            KeepaliveInterval::Seconds(s) => Some(s),
+            KeepaliveInterval::Never => None,
+        }
+    }
+}
+
+/// What a server made of a job's keepalive interval
+/// ([`Job::keepalive_check`]).
+///
+/// The Python server applies the interval a job was created with, and
+/// `null` ("never expire") too. The Java server's compatibility service
+/// turns `null` into its default (60 s), so a job made to outlive its
+/// creator expires a minute after the last keepalive instead.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct KeepaliveCheck {
+    /// The interval the job was created with; `None` for a job this handle
+    /// resumed, whose request it does not know.
+    pub requested: Option<KeepaliveInterval>,
+    /// The interval the server applies, as it lists the job.
+    pub applied: KeepaliveInterval,
+}
+
+impl KeepaliveCheck {
+    /// Whether the server applies the interval asked for: `None` if that is
+    /// not known (a resumed job). The Java service lists whole seconds, so
+    /// an interval cut to its whole seconds counts as honoured.
+    pub fn honoured(&self) -> Option<bool> {
+        use KeepaliveInterval::{Never, Seconds};
+        Some(match (self.requested?, self.applied) {
+            (Never, Never) => true,
+            (Seconds(asked), Seconds(got)) => got == asked || got == asked.trunc(),
+            _ => false,
+        })
+    }
+}
+
 /// A job on a spalloc server, destroyed when this handle is dropped.
 ///
 /// Created with [`Job::create`] or taken over with [`Job::resume`]; while it
@@ -354,6 +413,8 @@ pub struct Job {
     watching: bool,
     keepalive: Option<Keepalive>,
     period: Duration,
+    /// The keepalive interval the job was created with; `None` if resumed.
+    requested_keepalive: Option<KeepaliveInterval>,
     machine_info: Option<JobMachineInfo>,
     interrupt: InterruptHandle,
     /// Told when the main connection is lost and when it is back.
@@ -414,6 +475,7 @@ impl Job {
         // Hold the handle from here on, so that any failure below destroys
         // the new job on the way out.
         let mut job = Job::new(id, server, client, options.keepalive_period(), interrupt);
+        job.requested_keepalive = Some(KeepaliveInterval::from_wire(create.keepalive));
         job.start_keepalive(job.period)?;
         Ok(job)
     }
@@ -469,6 +531,7 @@ impl Job {
             watching: false,
             keepalive: None,
             period,
+            requested_keepalive: None,
             machine_info: None,
             interrupt,
             observer: None,
@@ -525,6 +588,69 @@ impl Job {
     /// The interval between keepalives sent by the background thread.
     pub fn keepalive_period(&self) -> Duration {
         self.period
+    }
+
+    /// What the server made of the job's keepalive interval: the one the
+    /// job was created with beside the one the server applies, as its
+    /// `list_jobs` reports it (the Java service's `get_job_state` gives the
+    /// time of the last keepalive there instead). `Ok(None)` if the server
+    /// does not list the job: it is no longer live.
+    ///
+    /// When the server applies another interval than the one asked for (or
+    /// than a resumed job's keepalives are sent for), keepalives are sent
+    /// often enough for the server's from then on, so that the job does
+    /// not expire while this handle holds it.
+    ///
+    /// # Example
+    /// ```no_run
+    /// # use spalloc::{Job, JobOptions, JobRequest};
+    /// # let options = JobOptions::load()?;
+    /// let mut job = Job::create(JobRequest::AnyBoard, &options.keepalive(None))?;
+    /// if let Some(check) = job.keepalive_check()? {
+    ///     if check.honoured() == Some(false) {
+    ///         eprintln!("the server applies {:?}", check.applied);
+    ///     }
+    /// }
+    /// # Ok::<(), spalloc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`state_info`](Self::state_info); [`Error::Protocol`] (without
+    /// reconnecting) if the server's list of jobs cannot be read.
+    pub fn keepalive_check(&mut self) -> Result<Option<KeepaliveCheck>> {
+        let id = self.id;
+        // A listing this client cannot read leaves the connection in step,
+        // and reading it again would not help: not an outage to report.
+        let jobs = self
+            .rpc(|c| match c.list_jobs() {
+                Err(Error::Protocol(e)) => Ok(Err(e)),
+                other => other.map(Ok),
+            })?
+            .map_err(Error::Protocol)?;
+        let Some(listed) = jobs.into_iter().find(|j| j.job_id == id) else {
+            return Ok(None);
+        };
+        let check = KeepaliveCheck {
+            requested: self.requested_keepalive,
+            applied: KeepaliveInterval::from_wire(listed.keepalive),
+        };
+        if check.honoured() != Some(true)
+            && let KeepaliveInterval::Seconds(s) = check.applied
+            && let Ok(Some(half)) = seconds::limit(s / 2.0)
+        {
+            let period = half.max(MIN_PERIOD);
+            if period < self.period {
+                debug!(
+                    "job {id}: the server applies a keepalive of {s} s; keepalives every {period:?}"
+                );
+                self.period = period;
+                if let Some(k) = self.keepalive.take() {
+                    k.stop();
+                }
+                self.start_keepalive(Duration::ZERO)?;
+            }
+        }
+        Ok(Some(check))
     }
 
     /// The job's current state, power, reason and so on.
@@ -719,7 +845,13 @@ impl Job {
         let watching = self.watching && self.client.is_some();
         let client = self.connected()?;
         if !watching {
-            client.watch(&Watch::Job(id))?;
+            match client.watch(&Watch::Job(id)) {
+                // The Java service refuses to watch a job it no longer
+                // knows, where the Python server accepts any id: the state,
+                // looked at next, tells the caller what became of the job.
+                Err(Error::Server(m)) => debug!("job {id}: cannot watch: {m}"),
+                other => other?,
+            }
         }
         self.watching = true;
         let client = self.connected()?;
@@ -1101,6 +1233,27 @@ fn keepalive_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keepalive_honoured() {
+        use KeepaliveInterval::{Never, Seconds};
+        let check = |requested, applied| KeepaliveCheck { requested, applied }.honoured();
+        assert_eq!(check(Some(Seconds(30.0)), Seconds(30.0)), Some(true));
+        // The Java service lists whole seconds.
+        assert_eq!(check(Some(Seconds(30.7)), Seconds(30.0)), Some(true));
+        assert_eq!(check(Some(Seconds(30.7)), Seconds(31.0)), Some(false));
+        assert_eq!(check(Some(Seconds(30.0)), Seconds(60.0)), Some(false));
+        assert_eq!(check(Some(Never), Never), Some(true));
+        assert_eq!(check(Some(Never), Seconds(60.0)), Some(false));
+        assert_eq!(check(Some(Seconds(60.0)), Never), Some(false));
+        assert_eq!(check(None, Seconds(60.0)), None);
+        assert_eq!(
+            KeepaliveInterval::from_wire(Some(Number::Int(5))),
+            Seconds(5.0)
+        );
+        assert_eq!(KeepaliveInterval::from_wire(None), Never);
+        assert_eq!((Seconds(5.0).seconds(), Never.seconds()), (Some(5.0), None));
+    }
 
     #[test]
     fn job_is_send() {

@@ -35,7 +35,8 @@
 //!   `http(s)://` URL of the service is v2 (see [`ServerOptions::protocol`]).
 //! * [`v2`]: the Java server's REST service: [`v2::RestClient`], one typed
 //!   method per endpoint, logged in (form login, bearer tokens, sessions
-//!   cached privately), and [`v2::V2Settings`], its credentials.
+//!   cached privately), [`v2::V2Settings`], its credentials, and the proxy
+//!   websocket's frames ([`v2::proxy`]).
 //! * [`ProtocolClient`]: one v1 connection, one typed method per command of
 //!   the protocol; works with both the Python server and the Java server's
 //!   compatibility service.
@@ -53,7 +54,8 @@
 //! * `cli` (default): the `spalloc` command-line tool, with its argument
 //!   parser, logger, signal handling and the rest. It brings `server`.
 //! * `server`: the virtual server, `spalloc::server`, with its TOML
-//!   configuration files and its v2 (HTTPS) front-end.
+//!   configuration files and its v2 (HTTPS) front-end, proxy websocket
+//!   included.
 //! * `v2` (default): the v2 client, over HTTP/1.1 and TLS (rustls, with
 //!   the Mozilla roots).
 //!
@@ -91,7 +93,7 @@ pub use config::{
 };
 pub use error::{Error, InvalidArgument, Phase, ProtocolError, Result};
 pub use interrupt::InterruptHandle;
-pub use job::{ConnectionEvent, Job, JobOptions};
+pub use job::{ConnectionEvent, Job, JobOptions, KeepaliveCheck, KeepaliveInterval};
 pub use remote::{Client, JobListing, Protocol, ServerOptions, Watch};
 pub use types::{
     Board, BoardPosition, Chip, Connection, CreateJobOptions, DeadLink, JobDescription,

@@ -585,3 +585,65 @@ fn connection_changes_are_reported_once_each() -> Result<(), Error> {
     assert_eq!(events.lock().expect("lock").len(), 2);
     Ok(())
 }
+
+/// A server that applies a shorter keepalive interval than the one asked
+/// for (as the Java service turns "never" into 60 s): once the check has
+/// seen it, keepalives come often enough for it.
+#[test]
+fn keepalives_follow_the_interval_the_server_applies() -> Result<(), Error> {
+    let server = FakeServer::start(Dialect::Java, |c| {
+        Reply::Return(match c.command.as_str() {
+            "version" => json!("5.0.0"),
+            "create_job" => json!(7),
+            // The Java service's state: the time of the last keepalive.
+            "get_job_state" => json!({"state": 3, "power": true, "keepalive": 1.7e9,
+                "reason": "", "start_time": 1.7e9, "keepalivehost": "127.0.0.1"}),
+            "list_jobs" => json!([{"job_id": 7, "owner": "tester", "start_time": 1.7e9,
+                "keepalive": 0.4, "state": 3, "power": true, "args": [], "kwargs": {},
+                "allocated_machine_name": "m", "boards": [[0, 0, 0]],
+                "keepalivehost": "127.0.0.1", "reason": ""}]),
+            _ => Value::Null,
+        })
+    });
+    let mut job = Job::create(JobRequest::AnyBoard, &options(&server).keepalive(None))?;
+    assert_eq!(job.keepalive_period(), Duration::from_secs(30));
+    let check = job.keepalive_check()?.expect("listed");
+    assert_eq!(check.honoured(), Some(false));
+    assert_eq!(job.keepalive_period(), Duration::from_millis(200));
+    // One at once, then every 200 ms: never 30 s apart.
+    assert!(server.wait_for_count("job_keepalive", 3));
+    let kas = server.calls_named("job_keepalive");
+    assert!(kas.iter().all(|c| c.job_id() == Some(7)), "{kas:?}");
+    Ok(())
+}
+
+/// The Java service refuses to watch a job it no longer knows, where the
+/// Python server accepts any id: a wait ends with the job unknown on both.
+#[test]
+fn a_wait_for_a_job_the_server_forgot_ends_unknown() {
+    let looked = Arc::new(Mutex::new(0u32));
+    let l = looked.clone();
+    let server = FakeServer::start(Dialect::Java, move |c| match c.command.as_str() {
+        "version" => Reply::Return(json!("5.0.0")),
+        "create_job" => Reply::Return(json!(7)),
+        "get_job_state" => {
+            let mut n = l.lock().expect("lock");
+            *n += 1;
+            if *n == 1 {
+                Reply::Return(json!({"state": 1, "power": false, "keepalive": 1.7e9,
+                    "reason": "", "start_time": 1.7e9, "keepalivehost": ""}))
+            } else {
+                Reply::Exception("no such job".into())
+            }
+        }
+        "notify_job" | "job_keepalive" | "destroy_job" => Reply::Exception("no such job".into()),
+        _ => Reply::Return(Value::Null),
+    });
+    let mut job = Job::create(JobRequest::AnyBoard, &options(&server)).expect("create");
+    let waited = job.wait_until_ready(Some(PATIENCE));
+    assert!(
+        matches!(waited, Err(Error::JobUnknown { id: 7 })),
+        "{waited:?}"
+    );
+    assert!(server.count("notify_job") >= 1);
+}

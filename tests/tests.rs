@@ -7,6 +7,7 @@ mod support;
 
 mod cli_alloc;
 mod cli_serve;
+mod cli_syntax;
 mod cli_views;
 mod client;
 mod dialects;

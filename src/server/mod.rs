@@ -119,6 +119,20 @@
 //! chosen at creation, no job for an impossible request, `keepalive
 //! expired`.
 //!
+//! It also runs the proxy websocket (`proxy/{id}` under the application
+//! root), which relays UDP between a client and the job's boards, channel
+//! by channel, with the Java server's rules, `ERROR` frames and close
+//! codes. Each board is a virtual board on loopback that answers SCP's
+//! version command (`CMD_VER`) as SC&MP does and takes boot datagrams
+//! silently, while its job holds it powered on, and only from the proxy. A
+//! board whose address is on loopback (127.0.0.0/8, as the built-in
+//! machine's are) binds that address, with
+//! [`V2Config::board_scp_port`] and [`V2Config::board_boot_port`] when they
+//! are free and any free port otherwise; any other board binds 127.0.0.1,
+//! so nothing is ever sent to a real network. A client that leaves
+//! [`V2Config::proxy_send_buffer`] bytes unread, or a write blocked for
+//! [`V2Config::proxy_send_timeout`], is disconnected.
+//!
 //! Deliberate differences from the Java server's REST service:
 //! * Where the Java server has a bug, this one does the right thing: a
 //!   create request naming more than one of `group`, `nmpi-collab` and
@@ -137,8 +151,15 @@
 //! * Long-polls cannot miss a change that lands just before they wait, and
 //!   waiting on a destroyed job answers at once (the Java server waits out
 //!   the bound).
-//! * There is no proxy websocket, so job descriptions have no `proxy-ref`;
-//!   groups, quotas and NMPI are not modelled (`group`, `nmpi-collab` and
+//! * The proxy websocket (`proxy/{id}`, with [`V2Config::proxy`]) gives
+//!   `proxy-ref` as `ws://` when the service is plain HTTP (the Java server
+//!   says `wss://` whatever it runs on); `OPEN` after the job has lost its
+//!   boards is refused with `ERROR` (the Java server opens a channel to
+//!   boards that may be someone else's by then); boards that are not on
+//!   loopback are reached on 127.0.0.1, and a virtual board serves only its
+//!   SCP and boot ports (a channel to any other port opens, and nothing
+//!   answers); a websocket may have at most 4096 channels.
+//! * Groups, quotas and NMPI are not modelled (`group`, `nmpi-collab` and
 //!   `nmpi-job-id` are accepted and echoed in `original-request`); issue
 //!   reports are recorded but take no board out of service; the endpoints
 //!   that drive real boards (`memory`, `fast-data-*`, `router`) answer 501,
@@ -204,6 +225,11 @@
 //! request_timeout = 30.0
 //! idle_timeout = 60.0
 //! max_sessions = 10000
+//! proxy = true                  # the proxy websocket and virtual boards
+//! board_scp_port = 17893        # local UDP ports boards bind (0: any free)
+//! board_boot_port = 54321
+//! proxy_send_buffer = 524288    # slow proxy clients are disconnected
+//! proxy_send_timeout = 10.0
 //!
 //! [[v2.user]]                   # without any, one user: test / test
 //! name = "alice"
@@ -239,6 +265,7 @@
 //! `south` (numbers 0 to 5 in that order).
 
 mod allocator;
+mod boards;
 #[cfg(test)]
 mod clocked;
 mod config;

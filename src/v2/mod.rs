@@ -13,6 +13,9 @@
 //! * [`RestClient`] (with the `v2` feature): one typed method per endpoint,
 //!   for what the protocol-neutral [`Client`](crate::Client) does not
 //!   cover (issue reports, long-polls, the service's own documents).
+//! * [`proxy`]: the proxy websocket's binary frames (which relay UDP
+//!   between a client and a job's boards), encoded and decoded without
+//!   sockets.
 //!
 //! # Logging in
 //! A bearer token (`OIDC_BEARER_TOKEN`, or a private token file) is sent
@@ -34,6 +37,7 @@ mod client;
 mod http;
 #[cfg(feature = "v2")]
 pub(crate) mod neutral;
+pub mod proxy;
 #[cfg(feature = "v2")]
 mod session;
 mod settings;

@@ -46,10 +46,13 @@ fn usage_errors_go_to_stderr_with_the_usage_and_contact_nothing() {
                 &["--frobnicate"][..],
                 "unrecognized arguments: --frobnicate",
             ),
-            (&["-P", "abc"], "argument --port: invalid int value: 'abc'"),
+            (
+                &["-P", "abc"],
+                "argument --port/-P: invalid int value: 'abc'",
+            ),
             (
                 &["--port=99999"],
-                "argument --port: invalid int value: '99999'",
+                "argument --port/-P: invalid int value: '99999'",
             ),
             (
                 &["--timeout", "soon"],
@@ -57,7 +60,7 @@ fn usage_errors_go_to_stderr_with_the_usage_and_contact_nothing() {
             ),
             (
                 &["--hostname"],
-                "argument --hostname: expected one argument",
+                "argument --hostname/-H: expected one argument",
             ),
         ] {
             let mut line = args.to_vec();
@@ -73,7 +76,7 @@ fn usage_errors_go_to_stderr_with_the_usage_and_contact_nothing() {
             assert!(
                 lines
                     .next()
-                    .is_some_and(|l| l.starts_with(&format!("Usage: {}", prog(args)))),
+                    .is_some_and(|l| l.starts_with(&format!("usage: {}", prog(args)))),
                 "{line:?}: {}",
                 out.stderr
             );
@@ -107,7 +110,7 @@ fn missing_hostname() {
         same("", &out.stdout);
         assert!(
             out.stderr.starts_with(&format!(
-                "{}: error: --hostname of spalloc server must be specified\nUsage: {}",
+                "{}: error: --hostname of spalloc server must be specified\nusage: {}",
                 prog(args),
                 prog(args)
             )),
@@ -244,14 +247,14 @@ fn version_and_help() {
         out.expect_code(0);
         same("", &out.stderr);
         assert!(
-            out.stdout.starts_with(&format!("Usage: {}", prog(args))),
+            out.stdout.starts_with(&format!("usage: {}", prog(args))),
             "{}",
             out.stdout
         );
         let out = sb.run(&[args[0], "-h"]);
         out.expect_code(0);
         assert!(
-            out.stdout.starts_with(&format!("Usage: {}", prog(args))),
+            out.stdout.starts_with(&format!("usage: {}", prog(args))),
             "{}",
             out.stdout
         );
@@ -294,14 +297,14 @@ fn legacy_names() {
             out.stderr
         );
         assert!(
-            out.stderr.contains(&format!("\nUsage: {name} ")),
+            out.stderr.contains(&format!("\nusage: {name} ")),
             "{}",
             out.stderr
         );
         let out = sb.run_program(&sb.link(name), &["--help"], None);
         out.expect_code(0);
         assert!(
-            out.stdout.starts_with(&format!("Usage: {name} ")),
+            out.stdout.starts_with(&format!("usage: {name} ")),
             "{}",
             out.stdout
         );

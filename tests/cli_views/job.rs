@@ -243,7 +243,7 @@ fn owner_discovery() {
     out.expect_code(2);
     assert!(
         out.stderr.starts_with(
-            "spalloc job: error: job ID (or --owner) not specified\nUsage: spalloc job"
+            "spalloc job: error: job ID (or --owner) not specified\nusage: spalloc job"
         ),
         "{}",
         out.stderr
@@ -523,7 +523,7 @@ fn two_actions_are_a_usage_error() {
             out.stderr
         );
         assert!(
-            out.stderr.contains("\nUsage: spalloc job"),
+            out.stderr.contains("\nusage: spalloc job"),
             "{}",
             out.stderr
         );
@@ -632,4 +632,41 @@ fn info_of_a_live_single_board_job() {
         ),
         "{text}"
     );
+}
+
+/// A job destroyed between the look at its state and the power request:
+/// the Java service's exception for it ends as a destroyed job does; an
+/// exception about a job that is still live is the server's error.
+#[test]
+fn power_and_destroy_refused_by_the_server() {
+    let looks = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let l = looks.clone();
+    let fake = FakeServer::start(Dialect::Java, move |c| match c.command.as_str() {
+        "version" => Reply::Return(json!("5.0.0")),
+        "get_job_state" => {
+            // Job 5: ready at the first look, destroyed after. Job 6: ready.
+            let n = l.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let state = if c.job_id() == Some(5) && n > 0 { 4 } else { 3 };
+            Reply::Return(json!({"state": state, "power": true, "keepalive": 1.7e9,
+                "reason": "", "start_time": 1.7e9, "keepalivehost": ""}))
+        }
+        "power_on_job_boards" if c.job_id() == Some(5) => {
+            Reply::Exception("no boards currently allocated".into())
+        }
+        "power_on_job_boards" | "destroy_job" => Reply::Exception("not yours".into()),
+        _ => Reply::Return(Value::Null),
+    });
+    let sb = sandbox(fake.addr());
+    let out = sb.run(&["job", "5", "--power-on"]);
+    out.expect_code(8);
+    same(
+        "Error: Cannot power on job 5 in state destroyed\n",
+        &out.stderr,
+    );
+    let out = sb.run(&["job", "6", "--power-on"]);
+    out.expect_code(1);
+    same("Error from server: not yours\n", &out.stderr);
+    let out = sb.run(&["job", "6", "--destroy"]);
+    out.expect_code(1);
+    same("Error from server: not yours\n", &out.stderr);
 }

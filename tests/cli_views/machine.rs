@@ -167,7 +167,7 @@ fn detailed_needs_a_machine() {
     assert!(
         lines
             .next()
-            .is_some_and(|l| l.starts_with("Usage: spalloc machine")),
+            .is_some_and(|l| l.starts_with("usage: spalloc machine")),
         "{}",
         out.stderr
     );

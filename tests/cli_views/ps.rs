@@ -528,8 +528,8 @@ fn colour_always_never_and_no_color() {
     out.expect_code(2);
     assert!(
         out.stderr.starts_with(
-            "spalloc ps: error: argument --color: invalid choice: 'sometimes' \
-             (choose from 'auto', 'always', 'never')\nUsage: spalloc ps "
+            "spalloc ps: error: argument --color/--colour: invalid choice: 'sometimes' \
+             (choose from 'auto', 'always', 'never')\nusage: spalloc ps "
         ),
         "{}",
         out.stderr

@@ -199,34 +199,38 @@ fn nothing_there_exits_4() {
 fn bad_arguments_are_usage_errors() {
     let fake = sample_server();
     let sb = sandbox(fake.addr());
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 8] = [
         (
             &["where-is", "--chip", "m", "x", "1"],
-            "argument --chip: invalid int value: 'x'",
+            "argument --chip/-c: invalid int value: 'x'",
         ),
         (
             &["where-is", "--job-chip", "j", "1", "1"],
-            "argument --job-chip: invalid int value: 'j'",
+            "argument --job-chip/-j: invalid int value: 'j'",
         ),
         (
             &["where-is", "--board", "m", "1", "1", "1.5"],
-            "argument --board/--logical: invalid int value: '1.5'",
+            "argument --board/-b/--logical/-l: invalid int value: '1.5'",
         ),
         (
             &["where-is", "--chip", "m", "1"],
-            "argument --chip: expected 3 arguments: MACHINE X Y",
+            "argument --chip/-c: expected 3 arguments",
         ),
         (
             &["where-is", "--physical", "m", "1", "2", "3", "4"],
-            "argument --physical: expected 4 arguments: MACHINE CABINET FRAME BOARD",
+            "unrecognized arguments: 4",
         ),
         (
             &["where-is", "m", "1", "1"],
-            "one of the arguments --board/--logical --physical --chip --job-chip is required",
+            "one of the arguments --board/-b/--logical/-l --physical/-p --chip/-c --job-chip/-j is required",
         ),
         (
             &["where-is", "-b", "-c", "m", "1", "1"],
-            "argument --chip: not allowed with argument --board/--logical",
+            "argument --board/-b/--logical/-l: expected 4 arguments",
+        ),
+        (
+            &["where-is", "-b", "m", "0", "0", "0", "-c", "m", "1", "1"],
+            "argument --chip/-c: not allowed with argument --board/-b/--logical/-l",
         ),
     ];
     for (args, message) in cases {
@@ -242,7 +246,7 @@ fn bad_arguments_are_usage_errors() {
         assert!(
             lines
                 .next()
-                .is_some_and(|l| l.starts_with("Usage: spalloc where-is")),
+                .is_some_and(|l| l.starts_with("usage: spalloc where-is")),
             "{}",
             out.stderr
         );

@@ -1,12 +1,10 @@
 //! The `spalloc` subcommands against each dialect: the same jobs on the
 //! same machines must print the same thing and exit with the same code,
 //! whichever server answers, except where the servers tell the client
-//! different things (then the difference is stated here).
-//!
-//! Left out, because `spalloc` does not yet hide those differences (issue
-//! 17 will): `spalloc job K --power-on` of a destroyed job (the Java
-//! service raises where the Python server ignores it) and `--keepalive -1`
-//! (which the Java service turns into 60 s).
+//! different things (then the difference is stated here). Where one server
+//! raises an exception and the other answers `null` or does nothing (a job
+//! without boards powered, an unknown job destroyed or watched), the
+//! outcome is the documented one on both.
 
 use std::net::SocketAddr;
 
@@ -15,6 +13,7 @@ use spalloc::server::{Dialect, Machine, VirtualServer};
 use spalloc::{Board, CreateJobOptions, JobRequest, JobState, Number, ProtocolClient};
 
 use super::{connect, server_with, wait_state};
+use crate::support::PATIENCE;
 use crate::support::cli::Sandbox;
 
 /// One run of the binary: what was run and what came out.
@@ -294,4 +293,276 @@ fn serve_in_either_dialect() {
         "{}",
         out.stderr
     );
+}
+
+/// Powering, destroying and listing the addresses of jobs without boards:
+/// the Java service raises exceptions (`no boards currently allocated`, `no
+/// such job`) where the Python server does nothing or answers `null`; the
+/// outcome is the same. Job 3 is destroyed, 4 queued, 99 unknown.
+#[test]
+fn jobs_without_boards_the_same_from_either_server() {
+    const JOB_STEPS: [&[&str]; 19] = [
+        &["job", "4", "--power-on"],
+        &["job", "4", "--power-off"],
+        &["job", "4", "--ethernet-ips"],
+        &["job", "3", "--power-on"],
+        &["job", "3", "--reset"],
+        &["job", "3", "--power-off"],
+        &["job", "3", "--ethernet-ips"],
+        &["job", "3", "--destroy"],
+        &["where-is", "--job-chip", "3", "0", "0"],
+        &["where-is", "--job-chip", "4", "0", "0"],
+        &["job", "99", "--power-on"],
+        &["job", "99", "--power-off"],
+        &["job", "99", "--ethernet-ips"],
+        &["job", "99", "--destroy", "not there"],
+        &["job", "99", "--json"],
+        &["job", "2", "--power-off"],
+        &["job", "2", "--power-on"],
+        &["job", "2", "--reset"],
+        &["job", "4", "--destroy"],
+    ];
+    let outcomes = |dialect: Dialect| -> Vec<Run> {
+        let (server, mut c) = setup(dialect);
+        let gone = c
+            .create_job(&JobRequest::AnyBoard, &CreateJobOptions::new("ann"))
+            .expect("create");
+        wait_state(&mut c, gone, JobState::Ready);
+        c.destroy_job(gone, Some("done")).expect("destroy");
+        let queued = c
+            .create_job(
+                &JobRequest::Board(Board::new(1, 1, 2)),
+                &CreateJobOptions::new("ann"),
+            )
+            .expect("create");
+        wait_state(&mut c, queued, JobState::Queued);
+        assert_eq!((gone, queued), (3, 4));
+        let sb = Sandbox::new();
+        sb.use_server(server.local_addr());
+        let runs: Vec<Run> = JOB_STEPS.iter().map(|args| run(&sb, args)).collect();
+        // What the commands did.
+        assert_eq!(c.get_job_state(2).expect("state").power, Some(true));
+        assert_eq!(
+            c.get_job_state(4).expect("state").state,
+            JobState::Destroyed
+        );
+        runs
+    };
+    let from_python = outcomes(Dialect::Python);
+    let from_java = outcomes(Dialect::Java);
+    assert_eq!(from_python, from_java);
+    let expected = [
+        (8, "", "Error: Cannot power on job 4 in state queued\n"),
+        (8, "", "Error: Cannot power off job 4 in state queued\n"),
+        (9, "", "Job 4 is queued or does not exist\n"),
+        (8, "", "Error: Cannot power on job 3 in state destroyed\n"),
+        (8, "", "Error: Cannot power on job 3 in state destroyed\n"),
+        (8, "", "Error: Cannot power off job 3 in state destroyed\n"),
+        (9, "", "Job 3 is queued or does not exist\n"),
+        (0, "", ""),
+        (4, "", "No boards at the specified location\n"),
+        (4, "", "No boards at the specified location\n"),
+        (8, "", "Error: Cannot power on job 99 in state unknown\n"),
+        (8, "", "Error: Cannot power off job 99 in state unknown\n"),
+        (9, "", "Job 99 is queued or does not exist\n"),
+        (0, "", ""),
+        (
+            0,
+            "{\"id\":99,\"state\":\"unknown\",\"owner\":null,\"start_time\":null,\"start_time_unix\":null,\"keepalive\":null,\"keepalive_host\":null,\"reason\":null,\"request\":null,\"machine\":null,\"hostname\":null,\"width\":null,\"height\":null,\"num_boards\":null,\"boards\":null,\"power\":null,\"connections\":null}\n",
+            "",
+        ),
+        (0, "", ""),
+        (0, "", ""),
+        (0, "", ""),
+        (0, "", ""),
+    ];
+    for (run, (code, stdout, stderr)) in from_python.iter().zip(expected) {
+        assert_eq!(
+            (run.code, run.stdout.as_str(), run.stderr.as_str()),
+            (Some(code), stdout, stderr),
+            "`spalloc {}`",
+            run.args
+        );
+    }
+}
+
+/// `--watch` of a job or machine the server does not know: the Java
+/// service refuses to watch it, the Python server does not mind; either
+/// way the job is shown as unknown until Ctrl-C, and the machine is not
+/// found.
+#[test]
+fn watching_what_is_not_there_the_same_from_either_server() {
+    let outcomes = |dialect: Dialect| -> (Run, Run) {
+        let (server, _c) = setup(dialect);
+        let sb = Sandbox::new();
+        sb.use_server(server.local_addr());
+        let watching = sb.spawn(&["job", "99", "--watch"]);
+        assert!(
+            watching.wait_for_stdout("State: unknown\n", PATIENCE),
+            "{dialect:?}: {}",
+            watching.stderr()
+        );
+        watching.signal(2);
+        let job = watching.finish(PATIENCE);
+        let job = Run {
+            args: "job 99 --watch".into(),
+            code: job.code,
+            stdout: job.stdout,
+            stderr: job.stderr,
+        };
+        let machine = run(&sb, &["machine", "nope", "--watch"]);
+        (job, machine)
+    };
+    let (job, machine) = outcomes(Dialect::Python);
+    assert_eq!((job.code, job.stderr.as_str()), (Some(0), ""));
+    assert_eq!(job.stdout, "Job ID: 99\n State: unknown\n\n");
+    assert_eq!(machine.code, Some(6));
+    assert_eq!(machine.stderr, "No machine 'nope' was found\n");
+    assert_eq!((job, machine), outcomes(Dialect::Java));
+}
+
+/// The keepalive asked for beside the one applied: an interval is
+/// honoured by both servers; "never expire" (`--keepalive -1`) only by the
+/// Python server, and alloc says what the Java service did instead, in a
+/// status line and in `--json`, and how long a kept job now has.
+#[test]
+fn keepalive_not_honoured_is_reported() {
+    let outcomes = |dialect: Dialect| -> [Run; 4] {
+        let (server, mut c) = setup(dialect);
+        let sb = Sandbox::new();
+        sb.use_server(server.local_addr());
+        let runs = [
+            run(&sb, &["alloc", "--keepalive", "30", "--json", "-c", "true"]),
+            run(
+                &sb,
+                &["alloc", "-D", "--keepalive", "-1", "--json", "-c", "true"],
+            ),
+            run(
+                &sb,
+                &["alloc", "-q", "-D", "--keepalive", "-1", "-c", "true"],
+            ),
+            run(
+                &sb,
+                &["alloc", "-D", "--resume", "4", "--json", "-c", "true"],
+            ),
+        ];
+        // What the server applies, by its own account.
+        let listed: Vec<_> = c
+            .list_jobs()
+            .expect("list")
+            .into_iter()
+            .filter(|j| j.job_id > 2)
+            .map(|j| (j.job_id, j.keepalive.map(Number::as_f64)))
+            .collect();
+        let applied = match dialect {
+            Dialect::Python => None,
+            Dialect::Java => Some(60.0),
+        };
+        assert_eq!(listed, [(4, applied), (5, applied)], "{dialect:?}");
+        runs
+    };
+    let json = |run: &Run| -> Value { serde_json::from_str(&run.stdout).unwrap_or(Value::Null) };
+    let python = outcomes(Dialect::Python);
+    let java = outcomes(Dialect::Java);
+
+    // Honoured by both: the same outcome, without a word about it.
+    assert_eq!(python[0], java[0]);
+    assert_eq!(python[0].code, Some(0));
+    assert_eq!(python[0].stderr, "Job 3: Ready!\n");
+    assert_eq!(json(&python[0])["keepalive"], Value::from(30.0));
+    assert_eq!(json(&python[0])["keepalive_honoured"], Value::Bool(true));
+
+    // Never expire.
+    let p = &python[1];
+    assert_eq!(p.code, Some(0));
+    assert_eq!(
+        p.stderr,
+        "Job 4: Ready!\n\
+         Job 4: Kept: it never expires (--keepalive -1): destroy it with `spalloc job --destroy 4`.\n"
+    );
+    assert_eq!(
+        (&json(p)["keepalive"], &json(p)["keepalive_honoured"]),
+        (&Value::Null, &Value::Bool(true))
+    );
+    let j = &java[1];
+    assert_eq!(j.code, Some(0));
+    assert_eq!(
+        j.stderr,
+        "Job 4: The server applies a keepalive of 60 s, not the \"never expire\" (--keepalive -1) asked for.\n\
+         Job 4: Ready!\n\
+         Job 4: Kept: it expires about 60 s after its last keepalive unless something keeps it alive (`spalloc alloc --resume 4`).\n"
+    );
+    assert_eq!(
+        (&json(j)["keepalive"], &json(j)["keepalive_honoured"]),
+        (&Value::from(60.0), &Value::Bool(false))
+    );
+    // Apart from those two fields, the same allocation.
+    let without = |run: &Run| {
+        let mut v = json(run);
+        if let Value::Object(m) = &mut v {
+            m.shift_remove("keepalive");
+            m.shift_remove("keepalive_honoured");
+        }
+        v
+    };
+    assert_ne!(without(p), Value::Null);
+    assert_eq!(without(p), without(j));
+
+    // A resumed job: nothing was asked, so nothing is said, but the
+    // interval applied is known.
+    let (p, j) = (&python[3], &java[3]);
+    assert_eq!((p.code, j.code), (Some(0), Some(0)));
+    assert_eq!(
+        p.stderr,
+        "Job 4: Ready!\nJob 4: Kept: it never expires: destroy it with `spalloc job --destroy 4`.\n"
+    );
+    assert_eq!(
+        j.stderr,
+        "Job 4: Ready!\nJob 4: Kept: it expires about 60 s after its last keepalive unless something keeps it alive (`spalloc alloc --resume 4`).\n"
+    );
+    assert_eq!(
+        (&json(p)["keepalive"], &json(p)["keepalive_honoured"]),
+        (&Value::Null, &Value::Null)
+    );
+    assert_eq!(
+        (&json(j)["keepalive"], &json(j)["keepalive_honoured"]),
+        (&Value::from(60.0), &Value::Null)
+    );
+
+    // Quiet means quiet, on both.
+    for q in [&python[2], &java[2]] {
+        assert_eq!(
+            (q.code, q.stdout.as_str(), q.stderr.as_str()),
+            (Some(0), "", "")
+        );
+    }
+}
+
+/// Where the servers really differ, each outcome is the documented one: a
+/// request no machine can meet is made and cancelled at once by the Python
+/// server (so there is a job to report), and refused by the Java service.
+#[test]
+fn an_impossible_request_as_each_server_answers_it() {
+    for (dialect, code, stderr) in [
+        (
+            Dialect::Python,
+            1,
+            "Job 3: Destroyed: Cancelled: No suitable machines available.\n",
+        ),
+        (
+            Dialect::Java,
+            6,
+            "Error from server: no machine available which matches allocation request\n",
+        ),
+    ] {
+        let (server, _c) = setup(dialect);
+        let sb = Sandbox::new();
+        sb.use_server(server.local_addr());
+        let out = run(&sb, &["alloc", "-t", "nowhere", "-c", "true"]);
+        assert_eq!(
+            (out.code, out.stdout.as_str(), out.stderr.as_str()),
+            (Some(code), "", stderr),
+            "{dialect:?}"
+        );
+    }
 }

@@ -4,14 +4,23 @@
 use std::time::Duration;
 
 use spalloc::server::Dialect;
-use spalloc::{Board, CreateJobOptions, Job, JobOptions, JobRequest, JobState, Number};
+use spalloc::{
+    Board, CreateJobOptions, Job, JobOptions, JobRequest, JobState, KeepaliveCheck,
+    KeepaliveInterval, Number,
+};
 
 use super::{both, connect, server};
 use crate::support::PATIENCE;
 
 // Keeping a job alive and letting a closed one expire take real time:
 // they are among the reliability tests (`tests/reliability/expiry.rs`).
-both!(lifecycle, drop_destroys, queued_then_ready, resume);
+both!(
+    lifecycle,
+    drop_destroys,
+    queued_then_ready,
+    resume,
+    keepalive_check
+);
 
 fn options(addr: std::net::SocketAddr) -> JobOptions {
     JobOptions::new()
@@ -120,6 +129,14 @@ fn resume(dialect: Dialect) {
         Dialect::Java => Duration::from_secs(30),
     };
     assert_eq!(job.keepalive_period(), want);
+    // Asking the server what it applies puts that right on the Java
+    // service too.
+    let check = job.keepalive_check().expect("check").expect("listed");
+    assert_eq!(
+        (check.requested, check.applied, check.honoured()),
+        (None, KeepaliveInterval::Seconds(4.0), None)
+    );
+    assert_eq!(job.keepalive_period(), Duration::from_secs(2));
     assert_eq!(job.state().expect("state"), JobState::Ready);
     drop(job);
     assert_eq!(
@@ -136,4 +153,49 @@ fn resume(dialect: Dialect) {
         matches!(unknown, Err(spalloc::Error::JobUnknown { id: 999 })),
         "{unknown:?}"
     );
+}
+
+/// What each server makes of the keepalive asked for: both apply an
+/// interval as asked; "never expire" only the Python server, where the Java
+/// service applies its 60 s default.
+fn keepalive_check(dialect: Dialect) {
+    use KeepaliveInterval::{Never, Seconds};
+    let server = server(dialect);
+    let addr = server.local_addr();
+    let check = |keepalive: Option<Duration>| -> (KeepaliveCheck, Duration) {
+        let mut job =
+            Job::create(JobRequest::AnyBoard, &options(addr).keepalive(keepalive)).expect("create");
+        let check = job.keepalive_check().expect("check").expect("listed");
+        // The same again: the answer is the server's, not a guess.
+        assert_eq!(job.keepalive_check().expect("check"), Some(check));
+        (check, job.keepalive_period())
+    };
+
+    let (thirty, period) = check(Some(Duration::from_secs(30)));
+    assert_eq!(
+        (thirty.requested, thirty.applied, thirty.honoured()),
+        (Some(Seconds(30.0)), Seconds(30.0), Some(true))
+    );
+    assert_eq!(period, Duration::from_secs(15));
+
+    let (never, period) = check(None);
+    assert_eq!(never.requested, Some(Never));
+    match dialect {
+        Dialect::Python => assert_eq!((never.applied, never.honoured()), (Never, Some(true))),
+        Dialect::Java => {
+            assert_eq!(
+                (never.applied, never.honoured()),
+                (Seconds(60.0), Some(false))
+            );
+        }
+    }
+    // Keepalives every 30 s are often enough for the Java service's 60 s.
+    assert_eq!(period, Duration::from_secs(30));
+
+    // A job that is no longer live is not listed.
+    let mut job = Job::create(JobRequest::AnyBoard, &options(addr)).expect("create");
+    connect(addr)
+        .destroy_job(job.id(), Some("gone"))
+        .expect("destroy");
+    assert_eq!(job.keepalive_check().expect("check"), None);
 }

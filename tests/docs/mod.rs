@@ -1,10 +1,12 @@
-//! The README's library example must be the crate documentation's (which
-//! `cargo test` compiles), so the README never shows code that does not
-//! build.
+//! The documentation against what it documents: the README's library
+//! example must be the crate documentation's (which `cargo test`
+//! compiles), the guide's must be a test that runs, and `docs/` must name
+//! every flag, exit status and `--json` field of the real binary
+//! (`reference`).
 
 use std::path::Path;
 
-fn read(name: &str) -> String {
+pub fn read(name: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(name)).expect("read file")
 }
 
@@ -38,4 +40,20 @@ fn readme_gives_the_two_commands_ci_runs() {
     assert!(commands[0].contains("alloc --virtual"));
     assert_eq!(commands[1], "cargo test");
     assert!(read(".ci/run").lines().any(|l| l.trim() == "cargo test"));
+}
+
+mod guide_example;
+mod reference;
+
+#[test]
+fn the_guide_example_is_the_test_that_runs() {
+    let guide = read("docs/guide.md");
+    let example = first_block(&guide, "```rust").expect("the guide's Rust example");
+    let test = read("tests/docs/guide_example.rs");
+    let body = test
+        .split("// guide: begin\n")
+        .nth(1)
+        .and_then(|t| t.split("// guide: end\n").next())
+        .expect("the markers");
+    assert_eq!(example, body);
 }

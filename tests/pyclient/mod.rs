@@ -325,3 +325,101 @@ fn python_alloc_and_job_control_work_against_the_server() {
     let state = c.get_job_state(s.jobs[1]).expect("state");
     assert_eq!(state.reason.as_deref(), Some("done"));
 }
+
+/// The error line of a usage error: argparse's, the last line of the
+/// Python tool's stderr; ours, the first of ours.
+fn error_line(out: &Output, ours: bool) -> String {
+    let mut lines = out.stderr.lines();
+    let line = if ours { lines.next() } else { lines.last() };
+    line.unwrap_or_default().to_owned()
+}
+
+#[test]
+fn command_lines_read_as_the_python_tools_read_them() {
+    let Some(s) = scene("command_lines_read_as_the_python_tools_read_them") else {
+        return;
+    };
+    let port = s.port.to_string();
+    let job = s.jobs[0].to_string();
+    // Ours by the same names, so that the messages name the same program.
+    let ours = |tool: &str, args: &[&str]| -> Output {
+        if tool == "spalloc" {
+            s.sb.run(args)
+        } else {
+            s.sb.run_program(&s.sb.link(tool), args, None)
+        }
+    };
+    let errors: [(&str, &[&str]); 20] = [
+        ("spalloc-ps", &["--h", "x"]),
+        ("spalloc-ps", &["--watch=yes"]),
+        ("spalloc-ps", &["-wx"]),
+        ("spalloc-ps", &["--port", "x", "--port", &port]),
+        ("spalloc-ps", &["--owner"]),
+        ("spalloc-ps", &["--frob", "a"]),
+        ("spalloc-job", &["--po"]),
+        ("spalloc-job", &["-w", "--power-off"]),
+        ("spalloc-job", &["1", "2"]),
+        ("spalloc-job", &["x"]),
+        ("spalloc-machine", &["a", "b"]),
+        ("spalloc-where-is", &["--chip", "m", "1"]),
+        ("spalloc-where-is", &[]),
+        (
+            "spalloc-where-is",
+            &["-b", "m", "0", "0", "0", "-j", "1", "0", "0"],
+        ),
+        ("spalloc", &["--ma", "x"]),
+        ("spalloc", &["--re", "1"]),
+        ("spalloc", &["--no"]),
+        ("spalloc", &["-q=x"]),
+        ("spalloc", &["--min-ratio", "x"]),
+        ("spalloc", &["--resume"]),
+    ];
+    for (tool, args) in errors {
+        let theirs = s.python(tool, args);
+        let ours = ours(tool, args);
+        assert_eq!(
+            (ours.code, error_line(&ours, true)),
+            (theirs.code, error_line(&theirs, false)),
+            "{tool} {args:?}\n--- ours ---\n{}--- Python ---\n{}",
+            ours.stderr,
+            theirs.stderr
+        );
+        assert_eq!(ours.code, Some(2));
+    }
+    let alike: [(&str, &[&str]); 9] = [
+        ("spalloc-ps", &["--own", "alice@example.org"]),
+        (
+            "spalloc-ps",
+            &["--owner=bob@example.org", "--owner", "alice@example.org"],
+        ),
+        ("spalloc-ps", &["--mach=m", "--port", "1", "--po", &port]),
+        ("spalloc-machine", &["--deta", "m"]),
+        ("spalloc-job", &[&job, "--ethernet"]),
+        ("spalloc-job", &["--own", "alice@example.org"]),
+        ("spalloc-where-is", &["--job-c", &job, "0", "0"]),
+        (
+            "spalloc-where-is",
+            &["--job-chip", "99", "0", "0", "--job-chip", &job, "9", "5"],
+        ),
+        (
+            "spalloc",
+            &[
+                "--own",
+                "someone",
+                "--owner",
+                "carol@example.org",
+                "-m",
+                "m",
+                "--keep",
+                "5",
+                "-c",
+                "echo",
+                "{w}",
+                "{h}",
+            ],
+        ),
+    ];
+    for (tool, args) in alike {
+        same(&ours(tool, args), &s.python(tool, args));
+    }
+}

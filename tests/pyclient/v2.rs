@@ -2,7 +2,10 @@
 //! which SpiNNaker's own tool chain uses) against `spalloc serve`'s v2
 //! service over HTTPS with the throw-away certificate: log in, list
 //! machines, create a job, wait until it is ready, read its connections
-//! and root host, where-is, keepalive, destroy, and see it destroyed.
+//! and root host, where-is, keepalive, destroy, and see it destroyed; and
+//! its proxied connections (`connect_to_board`, `connect_for_booting`)
+//! through the proxy websocket to the virtual boards, which answer SCP's
+//! version command.
 //!
 //! The client comes from `$SPALLOC_SPINNMAN_VENV` (a virtualenv, as
 //! `.ci/run` prepares), or is installed once into a virtualenv under the
@@ -25,7 +28,7 @@ fn serve(sb: &Sandbox) -> (crate::support::cli::Running, String, PathBuf) {
     std::fs::write(
         &config,
         "[server]\npower_delay = 0\nseconds_before_free = 0\n\n\
-         [v2]\nport = 0\n\n\
+         [v2]\nport = 0\nboard_scp_port = 0\nboard_boot_port = 0\n\n\
          [[v2.user]]\nname = \"alice\"\npassword = \"alice's password\"\n\n\
          [[v2.user]]\nname = \"root\"\npassword = \"root-pw\"\nrole = \"admin\"\n\n\
          [[machine]]\nname = \"m\"\nwidth = 2\nheight = 2\ndead_boards = [[1, 1, 2]]\n",
@@ -132,5 +135,64 @@ fn spinnman_spalloc_client_works_against_the_v2_service() {
     assert!(c.list_jobs().expect("list_jobs").is_empty());
     let s = c.get_job_state(1).expect("state");
     assert_eq!(s.reason.as_deref(), Some("done by spinnman"));
+    server.signal(15);
+}
+
+#[test]
+fn spinnman_reaches_every_board_through_the_proxy() {
+    let Some(venv) = super::venv_or_skip(
+        "spinnman_reaches_every_board_through_the_proxy",
+        "SPALLOC_SPINNMAN_VENV",
+        "spinnman-venv",
+        PACKAGE,
+    ) else {
+        return;
+    };
+    let mut sb = Sandbox::new();
+    let (server, url, ca) = serve(&sb);
+    let ca = ca.display().to_string();
+    sb.env("REQUESTS_CA_BUNDLE", &ca);
+    // websocket-client's own variable, for the wss:// proxy.
+    sb.env("WEBSOCKET_CLIENT_CA_BUNDLE", &ca);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pyclient/spinnman_proxy.py");
+    let mut cmd = sb.command(
+        &venv.join("bin/python"),
+        &[
+            &script.display().to_string(),
+            &url,
+            "alice",
+            "alice's password",
+            "5",
+        ],
+    );
+    let out = finish(cmd.spawn().expect("run python"), Duration::from_secs(180));
+    assert_eq!(
+        out.code,
+        Some(0),
+        "SpiNNMan failed:\n{}\n{}\n--- server ---\n{}",
+        out.stdout,
+        out.stderr,
+        server.stderr()
+    );
+    let line = out.stdout.lines().last().unwrap_or_default();
+    let got: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {}", out.stdout));
+    let boards = got["boards"].as_array().expect("boards");
+    // Every board of the job (two triads, one of whose boards is dead).
+    assert_eq!(boards.len(), 6, "{got}");
+    for b in boards {
+        let (x, y) = (
+            b["chip"][0].as_u64().expect("x"),
+            b["chip"][1].as_u64().expect("y"),
+        );
+        assert_eq!(b["result"], "RC_OK", "{b}");
+        assert_eq!(b["sequence"], 100 + x + 16 * y, "{b}");
+        // The version comes from the chip the request was addressed to.
+        assert_eq!(b["reply_chip"], json!([x, y]), "{b}");
+        assert_eq!(b["core"], 0);
+        assert_eq!(b["name"], "SC&MP");
+        assert_eq!(b["hardware"], "SpiNNaker");
+        assert_eq!(b["version"], json!([4, 0, 0]));
+    }
+    assert_eq!(got["boot"], "sent");
     server.signal(15);
 }

@@ -2,7 +2,8 @@
 //!
 //! * Hostile clients: slow clients that never finish a head, thousands of
 //!   connections opened and dropped (mid-head, with garbage, with heads and
-//!   bodies over the limits, reset), and failed logins, while a
+//!   bodies over the limits, reset, upgrades to the proxy websocket without
+//!   credentials or followed by garbage frames), and failed logins, while a
 //!   well-behaved client keeps working with bounded latency.
 //! * Load: many logged-in clients creating, keeping alive, describing and
 //!   deleting jobs at once through v2 while v1 clients do the same, checked
@@ -35,7 +36,8 @@ fn server(max_connections: usize) -> VirtualServer {
                             .collect(),
                     )
                     .max_connections(max_connections)
-                    .timeouts(Duration::from_secs(30), Duration::from_secs(30)),
+                    .timeouts(Duration::from_secs(30), Duration::from_secs(30))
+                    .board_ports(0, 0),
             )),
     )
     .expect("start")
@@ -65,13 +67,15 @@ fn probe(h: &Http, id: u64, busy: &AtomicBool) -> Vec<Duration> {
     latencies
 }
 
-fn churn_one(addr: SocketAddr, i: u64) {
+/// One hostile connection of kind `i`; `upgrade` is an accepted upgrade
+/// to the proxy websocket.
+fn churn_one(addr: SocketAddr, i: u64, upgrade: &str) {
     let Ok(mut c) = TcpStream::connect(addr) else {
         return;
     };
     let _ = c.set_write_timeout(Some(Duration::from_secs(5)));
     let big = "x".repeat(20_000);
-    let _ = match i % 6 {
+    let _ = match i % 8 {
         0 => Ok(()),
         1 => c.write_all(b"GET /spalloc/srv/spal"),
         2 => c.write_all(b"\xff\xfe garbage\r\n\r\n\x16\x03\x01 tls hello?"),
@@ -79,9 +83,18 @@ fn churn_one(addr: SocketAddr, i: u64) {
         4 => c.write_all(
             b"POST /spalloc/srv/spalloc/jobs HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n{",
         ),
-        _ => c
+        5 => c
             .write_all(b"GET /spalloc/srv/spalloc/ HTTP/1.1\r\n\r\n")
             .and_then(|()| c.shutdown(std::net::Shutdown::Write)),
+        // An upgrade with no credentials (401).
+        6 => c.write_all(
+            b"GET /spalloc/proxy/1 HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: eA==\r\n\r\n",
+        ),
+        // An accepted upgrade, then an unmasked frame claiming 2^63 bytes.
+        _ => c
+            .write_all(upgrade.as_bytes())
+            .and_then(|()| c.write_all(b"\x82\x7f\x7f\xff\xff\xff\xff\xff\xff\xff garbage")),
     };
 }
 
@@ -125,12 +138,17 @@ fn hostile_http_clients_do_not_starve_others() {
             }
             held
         });
+        let upgrade = format!(
+            "GET /spalloc/proxy/{id} HTTP/1.1\r\nCookie: JSESSIONID={}\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: eA==\r\n\r\n",
+            h.cookie.clone().unwrap_or_default()
+        );
         let churners: Vec<_> = (0..2u64)
             .map(|k| {
-                let churned = &churned;
+                let (churned, upgrade) = (&churned, upgrade.clone());
                 s.spawn(move || {
                     for i in 0..CHURN / 2 {
-                        churn_one(addr, 2 * i + k);
+                        churn_one(addr, 2 * i + k, &upgrade);
                         churned.fetch_add(1, Ordering::SeqCst);
                     }
                 })
@@ -168,7 +186,8 @@ fn hostile_http_clients_do_not_starve_others() {
         "http",
         json!({"case": format!(
                    "{SLOW_CLIENTS} slow clients never finishing a head, {} connections opened and dropped \
-                    (half-heads, garbage, 20 kB heads, 100 MB bodies announced, resets), 50 failed logins, for 4 s",
+                    (half-heads, garbage, 20 kB heads, 100 MB bodies announced, resets, proxy upgrades without \
+                    credentials and with garbage frames), 50 failed logins, for 4 s",
                    churned.load(Ordering::SeqCst)),
                "outcome": if ok { "pass" } else { "fail" },
                "detail": {"well-behaved client, quiet": summary(baseline),

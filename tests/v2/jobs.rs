@@ -247,9 +247,14 @@ fn shapes_by_every_form() {
 
 #[test]
 fn a_job_described_through_its_life() {
+    // Four power changes moved on by this much stay well inside the
+    // job's two-minute keepalive.
+    const POWER: Duration = Duration::from_secs(20);
     let server = start_with(
         ServerConfig::instant()
-            .power_delay(Duration::from_millis(300))
+            // Long enough that no poll can miss the POWER state however
+            // loaded the machine; the test moves the clock on instead.
+            .power_delay(POWER)
             .machines(vec![Machine::new("m", 1, 1)]),
         v2(),
     );
@@ -307,8 +312,12 @@ fn a_job_described_through_its_life() {
     // The first job goes; this one is powered, then ready.
     h.delete(&format!("{}?reason=done", job_url(&h, blocker)))
         .expect(204);
-    let states = wait_states(&h, id, "READY");
-    assert!(states.contains(&"POWER".to_owned()), "{states:?}");
+    // Its boards are powered off first, then this job's on.
+    assert_eq!(h.job(id)["state"], "QUEUED");
+    server.advance(POWER);
+    wait_states(&h, id, "POWER");
+    server.advance(POWER);
+    wait_states(&h, id, "READY");
     let power = h.get(&format!("{url}/machine/power"));
     power.expect(200);
     assert_eq!(power.json(), json!({"power": "ON"}));
@@ -318,6 +327,7 @@ fn a_job_described_through_its_life() {
     r.expect(202);
     assert!(r.body.is_empty());
     assert_eq!(h.job(id)["state"], "POWER");
+    server.advance(POWER);
     wait_states(&h, id, "READY");
     assert_eq!(
         h.get(&format!("{url}/machine/power")).json(),
@@ -325,6 +335,8 @@ fn a_job_described_through_its_life() {
     );
     h.post_json(&format!("{url}/machine/power"), &json!({"power": "ON"}))
         .expect(202);
+    assert_eq!(h.job(id)["state"], "POWER");
+    server.advance(POWER);
     wait_states(&h, id, "READY");
     assert_eq!(
         h.get(&format!("{url}/machine/power")).json(),

@@ -6,6 +6,7 @@ mod auth;
 mod endpoints;
 mod jobs;
 mod longpoll;
+mod proxy;
 mod robustness;
 mod shared;
 

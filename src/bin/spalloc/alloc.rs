@@ -21,7 +21,7 @@ use std::time::Duration;
 use spalloc::server::{ServerConfig, VirtualServer};
 use spalloc::{
     Config, ConnectionEvent, Error, InterruptHandle, Job, JobMachineInfo, JobOptions, JobRequest,
-    JobState, Number,
+    JobState, KeepaliveCheck, KeepaliveInterval,
 };
 use tempfile::NamedTempFile;
 
@@ -51,6 +51,9 @@ struct Plan {
     /// The job's keepalive interval as the server last reported it (the
     /// Python server does; for a resumed job it is the only source).
     keepalive_seen: Cell<Option<f64>>,
+    /// The keepalive interval the server applies, beside the one asked for,
+    /// once known.
+    keepalive: Cell<Option<KeepaliveCheck>>,
 }
 
 impl Plan {
@@ -78,28 +81,38 @@ impl Plan {
             json: args.json,
             no_destroy: args.no_destroy,
             keepalive_seen: Cell::new(None),
+            keepalive: Cell::new(None),
         })
     }
 
     /// What the user is told about a job left behind: when the server
     /// will expire it, as far as is known.
     fn expiry(&self, id: u64) -> String {
-        let keepalive = self.keepalive_seen.get().or_else(|| {
-            if self.resume.is_some() {
-                None
-            } else {
-                self.options.request.keepalive.map(Number::as_f64)
-            }
-        });
+        let check = self.keepalive.get();
+        let keepalive = match check {
+            Some(c) => Some(c.applied),
+            None => self
+                .keepalive_seen
+                .get()
+                .map(KeepaliveInterval::Seconds)
+                .or_else(|| {
+                    self.resume
+                        .is_none()
+                        .then(|| KeepaliveInterval::from_wire(self.options.request.keepalive))
+                }),
+        };
         match keepalive {
-            Some(k) => format!(
+            Some(KeepaliveInterval::Seconds(k)) => format!(
                 "it expires about {k} s after its last keepalive unless something keeps it alive \
                  (`spalloc alloc --resume {id}`)"
             ),
-            None if self.resume.is_some() => {
+            None => {
                 "it expires after its keepalive interval unless something keeps it alive".into()
             }
-            None => format!(
+            Some(KeepaliveInterval::Never) if check.is_some_and(|c| c.honoured() != Some(true)) => {
+                format!("it never expires: destroy it with `spalloc job --destroy {id}`")
+            }
+            Some(KeepaliveInterval::Never) => format!(
                 "it never expires (--keepalive -1): destroy it with `spalloc job --destroy {id}`"
             ),
         }
@@ -409,6 +422,9 @@ fn hold(
     if let Some(sig) = signals.pending() {
         return interrupted(id, sig, status);
     }
+    if let Err(outcome) = check_keepalive(job, plan, signals, status) {
+        return outcome;
+    }
     if let Err(outcome) = wait_ready(job, plan, signals, status) {
         return outcome;
     }
@@ -416,6 +432,10 @@ fn hold(
         Ok(info) => info,
         Err(outcome) => return outcome,
     };
+    // If the server could not be asked at first, ask now.
+    if let Err(outcome) = check_keepalive(job, plan, signals, status) {
+        return outcome;
+    }
     if let Err(e) = csv.write(&info) {
         status.error(&format!(
             "Job {id}: cannot write {}: {}",
@@ -426,7 +446,17 @@ fn hold(
     }
     status.update(&format!("Job {id}: Ready!"), Style::GREEN);
     if plan.json {
-        let line = json::line(&AllocationView::new(id, &info));
+        let check = plan.keepalive.get();
+        let line = json::line(&AllocationView::new(
+            id,
+            &info,
+            check.map(|c| c.applied).or_else(|| {
+                plan.resume
+                    .is_none()
+                    .then(|| KeepaliveInterval::from_wire(plan.options.request.keepalive))
+            }),
+            check.and_then(|c| c.honoured()),
+        ));
         if write_flush(&mut io::stdout(), line.as_bytes()).is_err() {
             return Outcome::done(code::OK);
         }
@@ -443,6 +473,51 @@ fn hold(
             prompt(plan.json, ctx, signals)
         }
     }
+}
+
+/// Compares the keepalive interval the server applies with the one asked
+/// for, once, and says so if the server did not honour it (the Java
+/// service turns "never expire" into 60 s). Best effort: if the server
+/// cannot be asked, the interval stays unknown.
+fn check_keepalive(
+    job: &mut Job,
+    plan: &Plan,
+    signals: &Signals,
+    status: &Status,
+) -> Result<(), Outcome> {
+    if plan.keepalive.get().is_some() {
+        return Ok(());
+    }
+    let id = job.id();
+    match job.keepalive_check() {
+        Ok(Some(check)) => {
+            plan.keepalive.set(Some(check));
+            if check.honoured() == Some(false) {
+                status.note(&keepalive_line(id, &check), Style::YELLOW);
+            }
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(Error::Interrupted) => Err(interrupted(id, caught(signals), status)),
+        Err(e) => {
+            log::debug!("job {id}: cannot check the keepalive interval: {e}");
+            Ok(())
+        }
+    }
+}
+
+/// `Job N: The server applies a keepalive of 60 s, not the "never expire"
+/// asked for.`
+fn keepalive_line(id: u64, check: &KeepaliveCheck) -> String {
+    let applied = match check.applied {
+        KeepaliveInterval::Seconds(s) => format!("a keepalive of {s} s"),
+        KeepaliveInterval::Never => "no keepalive (the job never expires)".to_owned(),
+    };
+    let asked = match check.requested {
+        Some(KeepaliveInterval::Seconds(s)) => format!("the {s} s"),
+        _ => "the \"never expire\" (--keepalive -1)".to_owned(),
+    };
+    format!("Job {id}: The server applies {applied}, not {asked} asked for.")
 }
 
 /// The exit code for a signal before the job is ready.

@@ -18,7 +18,7 @@ use crate::render::{
     MapBoard, ethernet_csv, format_local_time, job_map, keepalive_text, render_deflist, shown,
     visible,
 };
-use crate::watch::{Interrupt, View, wait_for_change, watch};
+use crate::watch::{Interrupt, View, subscribe, wait_for_change, watch};
 use crate::{print, settings};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,7 +144,18 @@ pub fn run(mut args: JobArgs, ctx: &Ctx) -> CliResult {
                 (None, Some(o)) => format!("Destroyed by {o}"),
                 (None, None) => String::new(),
             };
-            client.destroy_job(id, Some(&reason)).map_err(fail)?;
+            match client.destroy_job(id, Some(&reason)) {
+                Ok(()) => {}
+                // The Java service raises for an id it does not know, where
+                // the Python server does nothing: a job that is not live is
+                // accepted silently whichever answers.
+                Err(Error::Server(m)) => {
+                    if client.job_state(id).map_err(fail)?.state.is_live() {
+                        return Err(fail(Error::Server(m)));
+                    }
+                }
+                Err(e) => return Err(fail(e)),
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -276,6 +287,10 @@ impl View for JobView {
 }
 
 /// Powers on (or resets) or off and waits until the job is ready again.
+///
+/// The state is looked at first: a job without boards cannot be powered,
+/// and the Python server ignores the request where the Java service raises
+/// an exception, so the outcome must not depend on the server's answer.
 fn power(
     client: &mut Client,
     fail: &dyn Fn(Error) -> CliError,
@@ -283,9 +298,35 @@ fn power(
     id: u64,
     on: bool,
 ) -> Result<(), CliError> {
-    client.power(id, on).map_err(fail)?;
+    let cannot = |state: JobState| {
+        CliError::exit(
+            code::POWER_STATE,
+            format!(
+                "Error: Cannot power {} job {id} in state {state}",
+                if on { "on" } else { "off" }
+            ),
+        )
+    };
+    let powerable = |state: JobState| matches!(state, JobState::Ready | JobState::Power);
+    let state = client.job_state(id).map_err(fail)?.state;
+    if !powerable(state) {
+        return Err(cannot(state));
+    }
+    match client.power(id, on) {
+        Ok(()) => {}
+        Err(Error::Server(m)) => {
+            // Destroyed in the meantime?
+            let state = client.job_state(id).map_err(fail)?.state;
+            return Err(if powerable(state) {
+                fail(Error::Server(m))
+            } else {
+                cannot(state)
+            });
+        }
+        Err(e) => return Err(fail(e)),
+    }
     loop {
-        client.watch(&Watch::Job(id)).map_err(fail)?;
+        subscribe(client, &Watch::Job(id)).map_err(fail)?;
         let state = client.job_state(id).map_err(fail)?;
         match state.state {
             JobState::Ready => return Ok(()),
@@ -296,15 +337,7 @@ fn power(
                     return Err(CliError::silent(code::POWER_INTERRUPTED));
                 }
             }
-            other => {
-                return Err(CliError::exit(
-                    code::POWER_STATE,
-                    format!(
-                        "Error: Cannot power {} job {id} in state {other}",
-                        if on { "on" } else { "off" }
-                    ),
-                ));
-            }
+            other => return Err(cannot(other)),
         }
     }
 }

@@ -1,23 +1,27 @@
 //! The `spalloc` command-line tool: `alloc`, `job`, `ps`, `machine`,
 //! `where-is`, `config` and `serve`, drop-in replacements for the Python
 //! tools `spalloc`, `spalloc-job`, `spalloc-ps`, `spalloc-machine` and
-//! `spalloc-where-is`.
+//! `spalloc-where-is`, and `completions` and `man` to document them.
 //!
 //! `main` only works out which subcommand runs (from the program name or the
 //! first argument), parses its arguments, and turns the subcommand's result
 //! into an exit code. Each subcommand lives in its own file and reaches the
 //! library only through its public API; what they share is in `args`
-//! (syntax), `settings` (flags and configuration resolved), `render`
-//! (everything shown), `watch`, `signals` and `exit`.
+//! (syntax), `help` (help and usage written from that syntax), `settings`
+//! (flags and configuration resolved), `render` (everything shown),
+//! `watch`, `signals` and `exit`.
 
 #![forbid(unsafe_code)]
 
 mod alloc;
 mod args;
+mod completions;
 mod config_cmd;
 mod exit;
+mod help;
 mod job;
 mod machine;
+mod man;
 mod ps;
 mod render;
 mod serve;
@@ -33,33 +37,13 @@ use std::process::ExitCode;
 use argh::FromArgs;
 
 use crate::args::{
-    AllocArgs, Common, ConfigArgs, JobArgs, MachineArgs, Normalised, PsArgs, ServeArgs, Sub,
-    WhereIsArgs,
+    AllocArgs, Common, CompletionsArgs, ConfigArgs, JobArgs, MachineArgs, ManArgs, Normalised,
+    PsArgs, ServeArgs, Sub, Syntax, WhereIsArgs,
 };
 use crate::exit::{CliError, CliResult, is_broken_pipe};
 use crate::settings::Term;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-const TOP_HELP: &str = "\
-Usage: spalloc <command> [<args>]
-       spalloc [alloc options] [WHAT...] [-c COMMAND...]
-
-Request SpiNNaker boards from a spalloc server, and manage them.
-
-Commands:
-  alloc     request boards and hold them while a command runs (spalloc)
-  job       show or manage one job (spalloc-job)
-  ps        list the live jobs (spalloc-ps)
-  machine   summarise the machines, or show one (spalloc-machine)
-  where-is  find a board or chip (spalloc-where-is)
-  config    show the configuration files and values
-  serve     run a virtual spalloc server, no hardware needed
-
-Without a command, the arguments are those of `spalloc alloc`.
-Run `spalloc <command> --help` (or `spalloc help <command>`) for a
-command's options.
-";
 
 /// Everything a subcommand needs besides its arguments.
 #[derive(Debug)]
@@ -94,9 +78,9 @@ fn main() -> ExitCode {
                     (sub, format!("spalloc {name}"), &["--help".to_owned()][..])
                 }
                 Some((name, None)) => return unknown_command(name),
-                None => return print_stdout(TOP_HELP),
+                None => return print_stdout(&help::top_help()),
             },
-            (Some("-h" | "--help"), _) => return print_stdout(TOP_HELP),
+            (Some("-h" | "--help"), _) => return print_stdout(&help::top_help()),
             (Some("-V" | "--version"), _) => return print_stdout(&format!("{VERSION}\n")),
             // A word that is neither a command, an option nor a number is
             // a mistyped command, not a WHAT of the old command line.
@@ -105,21 +89,29 @@ fn main() -> ExitCode {
             _ => (Sub::Alloc, "spalloc".to_owned(), rest),
         }
     };
-    let normalised = args::normalise(sub, args);
+    let normalised = match args::normalise(sub, args) {
+        Ok(normalised) if normalised.help => return print_stdout(&help::help(sub, &prog)),
+        Ok(normalised) => normalised,
+        Err(message) => return usage_error(sub, &prog, &message),
+    };
     match sub {
-        Sub::Alloc => dispatch::<AllocArgs>(&prog, normalised, alloc::run),
-        Sub::Job => dispatch::<JobArgs>(&prog, normalised, |a, ctx, _| job::run(a, ctx)),
-        Sub::Ps => dispatch::<PsArgs>(&prog, normalised, |a, ctx, _| ps::run(a, ctx)),
+        Sub::Alloc => dispatch::<AllocArgs>(sub, &prog, normalised, alloc::run),
+        Sub::Job => dispatch::<JobArgs>(sub, &prog, normalised, |a, ctx, _| job::run(a, ctx)),
+        Sub::Ps => dispatch::<PsArgs>(sub, &prog, normalised, |a, ctx, _| ps::run(a, ctx)),
         Sub::Machine => {
-            dispatch::<MachineArgs>(&prog, normalised, |a, ctx, _| machine::run(a, ctx))
+            dispatch::<MachineArgs>(sub, &prog, normalised, |a, ctx, _| machine::run(a, ctx))
         }
         Sub::WhereIs => {
-            dispatch::<WhereIsArgs>(&prog, normalised, |a, ctx, _| where_is::run(a, ctx))
+            dispatch::<WhereIsArgs>(sub, &prog, normalised, |a, ctx, _| where_is::run(a, ctx))
         }
         Sub::Config => {
-            dispatch::<ConfigArgs>(&prog, normalised, |a, ctx, _| config_cmd::run(a, ctx))
+            dispatch::<ConfigArgs>(sub, &prog, normalised, |a, ctx, _| config_cmd::run(a, ctx))
         }
-        Sub::Serve => dispatch::<ServeArgs>(&prog, normalised, |a, ctx, _| serve::run(a, ctx)),
+        Sub::Serve => dispatch::<ServeArgs>(sub, &prog, normalised, |a, ctx, _| serve::run(a, ctx)),
+        Sub::Completions => dispatch::<CompletionsArgs>(sub, &prog, normalised, |a, ctx, _| {
+            completions::run(a, ctx)
+        }),
+        Sub::Man => dispatch::<ManArgs>(sub, &prog, normalised, |a, ctx, _| man::run(a, ctx)),
     }
 }
 
@@ -129,36 +121,53 @@ fn looks_like_command(word: &str) -> bool {
     !word.is_empty() && !word.starts_with('-') && word.parse::<f64>().is_err()
 }
 
-/// `spalloc: error: unknown command 'WORD'` and the list of commands; exit 2.
+/// `spalloc: error: unknown command 'WORD'`, the commands, and where to
+/// read more; exit 2.
 fn unknown_command(word: &str) -> ExitCode {
+    let names: Vec<&str> = Sub::ALL.iter().map(|s| s.name()).collect();
     let mut err = std::io::stderr().lock();
     let _ = writeln!(
         err,
-        "spalloc: error: unknown command '{}' (not a command, and not a number of boards for `spalloc alloc`)\n",
-        render::visible(word)
+        "spalloc: error: unknown command '{}' (not a command, and not a number of boards for `spalloc alloc`)\n\
+         usage: spalloc <command> [<args>]\n\
+         The commands are {}.\n\
+         Run 'spalloc --help' for more.",
+        render::visible(word),
+        names.join(", ")
     );
-    let _ = err.write_all(TOP_HELP.as_bytes());
     ExitCode::from(exit::code::USAGE)
 }
 
-/// Parses, handles help/version/usage errors, runs, and reports.
+/// Parses, handles version and usage errors, runs, and reports.
 fn dispatch<T: FromArgs + Common>(
+    sub: Sub,
     prog: &str,
     normalised: Normalised,
     run: impl FnOnce(T, &Ctx, Option<Vec<String>>) -> CliResult,
 ) -> ExitCode {
+    // argparse checks each value given, even one a later one overrides.
+    for [flag, value] in &normalised.overridden {
+        if let Err(early) = T::from_args(&[prog], &[flag, value]) {
+            return usage_error(sub, prog, &argparse_wording(&early.output, &sub.syntax()));
+        }
+    }
     let argv: Vec<&str> = normalised.argv.iter().map(String::as_str).collect();
     let parsed = match T::from_args(&[prog], &argv) {
         Ok(parsed) => parsed,
         Err(early) => {
             return match early.status {
-                Ok(()) => print_stdout(&early.output),
-                Err(()) => usage_error::<T>(prog, &argparse_wording(&early.output)),
+                Ok(()) => print_stdout(&help::help(sub, prog)),
+                Err(()) => usage_error(sub, prog, &argparse_wording(&early.output, &sub.syntax())),
             };
         }
     };
+    // As argparse does, `-V` wins over what is only found wrong once every
+    // argument has been read.
     if parsed.wants_version() {
         return print_stdout(&format!("{VERSION}\n"));
+    }
+    if let Some(message) = normalised.late_error {
+        return usage_error(sub, prog, &message);
     }
     init_logging(parsed.debug());
     let ctx = Ctx {
@@ -167,7 +176,7 @@ fn dispatch<T: FromArgs + Common>(
     };
     match run(parsed, &ctx, normalised.command) {
         Ok(code) => code,
-        Err(CliError::Usage(message)) => usage_error::<T>(prog, &message),
+        Err(CliError::Usage(message)) => usage_error(sub, prog, &message),
         Err(CliError::Exit { code, message }) => {
             if let Some(m) = message {
                 // Most messages quote a server or a file somewhere.
@@ -187,22 +196,11 @@ fn dispatch<T: FromArgs + Common>(
     }
 }
 
-/// `PROG: error: MESSAGE` and the usage line on stderr; exit 2.
-fn usage_error<T: FromArgs>(prog: &str, message: &str) -> ExitCode {
-    let usage = match T::from_args(&[prog], &["--help"]) {
-        Err(help) => help
-            .output
-            .lines()
-            .take_while(|l| !l.trim().is_empty())
-            .collect::<Vec<_>>()
-            .join("\n"),
-        Ok(_) => String::new(),
-    };
+/// `PROG: error: MESSAGE` and the short usage on stderr; exit 2.
+fn usage_error(sub: Sub, prog: &str, message: &str) -> ExitCode {
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "{prog}: error: {}", render::visible_lines(message));
-    if !usage.is_empty() {
-        let _ = writeln!(err, "{usage}");
-    }
+    let _ = err.write_all(help::usage_after_error(sub, prog).as_bytes());
     ExitCode::from(exit::code::USAGE)
 }
 
@@ -217,11 +215,11 @@ const PARSE_REASONS: [(&str, &str); 6] = [
     ("float", "cannot parse float from empty string"),
 ];
 
-/// An argh error message in argparse's words (`argument --port: invalid
-/// int value: 'abc'`, `unrecognized arguments: --frob`), which the Python
-/// tools' users know and §1.3 asks for. Anything else is kept as argh put
-/// it.
-fn argparse_wording(message: &str) -> String {
+/// An argh error message in argparse's words (`argument --port/-P:
+/// invalid int value: 'abc'`, `unrecognized arguments: --frob`), which the
+/// Python tools' users know and §1.3 asks for, naming a flag by all its
+/// spellings as argparse does. Anything else is kept as argh put it.
+fn argparse_wording(message: &str, syntax: &Syntax) -> String {
     let m = message.trim_end();
     if let Some(arg) = m.strip_prefix("Unrecognized argument: ") {
         return format!("unrecognized arguments: {}", arg.trim_matches('"'));
@@ -230,7 +228,12 @@ fn argparse_wording(message: &str) -> String {
         .strip_prefix("No value provided for option '")
         .and_then(|r| r.strip_suffix("'."))
     {
-        return format!("argument {opt}: expected one argument");
+        let name = syntax
+            .flags
+            .iter()
+            .find(|f| f.canonical == opt)
+            .map_or(opt, |f| f.argparse_name.as_str());
+        return format!("argument {name}: expected one argument");
     }
     let rest = m
         .strip_prefix("Error parsing option '")
@@ -238,6 +241,11 @@ fn argparse_wording(message: &str) -> String {
     let Some((name, rest)) = rest.and_then(|r| r.split_once("' with value '")) else {
         return m.to_owned();
     };
+    let name = syntax
+        .flags
+        .iter()
+        .find(|f| f.canonical == name)
+        .map_or(name, |f| f.argparse_name.as_str());
     // The value may itself contain quotes, so recognise the reason from the
     // end when it is one of the parsers' own.
     for (kind, reason) in PARSE_REASONS {
@@ -290,11 +298,11 @@ mod tests {
         let cases = [
             (
                 "Error parsing option '--port' with value 'abc': invalid digit found in string\n",
-                "argument --port: invalid int value: 'abc'",
+                "argument --port/-P: invalid int value: 'abc'",
             ),
             (
                 "Error parsing option '--port' with value '99999': number too large to fit in target type\n",
-                "argument --port: invalid int value: '99999'",
+                "argument --port/-P: invalid int value: '99999'",
             ),
             (
                 "Error parsing option '--timeout' with value 'soon': invalid float literal\n",
@@ -306,7 +314,7 @@ mod tests {
             ),
             (
                 "Error parsing option '--color' with value 'red': invalid choice: 'red' (choose from 'auto', 'always', 'never')\n",
-                "argument --color: invalid choice: 'red' (choose from 'auto', 'always', 'never')",
+                "argument --color/--colour: invalid choice: 'red' (choose from 'auto', 'always', 'never')",
             ),
             (
                 "Unrecognized argument: --frob\n",
@@ -318,12 +326,16 @@ mod tests {
             ),
             (
                 "No value provided for option '--port'.\n",
-                "argument --port: expected one argument",
+                "argument --port/-P: expected one argument",
             ),
             ("Something else entirely.\n", "Something else entirely."),
         ];
         for (argh, argparse) in cases {
-            assert_eq!(argparse_wording(argh), argparse, "{argh:?}");
+            assert_eq!(
+                argparse_wording(argh, &Sub::Job.syntax()),
+                argparse,
+                "{argh:?}"
+            );
         }
     }
 }

@@ -80,6 +80,26 @@ pub fn wait_for_change(
     }
 }
 
+/// Asks to be told when `what` changes. The Java service refuses to watch
+/// a job or machine it does not know, where the Python server accepts any
+/// id or name; then every job (or machine) is watched instead, so that
+/// what is drawn (an unknown job, an unknown machine) decides the outcome,
+/// whichever server answers.
+pub fn subscribe(client: &mut Client, what: &Watch) -> Result<(), Error> {
+    match client.watch(what) {
+        Err(Error::Server(m)) => {
+            let wider = match what {
+                Watch::Job(_) => Watch::Jobs,
+                Watch::Machine(_) => Watch::Machines,
+                _ => return Err(Error::Server(m)),
+            };
+            log::debug!("cannot watch {what:?} ({m}); watching {wider:?}");
+            client.watch(&wider)
+        }
+        other => other,
+    }
+}
+
 /// One `--watch` view: what to watch and how to draw a frame.
 pub trait View {
     /// What a change of should trigger a redraw. Watched after every
@@ -114,7 +134,7 @@ pub fn watch(server: &ServerOptions, term: Term, json: bool, view: &mut dyn View
         Err(Error::Interrupted) => return Ok(ExitCode::SUCCESS),
         Err(e) => return Err(CliError::server(server, e)),
     };
-    match client.watch(&view.watched()) {
+    match subscribe(&mut client, &view.watched()) {
         Ok(()) => {}
         Err(Error::Interrupted) => return Ok(ExitCode::SUCCESS),
         Err(e) => return Err(CliError::server(server, e)),
@@ -131,7 +151,7 @@ pub fn watch(server: &ServerOptions, term: Term, json: bool, view: &mut dyn View
     loop {
         let round = (|| -> Result<Result<bool, CliError>, Error> {
             if view.rewatch_each_frame() {
-                client.watch(&view.watched())?;
+                subscribe(&mut client, &view.watched())?;
             }
             let mut frame = Vec::new();
             if let Err(e) = view.draw(&mut client, &mut frame)? {
@@ -215,7 +235,7 @@ fn reconnect(
             return Ok(None);
         }
         match Client::connect_interruptible(server, interrupt.handle()) {
-            Ok(mut c) => match c.watch(&view.watched()) {
+            Ok(mut c) => match subscribe(&mut c, &view.watched()) {
                 Ok(()) => return Ok(Some(c)),
                 Err(Error::Interrupted) => return Ok(None),
                 Err(e) if e.is_transport() => continue,

@@ -96,17 +96,17 @@ fn query(args: &WhereIsArgs) -> Result<(WhereIsQuery, bool), CliError> {
         ));
     }
     let forms = [
-        (args.board, "--board/--logical", 4),
-        (args.physical, "--physical", 4),
-        (args.chip, "--chip", 3),
-        (args.job_chip, "--job-chip", 3),
+        (args.board, "--board/-b/--logical/-l", 4),
+        (args.physical, "--physical/-p", 4),
+        (args.chip, "--chip/-c", 3),
+        (args.job_chip, "--job-chip/-j", 3),
     ];
     let chosen: Vec<_> = forms.iter().filter(|f| f.0).collect();
     let &&(_, form, arity) = match chosen.as_slice() {
         [one] => one,
         [] => {
             return Err(CliError::Usage(
-                "one of the arguments --board/--logical --physical --chip --job-chip is required"
+                "one of the arguments --board/-b/--logical/-l --physical/-p --chip/-c --job-chip/-j is required"
                     .into(),
             ));
         }
@@ -120,9 +120,9 @@ fn query(args: &WhereIsArgs) -> Result<(WhereIsQuery, bool), CliError> {
     let v = &args.values;
     if v.len() != arity {
         let names = match form {
-            "--board/--logical" => "MACHINE X Y Z",
-            "--physical" => "MACHINE CABINET FRAME BOARD",
-            "--chip" => "MACHINE X Y",
+            "--board/-b/--logical/-l" => "MACHINE X Y Z",
+            "--physical/-p" => "MACHINE CABINET FRAME BOARD",
+            "--chip/-c" => "MACHINE X Y",
             _ => "JOB_ID X Y",
         };
         return Err(CliError::Usage(format!(
@@ -131,7 +131,7 @@ fn query(args: &WhereIsArgs) -> Result<(WhereIsQuery, bool), CliError> {
     }
     let machine = v[0].clone();
     Ok(match form {
-        "--board/--logical" => (
+        "--board/-b/--logical/-l" => (
             WhereIsQuery::Board {
                 machine,
                 x: int(form, &v[1])?,
@@ -140,7 +140,7 @@ fn query(args: &WhereIsArgs) -> Result<(WhereIsQuery, bool), CliError> {
             },
             false,
         ),
-        "--physical" => (
+        "--physical/-p" => (
             WhereIsQuery::Physical {
                 machine,
                 cabinet: int(form, &v[1])?,
@@ -149,7 +149,7 @@ fn query(args: &WhereIsArgs) -> Result<(WhereIsQuery, bool), CliError> {
             },
             false,
         ),
-        "--chip" => (
+        "--chip/-c" => (
             WhereIsQuery::Chip {
                 machine,
                 x: int(form, &v[1])?,

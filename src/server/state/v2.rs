@@ -452,6 +452,18 @@ impl Controller {
         })
     }
 
+    /// Whether live job `id` holds the board at `address` with its power on
+    /// (and no power change under way): whether a virtual board answers.
+    pub fn board_on(&self, id: u64, address: &str) -> bool {
+        self.jobs.get(&id).is_some_and(|j| {
+            j.power == Some(true)
+                && j.pending_power == 0
+                && j.alloc
+                    .as_ref()
+                    .is_some_and(|a| a.connections.iter().any(|(_, h)| h == address))
+        })
+    }
+
     /// Starts powering a live job's boards on or off (counting as a
     /// keepalive); returns whether it has boards.
     pub fn power_v2(&mut self, id: u64, on: bool, host: &str, now: Instant) -> bool {

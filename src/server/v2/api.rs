@@ -27,6 +27,7 @@ use super::super::state::{
 use super::auth::{Auth, LoginFailure, Principal, SESSION_COOKIE, SessionInfo};
 use super::config::{V2Config, V2Role};
 use super::http::{Request, Response, accepts, form_pairs, media_type, names_type, percent_decode};
+use super::proxy::{self, Accepted, Hub};
 use super::wire::{self, to_json};
 
 /// The CSRF header, as Spring Security names it.
@@ -46,6 +47,25 @@ pub(crate) struct Service {
     pub secure: bool,
     /// The listening address, for URLs when a request has no usable `Host`.
     pub local: SocketAddr,
+    /// The proxy websocket's hub, which takes over upgraded connections
+    /// (`None` where connections cannot be taken over, as when fuzzing).
+    pub proxy: Option<Arc<Hub>>,
+}
+
+/// What becomes of a request.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// A response; the connection stays HTTP.
+    Response(Response),
+    /// An accepted upgrade to the proxy websocket: its `101` is to be sent
+    /// and the connection handed to the proxy.
+    Upgrade(Box<Accepted>),
+}
+
+impl From<Response> for Answer {
+    fn from(r: Response) -> Answer {
+        Answer::Response(r)
+    }
 }
 
 impl std::fmt::Debug for Service {
@@ -271,37 +291,49 @@ impl Service {
     }
 
     /// Answers one request. `peer` is recorded as a job's keepalive host.
+    /// An upgrade to the proxy websocket is answered with its `101`, but
+    /// nothing takes the connection over (see [`Service::answer`]).
+    #[cfg(any(test, fuzzing))]
     pub fn handle(&self, req: &Request, peer: IpAddr) -> Response {
-        let resp = self.route(req, peer);
-        debug!(
-            "v2: {peer} {} {} -> {}",
-            req.method,
-            req.path(),
-            resp.status
-        );
-        resp
+        match self.answer(req, peer) {
+            Answer::Response(r) => r,
+            Answer::Upgrade(a) => a.response,
+        }
     }
 
-    fn route(&self, req: &Request, peer: IpAddr) -> Response {
+    /// Answers one request, or accepts an upgrade to the proxy websocket,
+    /// after which the connection is the proxy's.
+    pub fn answer(&self, req: &Request, peer: IpAddr) -> Answer {
+        let answer = self.route(req, peer);
+        let status = match &answer {
+            Answer::Response(r) => r.status,
+            Answer::Upgrade(a) => a.response.status,
+        };
+        debug!("v2: {peer} {} {} -> {status}", req.method, req.path());
+        answer
+    }
+
+    fn route(&self, req: &Request, peer: IpAddr) -> Answer {
         let now = self.shared.clock.now();
         let path = req.path();
         let Some(rest) = path.strip_prefix(self.config.base_path.as_str()) else {
-            return not_found("not found");
+            return not_found("not found").into();
         };
         // Spring Security's firewall refuses these outright.
         if path.contains("//") {
-            return bad("the request was rejected because the URL contained \"//\"");
+            return bad("the request was rejected because the URL contained \"//\"").into();
         }
         let mut segments = Vec::new();
         for raw in rest.split('/') {
             if raw.contains("%2F") || raw.contains("%2f") {
-                return bad("the request was rejected because the URL contained an encoded \"/\"");
+                return bad("the request was rejected because the URL contained an encoded \"/\"")
+                    .into();
             }
             let Some(s) = percent_decode(raw, false) else {
-                return bad("the URL holds a malformed %-escape");
+                return bad("the URL holds a malformed %-escape").into();
             };
             if s == "." || s == ".." {
-                return bad("the request was rejected because the URL was not normalized");
+                return bad("the request was rejected because the URL was not normalized").into();
             }
             segments.push(s);
         }
@@ -340,12 +372,13 @@ impl Service {
                 return text(
                     403,
                     "Forbidden: the CSRF token is missing, or is not the current session's",
-                );
+                )
+                .into();
             }
         }
 
         let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
-        match seg.as_slice() {
+        let resp = match seg.as_slice() {
             ["system", "login.html"] => self.login_page(&ctx, session, &creds),
             ["system", "perform_login"] => self.perform_login(&ctx, session),
             ["system", "perform_logout"] => self.perform_logout(&ctx, session),
@@ -362,14 +395,89 @@ impl Service {
             ["srv", "spalloc", rest @ ..] => {
                 let (who, cookie) = match self.authenticate(&ctx, session.as_ref(), &creds) {
                     Ok(x) => x,
-                    Err(r) => return r,
+                    Err(r) => return r.into(),
                 };
                 let session = cookie.clone().or(session);
                 let resp = self.service(&ctx, &who, session.as_ref(), rest);
                 with_cookie(resp, cookie.as_ref(), self.secure)
             }
+            ["proxy", id] if self.config.proxy => {
+                return self.proxy_upgrade(&ctx, session.as_ref(), &creds, id);
+            }
             _ => not_found("not found"),
-        }
+        };
+        resp.into()
+    }
+
+    /// `proxy/{id}`: the upgrade to the proxy websocket, authenticated as
+    /// any request (session, bearer token or Basic). The checks come in
+    /// the Java server's order: who is asking (401), the upgrade headers
+    /// (405, 400, 426), then the job, which must exist and be the caller's
+    /// (or the caller an admin); a refusal there is an empty `200`, as
+    /// Spring answers when a handshake interceptor says no. A job without
+    /// boards is accepted, and its websocket closed at once with 1011.
+    fn proxy_upgrade(
+        &self,
+        ctx: &Ctx<'_>,
+        session: Option<&SessionInfo>,
+        creds: &Credentials,
+        id: &str,
+    ) -> Answer {
+        let (who, cookie) = match self.authenticate(ctx, session, creds) {
+            Ok(x) => x,
+            Err(r) => return r.into(),
+        };
+        let key = match proxy::check_upgrade(ctx.req) {
+            Ok(k) => k,
+            Err(r) => return with_cookie(r, cookie.as_ref(), self.secure).into(),
+        };
+        let id = id
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| id.parse::<u64>().ok())
+            .flatten()
+            .filter(|&n| n > 0);
+        let visible = |id| {
+            net::update(&self.shared, |c, _| {
+                c.job_owner(id)
+                    .is_some_and(|o| who.role >= V2Role::Admin || o == who.name)
+            })
+        };
+        let Some(id) = id.filter(|&id| visible(id)) else {
+            info!(
+                "v2: {}: proxy for {:?} refused: no such job of {}",
+                ctx.peer,
+                ctx.req.path(),
+                who.name
+            );
+            return with_cookie(Response::empty(200), cookie.as_ref(), self.secure).into();
+        };
+        let hosts = net::update(&self.shared, |c, _| {
+            c.job_allocation(id).map(|a| a.connections)
+        });
+        Answer::Upgrade(Box::new(Accepted {
+            response: with_cookie(proxy::switching(&key), cookie.as_ref(), self.secure),
+            job: id,
+            hosts,
+            user: who.name,
+        }))
+    }
+
+    /// The proxy websocket's URL for job `id`: `ws://` over plain HTTP
+    /// (the Java server says `wss://` whatever it runs on), `wss://` over
+    /// HTTPS.
+    fn proxy_url(&self, ctx: &Ctx<'_>, id: u64) -> String {
+        let origin = ctx
+            .origin
+            .strip_prefix("https://")
+            .map(|h| format!("wss://{h}"))
+            .or_else(|| {
+                ctx.origin
+                    .strip_prefix("http://")
+                    .map(|h| format!("ws://{h}"))
+            })
+            .unwrap_or_else(|| ctx.origin.clone());
+        format!("{origin}{}proxy/{id}", self.config.base_path)
     }
 
     /// Who is asking, from a bearer token, Basic credentials or the
@@ -1207,6 +1315,8 @@ impl Service {
             machine_ref: format!("{url}/machine"),
             power_ref: format!("{url}/machine/power"),
             chip_ref: format!("{url}/chip"),
+            proxy_ref: (self.config.proxy && matches!(v.state, V2State::Power | V2State::Ready))
+                .then(|| self.proxy_url(ctx, id)),
             original_request: v.v2_request.and_then(|r| RawValue::from_string(r).ok()),
             keep_alive_time: v.keepalive_time.filter(|_| !destroyed).map(wire::instant),
         }

@@ -78,6 +78,25 @@ pub struct V2Config {
     /// How many sessions are kept at once; the least recently used
     /// (anonymous ones first) are dropped beyond this. Defaults to 10000.
     pub max_sessions: usize,
+    /// Whether to run the proxy websocket (`proxy/{id}` under the
+    /// application root) and the virtual boards that answer through it.
+    /// Defaults to true.
+    pub proxy: bool,
+    /// The local UDP port a virtual board binds for its SCP port (which
+    /// clients name as 17893 through the proxy), on the board's own
+    /// address when that is on loopback. 0, or a port that is taken,
+    /// means any free port. Defaults to 17893.
+    pub board_scp_port: u16,
+    /// As [`board_scp_port`](Self::board_scp_port), for the boot port
+    /// (54321 to clients). Defaults to 54321.
+    pub board_boot_port: u16,
+    /// How many bytes may wait for a proxy client that is not reading
+    /// before it is disconnected. Defaults to 512 KiB, as on the Java
+    /// server.
+    pub proxy_send_buffer: usize,
+    /// How long one write to a proxy client may block before it is
+    /// disconnected. Defaults to 10 s, as on the Java server.
+    pub proxy_send_timeout: Duration,
 }
 
 impl Default for V2Config {
@@ -99,6 +118,11 @@ impl Default for V2Config {
             request_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             max_sessions: 10_000,
+            proxy: true,
+            board_scp_port: 17893,
+            board_boot_port: 54321,
+            proxy_send_buffer: 512 << 10,
+            proxy_send_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -184,6 +208,28 @@ impl V2Config {
     /// Sets [`max_sessions`](Self::max_sessions).
     pub fn max_sessions(mut self, n: usize) -> V2Config {
         self.max_sessions = n;
+        self
+    }
+
+    /// Sets [`proxy`](Self::proxy).
+    pub fn proxy(mut self, on: bool) -> V2Config {
+        self.proxy = on;
+        self
+    }
+
+    /// Sets [`board_scp_port`](Self::board_scp_port) and
+    /// [`board_boot_port`](Self::board_boot_port).
+    pub fn board_ports(mut self, scp: u16, boot: u16) -> V2Config {
+        self.board_scp_port = scp;
+        self.board_boot_port = boot;
+        self
+    }
+
+    /// Sets [`proxy_send_buffer`](Self::proxy_send_buffer) and
+    /// [`proxy_send_timeout`](Self::proxy_send_timeout).
+    pub fn proxy_send_limits(mut self, bytes: usize, timeout: Duration) -> V2Config {
+        self.proxy_send_buffer = bytes;
+        self.proxy_send_timeout = timeout;
         self
     }
 
@@ -281,6 +327,7 @@ impl V2Config {
             ("session_timeout", self.session_timeout),
             ("request_timeout", self.request_timeout),
             ("idle_timeout", self.idle_timeout),
+            ("proxy_send_timeout", self.proxy_send_timeout),
         ] {
             if d.is_zero() {
                 return Err(err(field, "must be more than 0".into()));
@@ -293,6 +340,12 @@ impl V2Config {
             if n == 0 {
                 return Err(err(field, "must be at least 1".into()));
             }
+        }
+        if self.proxy_send_buffer < 4096 {
+            return Err(err(
+                "proxy_send_buffer",
+                "must be at least 4096 (a few datagrams)".into(),
+            ));
         }
         if self.max_head < 1024 {
             return Err(err("max_head", "must be at least 1024".into()));
@@ -479,6 +532,11 @@ pub(crate) struct RawV2 {
     request_timeout: Option<f64>,
     idle_timeout: Option<f64>,
     max_sessions: Option<u64>,
+    proxy: Option<bool>,
+    board_scp_port: Option<u16>,
+    board_boot_port: Option<u16>,
+    proxy_send_buffer: Option<u64>,
+    proxy_send_timeout: Option<f64>,
     #[serde(default)]
     user: Option<Vec<RawUser>>,
 }
@@ -617,6 +675,19 @@ impl RawV2 {
             )?,
             idle_timeout: seconds("v2.idle_timeout", self.idle_timeout, d.idle_timeout)?,
             max_sessions: size("v2.max_sessions", self.max_sessions, d.max_sessions)?,
+            proxy: self.proxy.unwrap_or(d.proxy),
+            board_scp_port: self.board_scp_port.unwrap_or(d.board_scp_port),
+            board_boot_port: self.board_boot_port.unwrap_or(d.board_boot_port),
+            proxy_send_buffer: size(
+                "v2.proxy_send_buffer",
+                self.proxy_send_buffer,
+                d.proxy_send_buffer,
+            )?,
+            proxy_send_timeout: seconds(
+                "v2.proxy_send_timeout",
+                self.proxy_send_timeout,
+                d.proxy_send_timeout,
+            )?,
         };
         config.validate()?;
         Ok(Some(config))
@@ -666,6 +737,14 @@ mod tests {
             "v2.keepalive_min"
         );
         assert_eq!(bad(V2Config::default().version("seven")), "v2.version");
+        assert_eq!(
+            bad(V2Config::default().proxy_send_limits(100, Duration::from_secs(1))),
+            "v2.proxy_send_buffer"
+        );
+        assert_eq!(
+            bad(V2Config::default().proxy_send_limits(1 << 20, Duration::ZERO)),
+            "v2.proxy_send_timeout"
+        );
         assert!(V2Config::default().base_path("/").validate().is_ok());
         assert!(V2Config::default().validate().is_ok());
     }
@@ -677,7 +756,8 @@ mod tests {
             keepalive_min = 1\nkeepalive_max = 10\nlockout_failures = 3\n\
             lockout_duration = 7\nversion = \"7.3.0\"\nmax_connections = 9\n\
             max_head = 2048\nmax_body = 100\nrequest_timeout = 4\nidle_timeout = 5\n\
-            max_sessions = 6\n\n[[v2.user]]\nname = \"a\"\npassword = \"p\"\n\
+            max_sessions = 6\nproxy = false\nboard_scp_port = 0\nboard_boot_port = 1234\n\
+            proxy_send_buffer = 8192\nproxy_send_timeout = 2.5\n\n[[v2.user]]\nname = \"a\"\npassword = \"p\"\n\
             role = \"admin\"\ntokens = [\"token-123456\"]\n";
         let c = crate::server::ServerConfig::from_toml_str(text);
         let v2 = match c {
@@ -710,6 +790,12 @@ mod tests {
         assert_eq!(
             (v2.request_timeout, v2.idle_timeout, v2.max_sessions),
             (secs(4), secs(5), 6)
+        );
+        assert!(!v2.proxy);
+        assert_eq!((v2.board_scp_port, v2.board_boot_port), (0, 1234));
+        assert_eq!(
+            (v2.proxy_send_buffer, v2.proxy_send_timeout),
+            (8192, Duration::from_millis(2500))
         );
         assert_eq!(
             v2.users,

@@ -61,6 +61,7 @@ pub(crate) fn fuzz(input: &[u8]) -> Vec<Vec<u8>> {
         config: v2,
         secure: false,
         local: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080),
+        proxy: None,
     };
     let peer = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let mut reader = http::Reader::new(limits);
@@ -141,6 +142,10 @@ mod tests {
         "/spalloc/system/perform_login",
         "/spalloc/system/perform_logout",
         "/spalloc/system/",
+        "/spalloc/proxy/1",
+        "/spalloc/proxy/2",
+        "/spalloc/proxy/0",
+        "/spalloc/proxy/x",
         "/elsewhere",
     ];
 
@@ -190,8 +195,9 @@ mod tests {
             proptest::sample::select(&["", "*/*", "application/json", "text/plain", "text/html"][..]),
             any::<bool>(),
             body(),
+            proptest::sample::select(&["", "13", "8"][..]),
         )
-            .prop_map(|(method, path, query, ctype, accept, bearer, body)| {
+            .prop_map(|(method, path, query, ctype, accept, bearer, body, websocket)| {
                 let mut r = format!(
                     "{method} {path}{query} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n",
                     body.len()
@@ -201,6 +207,13 @@ mod tests {
                 }
                 if bearer {
                     r += &format!("Authorization: Bearer {FUZZ_TOKEN}\r\n");
+                }
+                if !websocket.is_empty() {
+                    // An upgrade to the proxy websocket.
+                    r += &format!(
+                        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: {websocket}\r\n\
+                         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                    );
                 }
                 r += "\r\n";
                 let mut bytes = r.into_bytes();
@@ -255,6 +268,47 @@ mod tests {
                 }
                 well_formed(&fuzz(&r))
             },
+        );
+    }
+
+    #[test]
+    fn the_proxy_upgrade_is_answered_without_a_socket() {
+        let upgrade = format!(
+            "GET /spalloc/proxy/1 HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer {FUZZ_TOKEN}\r\n\
+             Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        );
+        let body = r#"{"num-boards": 1, "tags": ["default"], "keepalive-interval": "PT60S"}"#;
+        let create = format!(
+            "POST /spalloc/srv/spalloc/jobs HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer {FUZZ_TOKEN}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let input = [upgrade.as_str(), &create, &upgrade].concat();
+        let responses = fuzz(input.as_bytes());
+        let heads: Vec<String> = responses
+            .iter()
+            .map(|r| {
+                String::from_utf8_lossy(r)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_owned()
+            })
+            .collect();
+        // No job 1 yet: Spring's empty 200; then the job; then the upgrade.
+        assert_eq!(
+            heads,
+            [
+                "HTTP/1.1 200 OK",
+                "HTTP/1.1 201 Created",
+                "HTTP/1.1 101 Switching Protocols"
+            ]
+        );
+        let accept = String::from_utf8_lossy(&responses[2]).into_owned();
+        assert!(
+            accept.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"),
+            "{accept}"
         );
     }
 }

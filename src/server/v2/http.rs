@@ -191,6 +191,12 @@ impl Reader {
         std::mem::take(&mut self.wants_continue)
     }
 
+    /// The bytes received after the last complete request, for a
+    /// connection that stops speaking HTTP (an upgrade to a websocket).
+    pub fn into_rest(self) -> Vec<u8> {
+        self.buf
+    }
+
     /// The next complete request, `Ok(None)` if more bytes are needed.
     ///
     /// # Errors
@@ -581,6 +587,7 @@ impl Response {
 pub(crate) fn reason(status: u16) -> &'static str {
     match status {
         100 => "Continue",
+        101 => "Switching Protocols",
         200 => "OK",
         201 => "Created",
         202 => "Accepted",
@@ -596,6 +603,7 @@ pub(crate) fn reason(status: u16) -> &'static str {
         410 => "Gone",
         413 => "Content Too Large",
         415 => "Unsupported Media Type",
+        426 => "Upgrade Required",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         501 => "Not Implemented",

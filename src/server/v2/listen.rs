@@ -20,8 +20,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use log::{debug, info, warn};
 use rustls::{ServerConnection, StreamOwned};
 
-use super::api::Service;
+use super::api::{Answer, Service};
 use super::http::{Limits, Reader, Response};
+use super::websocket::Stream;
 use super::wire;
 
 /// How long writing one response may block before the client is dropped.
@@ -300,7 +301,29 @@ fn serve(front: &Front, stream: TcpStream, peer: SocketAddr) {
             }
         };
         let keep = request.keep_alive() && !front.stopping.load(Ordering::SeqCst);
-        let resp = front.service.handle(&request, peer.ip());
+        let resp = match front.service.answer(&request, peer.ip()) {
+            Answer::Response(r) => r,
+            Answer::Upgrade(accepted) => {
+                let Some(hub) = &front.service.proxy else {
+                    break;
+                };
+                let bytes = accepted.response.to_bytes(true, &date());
+                if conn.write_all(&bytes).and_then(|()| conn.flush()).is_err() {
+                    break;
+                }
+                // From here on the connection is the proxy's, with
+                // whatever the client sent after its request.
+                let stream = match conn {
+                    Conn::Plain(s) => Stream::Plain(s),
+                    Conn::Tls(t) => {
+                        let t = *t;
+                        Stream::Tls(Box::new(t.conn), t.sock)
+                    }
+                };
+                hub.serve(stream, reader.into_rest(), peer, *accepted);
+                return;
+            }
+        };
         let mut bytes = resp.to_bytes(keep, &date());
         if request.method == "HEAD" {
             // The head as for GET, without the body.

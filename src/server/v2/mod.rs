@@ -10,6 +10,10 @@
 //! * `auth`, `password`: users, sessions, CSRF, bearer tokens, lockout.
 //! * `wire`: the JSON documents, times and durations.
 //! * `tls`: rustls set-up and the throw-away certificate authority.
+//! * `proxy`: the proxy websocket (`proxy/{id}`): channels relaying UDP
+//!   to the job's virtual boards (`super::boards`).
+//! * `websocket`: one upgraded connection: TLS and websocket framing
+//!   without blocking, a bounded outbox, and the threads that move bytes.
 //! * `config`: [`V2Config`].
 //!
 //! Its deliberate differences from the Java server are listed in the
@@ -23,7 +27,9 @@ mod fuzzing;
 pub(crate) mod http;
 pub(crate) mod listen;
 pub(crate) mod password;
+pub(crate) mod proxy;
 pub(crate) mod tls;
+pub(crate) mod websocket;
 pub(crate) mod wire;
 
 use std::net::{SocketAddr, TcpListener};
@@ -42,6 +48,7 @@ use super::net::Shared;
 #[derive(Debug)]
 pub(crate) struct V2Server {
     listener: listen::Listener,
+    hub: Option<Arc<proxy::Hub>>,
     /// `http(s)://host:port/base/`.
     pub url: String,
     /// The throw-away CA's certificate, when there is one.
@@ -74,6 +81,14 @@ impl V2Server {
             config.base_path
         );
         let changes = shared.lock().changes.clone();
+        let hub = if config.proxy {
+            Some(
+                proxy::Hub::start(shared, &changes, &config)
+                    .map_err(|e| ServerError::io("v2: cannot start the proxy", e))?,
+            )
+        } else {
+            None
+        };
         let service = api::Service {
             shared: shared.clone(),
             changes,
@@ -81,13 +96,22 @@ impl V2Server {
             config,
             secure,
             local,
+            proxy: hub.clone(),
         };
         let ca_pem = tls.as_ref().and_then(|t| t.ca_pem.clone());
-        let listener = listen::Listener::start(service, tls.map(|t| t.config), listener)
-            .map_err(|e| ServerError::io("v2: cannot start serving", e))?;
+        let listener = match listen::Listener::start(service, tls.map(|t| t.config), listener) {
+            Ok(l) => l,
+            Err(e) => {
+                if let Some(h) = &hub {
+                    h.stop();
+                }
+                return Err(ServerError::io("v2: cannot start serving", e));
+            }
+        };
         info!("virtual spalloc v2 service at {url}");
         Ok(V2Server {
             listener,
+            hub,
             url,
             ca_pem,
         })
@@ -97,8 +121,13 @@ impl V2Server {
         self.listener.addr
     }
 
-    /// Stops serving; see `listen::Listener::stop`.
+    /// Stops serving: the proxy's boards and watcher first, then the
+    /// listener and every connection (`listen::Listener::stop`), websockets
+    /// included.
     pub fn stop(&mut self) {
+        if let Some(hub) = self.hub.take() {
+            hub.stop();
+        }
         self.listener.stop();
     }
 }

@@ -314,6 +314,9 @@ pub(crate) struct JobStateResponse {
     pub machine_ref: String,
     pub power_ref: String,
     pub chip_ref: String,
+    /// Only in states `POWER` and `READY`, with the proxy running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_ref: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub original_request: Option<Box<RawValue>>,
     #[serde(skip_serializing_if = "Option::is_none")]

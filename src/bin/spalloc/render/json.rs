@@ -12,8 +12,8 @@ use serde::ser::{SerializeMap, Serializer};
 use serde_json::{Map, Value};
 use spalloc::{
     Board, BoardPosition, Chip, ConfigEntry, ConfigFile, ConfigValue, Connection, DeadLink,
-    FileStatus, JobDescription, JobMachineInfo, JobState, JobStateInfo, MachineDescription, Number,
-    WhereIs,
+    FileStatus, JobDescription, JobMachineInfo, JobState, JobStateInfo, KeepaliveInterval,
+    MachineDescription, Number, WhereIs,
 };
 
 use super::time::iso8601_utc;
@@ -260,7 +260,8 @@ impl<'a> JobView<'a> {
     }
 }
 
-/// `alloc --json`: the allocation, once it is ready.
+/// `alloc --json`: the allocation, once it is ready, and the keepalive
+/// interval the server applies to it.
 #[derive(Serialize)]
 pub struct AllocationView<'a> {
     id: u64,
@@ -270,11 +271,21 @@ pub struct AllocationView<'a> {
     height: u32,
     boards: Vec<BoardView>,
     connections: Vec<ConnectionView<'a>>,
+    /// Seconds; `null` if the job never expires.
+    keepalive: Option<f64>,
+    /// Whether that is the interval asked for; `null` if not known (a
+    /// resumed job).
+    keepalive_honoured: Option<bool>,
 }
 
 impl<'a> AllocationView<'a> {
     /// Job `id`'s allocation.
-    pub fn new(id: u64, info: &'a JobMachineInfo) -> Self {
+    pub fn new(
+        id: u64,
+        info: &'a JobMachineInfo,
+        keepalive: Option<KeepaliveInterval>,
+        keepalive_honoured: Option<bool>,
+    ) -> Self {
         AllocationView {
             id,
             machine: &info.machine_name,
@@ -283,6 +294,8 @@ impl<'a> AllocationView<'a> {
             height: info.height,
             boards: boards(&info.boards),
             connections: connections(&info.connections),
+            keepalive: keepalive.and_then(KeepaliveInterval::seconds),
+            keepalive_honoured,
         }
     }
 }
