@@ -171,7 +171,8 @@ fn the_views_match_v1_for_the_same_facts() {
     let id = c.create_job(&JobRequest::Boards(3), &o).expect("create");
     let alloc = c.job_machine(id).expect("machine").expect("allocated");
     let b = alloc.boards[1];
-    let ip = alloc.connections[1].hostname.clone();
+    // The job's chip (0, 0) is on its first board.
+    let (root, ip) = (alloc.boards[0], alloc.connections[0].hostname.clone());
     for args in [
         vec!["machine".to_owned()],
         vec!["machine".into(), "m".into()],
@@ -222,19 +223,25 @@ fn the_views_match_v1_for_the_same_facts() {
         over_v2.expect_code(0);
         same(&over_v1.stdout, &over_v2.stdout);
     }
-    // A board by IP address: v2 only, on a named machine or any.
-    let by_ip = v2.run(&["where-is", "--ip", &ip, "m"]);
+    // A board by IP address: v2 only, on whichever machine has it.
+    let by_ip = v2.run(&["where-is", "--ip", &ip]);
     by_ip.expect_code(0);
     assert!(
         by_ip.stdout.contains(&format!("Job using board: {id}")),
         "{}",
         by_ip.stdout
     );
-    let anywhere = v2.run(&["where-is", "--ip", &ip]);
-    anywhere.expect_code(0);
-    same(&by_ip.stdout, &anywhere.stdout);
+    let by_xyz = v2.run(&[
+        "where-is",
+        "--board",
+        "m",
+        &root.x.to_string(),
+        &root.y.to_string(),
+        &root.z.to_string(),
+    ]);
+    same(&by_xyz.stdout, &by_ip.stdout);
     v2.run(&["where-is", "--ip", "10.99.99.99"]).expect_code(4);
-    let on_v1 = v1.run(&["where-is", "--ip", &ip, "m"]);
+    let on_v1 = v1.run(&["where-is", "--ip", &ip]);
     on_v1.expect_code(2);
     assert!(
         on_v1

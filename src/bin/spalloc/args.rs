@@ -41,6 +41,9 @@
 //!   (`-w`/`-W`): the last given wins;
 //! * `@either(group)` / `@one_of(group)`: at most / exactly one flag of the
 //!   group;
+//! * `@unlisted`: a member of its group left out of the "one of the
+//!   arguments … is required" message (a form the Python tool lacks, so
+//!   that the message stays its own);
 //! * `@section(server)`: listed under "server options".
 
 use argh::FromArgs;
@@ -124,6 +127,8 @@ pub struct Spec {
     pub hidden: bool,
     pub section: Section,
     pub exclusive: Option<Exclusive>,
+    /// Left out of the message for a missing required group.
+    pub unlisted: bool,
 }
 
 impl Spec {
@@ -141,6 +146,7 @@ impl Spec {
             hidden: false,
             section: Section::Options,
             exclusive: None,
+            unlisted: false,
         }
     }
 
@@ -245,6 +251,8 @@ pub struct FlagDecl {
     pub choices: &'static [&'static str],
     pub dest: Option<&'static str>,
     pub exclusive: Option<Exclusive>,
+    /// `@unlisted`.
+    pub unlisted: bool,
     pub fed: bool,
     /// `@required`: an `Option` positional that must be given all the same
     /// (so that `-V` and `--help` work without it).
@@ -353,6 +361,7 @@ impl FlagDecl {
             hidden: self.hidden,
             section: self.section,
             exclusive: self.exclusive,
+            unlisted: self.unlisted,
         })
     }
 }
@@ -425,6 +434,9 @@ macro_rules! decl_marker {
     };
     ($d:ident, fed) => {
         $d.fed = true;
+    };
+    ($d:ident, unlisted) => {
+        $d.unlisted = true;
     };
     ($d:ident, required) => {
         $d.required = true;
@@ -727,9 +739,12 @@ command! {
         @one_of(form)
         #[argh(switch, short = 'j')]
         job_chip: [bool],
-        /// the board with this IP address, on MACHINE if given, else on any (v2 servers only)
-        #[argh(option)]
-        ip: [Option<String>],
+        /// a board by its IP address, on any machine (v2 servers only)
+        @values("ADDRESS")
+        @one_of(form)
+        @unlisted
+        #[argh(switch)]
+        ip: [bool],
         /// the values of the chosen form
         @fed
         #[argh(positional, arg_name = "VALUE")]
@@ -1378,7 +1393,7 @@ pub fn normalise(sub: Sub, args: &[String]) -> Result<Normalised, String> {
         .map(|g| {
             let names: Vec<&str> = flags
                 .iter()
-                .filter(|f| f.exclusive == Some(*g))
+                .filter(|f| f.exclusive == Some(*g) && !f.unlisted)
                 .map(|f| f.argparse_name.as_str())
                 .collect();
             format!("one of the arguments {} is required", names.join(" "))

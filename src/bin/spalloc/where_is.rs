@@ -66,40 +66,12 @@ fn int(form: &str, v: &str) -> Result<i64, CliError> {
 
 /// The query, and whether to show the chip's position within its board.
 fn query(args: &WhereIsArgs) -> Result<(WhereIsQuery, bool), CliError> {
-    if let Some(address) = &args.ip {
-        if args.board || args.physical || args.chip || args.job_chip {
-            return Err(CliError::Usage(
-                "argument --ip: not allowed with the other forms".into(),
-            ));
-        }
-        if address.parse::<std::net::Ipv4Addr>().is_err() {
-            return Err(CliError::Usage(format!(
-                "argument --ip: expected an IPv4 address, got '{}'",
-                crate::render::visible(address)
-            )));
-        }
-        let machine = match args.values.as_slice() {
-            [] => String::new(),
-            [m] => m.clone(),
-            _ => {
-                return Err(CliError::Usage(
-                    "argument --ip: expected at most one argument: MACHINE".into(),
-                ));
-            }
-        };
-        return Ok((
-            WhereIsQuery::Address {
-                machine,
-                address: address.clone(),
-            },
-            false,
-        ));
-    }
     let forms = [
         (args.board, "--board/-b/--logical/-l", 4),
         (args.physical, "--physical/-p", 4),
         (args.chip, "--chip/-c", 3),
         (args.job_chip, "--job-chip/-j", 3),
+        (args.ip, "--ip", 1),
     ];
     let chosen: Vec<_> = forms.iter().filter(|f| f.0).collect();
     let &&(_, form, arity) = match chosen.as_slice() {
@@ -123,11 +95,29 @@ fn query(args: &WhereIsArgs) -> Result<(WhereIsQuery, bool), CliError> {
             "--board/-b/--logical/-l" => "MACHINE X Y Z",
             "--physical/-p" => "MACHINE CABINET FRAME BOARD",
             "--chip/-c" => "MACHINE X Y",
+            "--ip" => "ADDRESS",
             _ => "JOB_ID X Y",
         };
         return Err(CliError::Usage(format!(
             "argument {form}: expected {arity} arguments: {names}"
         )));
+    }
+    if form == "--ip" {
+        let address = &v[0];
+        if address.parse::<std::net::Ipv4Addr>().is_err() {
+            return Err(CliError::Usage(format!(
+                "argument --ip: expected an IPv4 address, got '{}'",
+                crate::render::visible(address)
+            )));
+        }
+        // No machine: each is asked in turn.
+        return Ok((
+            WhereIsQuery::Address {
+                machine: String::new(),
+                address: address.clone(),
+            },
+            false,
+        ));
     }
     let machine = v[0].clone();
     Ok(match form {
