@@ -132,7 +132,8 @@ fn encoding(c: &mut Criterion) {
     let args = create_job_args(&JobRequest::Triads {
         width: 2,
         height: 3,
-    });
+    })
+    .unwrap_or_default();
     // The keyword arguments `create_job` sends with every option set.
     let Value::Object(kwargs) = json!({
         "owner": "me@example.org", "keepalive": 60.0, "machine": "big", "tags": null,

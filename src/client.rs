@@ -225,58 +225,7 @@ impl ProtocolClient {
         timeout: Option<Duration>,
         interrupt: &InterruptHandle,
     ) -> Result<ProtocolClient> {
-        if let Ok(ip) = hostname.parse::<std::net::IpAddr>()
-            && ip.is_loopback()
-            && timeout.is_none_or(|t| t > LOOPBACK_CONNECT)
-        {
-            interrupt.take()?;
-            match TcpStream::connect_timeout(&SocketAddr::new(ip, port), LOOPBACK_CONNECT) {
-                Ok(stream) => {
-                    let mut client = ProtocolClient::from_stream(stream, timeout)?;
-                    client.attach(interrupt)?;
-                    return Ok(client);
-                }
-                // A full listen queue, say: wait on the helper thread,
-                // where an interruption can end the wait.
-                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                    debug!("connecting to {ip}:{port} is taking a while ({e})");
-                }
-                Err(source) => {
-                    return Err(Error::Connect {
-                        host: hostname.to_owned(),
-                        port,
-                        lookup: false,
-                        source,
-                    });
-                }
-            }
-        }
-        // `None` on the channel: interrupted.
-        let (tx, rx) = mpsc::channel::<Option<Result<TcpStream>>>();
-        let wake = tx.clone();
-        let registration = interrupt.take_or_register(Waker::Notify(Box::new(move || {
-            let _ = wake.send(None);
-        })))?;
-        let host = hostname.to_owned();
-        thread::Builder::new()
-            .name("spalloc-connect".into())
-            .spawn(move || {
-                let _ = tx.send(Some(open(&host, port, timeout)));
-            })
-            .map_err(|source| Error::Connect {
-                host: hostname.to_owned(),
-                port,
-                lookup: false,
-                source,
-            })?;
-        let stream = match rx.recv() {
-            Ok(Some(result)) => result?,
-            Ok(None) | Err(_) => {
-                let _ = interrupt.take();
-                return Err(Error::Interrupted);
-            }
-        };
-        drop(registration);
+        let stream = connect_stream(hostname, port, timeout, Some(interrupt))?;
         let mut client = ProtocolClient::from_stream(stream, timeout)?;
         client.attach(interrupt)?;
         Ok(client)
@@ -714,11 +663,29 @@ impl ProtocolClient {
     /// [`Error::InvalidArgument`] for a request that fails the local check,
     /// [`Error::Server`] if the server refuses it, or as for
     /// [`call`](Self::call).
+    ///
+    /// A board by physical position is first looked up on the options'
+    /// machine with `get_board_at_position`, and asked for by its logical
+    /// coordinate; [`Error::Server`] if there is no such board.
     pub fn create_job(&mut self, request: &JobRequest, options: &CreateJobOptions) -> Result<u64> {
         options.validate(Some(request))?;
+        let request = match (request, &options.machine) {
+            (JobRequest::Physical(p), Some(machine)) => {
+                match self.get_board_at_position(machine, *p)? {
+                    Some(board) => JobRequest::Board(board),
+                    None => {
+                        return Err(Error::Server(format!(
+                            "no board at cabinet {}, frame {}, board {} on machine {machine}",
+                            p.cabinet, p.frame, p.board
+                        )));
+                    }
+                }
+            }
+            (other, _) => *other,
+        };
         self.call_as(
             "create_job",
-            &create_job_args(request),
+            &create_job_args(&request)?,
             &create_job_kwargs(options),
             self.timeout,
         )
@@ -889,6 +856,13 @@ impl ProtocolClient {
     /// As for [`call`](Self::call), or [`Error::Protocol`] naming the field
     /// of a malformed reply.
     pub fn where_is(&mut self, query: &WhereIsQuery) -> Result<Option<WhereIs>> {
+        if matches!(query, WhereIsQuery::Address { .. }) {
+            return Err(crate::error::InvalidArgument::NotOnProtocol {
+                option: "where-is by IP address",
+                protocol: "v1",
+            }
+            .into());
+        }
         match self.call_kwargs("where_is", protocol::where_is_kwargs(query)) {
             Err(e) if is_not_found(&e) => Ok(None),
             other => other,
@@ -1112,6 +1086,69 @@ fn remaining(deadline: Option<Instant>) -> io::Result<Option<Duration>> {
 }
 
 /// Resolves `hostname` and connects to the first address that accepts.
+/// Connects to `hostname:port` as [`ProtocolClient::connect`] does; with
+/// `interrupt`, on a helper thread that an interruption leaves to finish on
+/// its own.
+pub(crate) fn connect_stream(
+    hostname: &str,
+    port: u16,
+    timeout: Option<Duration>,
+    interrupt: Option<&InterruptHandle>,
+) -> Result<TcpStream> {
+    let Some(interrupt) = interrupt else {
+        return open(hostname, port, timeout);
+    };
+    if let Ok(ip) = hostname.parse::<std::net::IpAddr>()
+        && ip.is_loopback()
+        && timeout.is_none_or(|t| t > LOOPBACK_CONNECT)
+    {
+        interrupt.take()?;
+        match TcpStream::connect_timeout(&SocketAddr::new(ip, port), LOOPBACK_CONNECT) {
+            Ok(stream) => return Ok(stream),
+            // A full listen queue, say: wait on the helper thread, where an
+            // interruption can end the wait.
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                debug!("connecting to {ip}:{port} is taking a while ({e})");
+            }
+            Err(source) => {
+                return Err(Error::Connect {
+                    host: hostname.to_owned(),
+                    port,
+                    lookup: false,
+                    source,
+                });
+            }
+        }
+    }
+    // `None` on the channel: interrupted.
+    let (tx, rx) = mpsc::channel::<Option<Result<TcpStream>>>();
+    let wake = tx.clone();
+    let registration = interrupt.take_or_register(Waker::Notify(Box::new(move || {
+        let _ = wake.send(None);
+    })))?;
+    let host = hostname.to_owned();
+    thread::Builder::new()
+        .name("spalloc-connect".into())
+        .spawn(move || {
+            let _ = tx.send(Some(open(&host, port, timeout)));
+        })
+        .map_err(|source| Error::Connect {
+            host: hostname.to_owned(),
+            port,
+            lookup: false,
+            source,
+        })?;
+    let stream = match rx.recv() {
+        Ok(Some(result)) => result?,
+        Ok(None) | Err(_) => {
+            let _ = interrupt.take();
+            return Err(Error::Interrupted);
+        }
+    };
+    drop(registration);
+    Ok(stream)
+}
+
 fn open(hostname: &str, port: u16, timeout: Option<Duration>) -> Result<TcpStream> {
     let failed = |lookup: bool, source: io::Error| Error::Connect {
         host: hostname.to_owned(),

@@ -34,6 +34,18 @@ pub const KEYS: [&str; 13] = [
     "ignore_version",
 ];
 
+/// The keys only a v2 (REST) service uses, which the Python client does
+/// not know: the login name and password, a bearer token file, a private
+/// certificate authority, and the opt-in for passwords over plain HTTP.
+/// `spalloc config` shows them in a section of their own.
+pub const V2_KEYS: [&str; 5] = [
+    "user",
+    "password",
+    "token_file",
+    "ca_file",
+    "allow_plain_http",
+];
+
 const SECTION: &str = "spalloc";
 
 /// Settings shared by the library and the command-line tools, with the
@@ -77,7 +89,23 @@ pub struct Config {
     /// Skip the server version check (command-line tools). Defaults to
     /// `false`.
     pub ignore_version: bool,
-    sources: [Option<PathBuf>; KEYS.len()],
+    /// v2: the login name. No default.
+    pub user: Option<String>,
+    /// v2: the password. No default. Keep it out of files others may read;
+    /// `SPALLOC_PASSWORD` is usually better.
+    pub password: Option<String>,
+    /// v2: a file holding a bearer token, which only its owner may read.
+    /// A relative path is taken from the configuration file's directory.
+    /// No default.
+    pub token_file: Option<PathBuf>,
+    /// v2: a PEM file of certificate authorities to trust besides the
+    /// usual ones. A relative path is taken from the configuration file's
+    /// directory. No default.
+    pub ca_file: Option<PathBuf>,
+    /// v2: allow a password or token over plain `http://` to another host.
+    /// Defaults to `false`.
+    pub allow_plain_http: bool,
+    sources: [Option<PathBuf>; KEYS.len() + V2_KEYS.len()],
     files: Vec<ConfigFile>,
 }
 
@@ -97,6 +125,11 @@ impl Default for Config {
             max_dead_links: None,
             require_torus: false,
             ignore_version: false,
+            user: None,
+            password: None,
+            token_file: None,
+            ca_file: None,
+            allow_plain_http: false,
             sources: Default::default(),
             files: Vec::new(),
         }
@@ -272,7 +305,7 @@ impl Config {
         }
         let raw: Vec<(String, Option<String>)> = values.clone();
         for (key, value) in values {
-            let Some(index) = KEYS.iter().position(|k| *k == key) else {
+            let Some(index) = key_index(&key) else {
                 debug!("{}: ignoring unknown key '{key}'", origin.display());
                 continue;
             };
@@ -283,7 +316,7 @@ impl Config {
             };
             let value = value.ok_or_else(|| err("has no value (expected 'key = value')".into()))?;
             let value = interpolate(&value, &raw, 0).map_err(err)?;
-            self.set(KEYS[index], &value).map_err(err)?;
+            self.set(&key, &value, origin).map_err(err)?;
             self.sources[index] = Some(origin.to_owned());
         }
         Ok(())
@@ -292,9 +325,19 @@ impl Config {
     /// Sets one key from its text, checking the value as the library and
     /// tools will use it, so that a bad value is reported here, with its
     /// file and key, rather than later by whatever uses it.
-    fn set(&mut self, key: &str, raw: &str) -> std::result::Result<(), String> {
+    fn set(&mut self, key: &str, raw: &str, origin: &Path) -> std::result::Result<(), String> {
         // An empty name is no name: `owner =` leaves the owner unset.
         let name = |raw: &str| (!raw.is_empty()).then(|| raw.to_owned());
+        // A file named relative to the configuration file's directory.
+        let file = |raw: &str| {
+            (!raw.is_empty()).then(|| {
+                let path = PathBuf::from(raw);
+                match origin.parent() {
+                    Some(dir) if path.is_relative() && origin.is_file() => dir.join(path),
+                    _ => path,
+                }
+            })
+        };
         match key {
             "hostname" => self.hostname = name(raw),
             "owner" => self.owner = name(raw),
@@ -322,6 +365,14 @@ impl Config {
             "max_dead_links" => self.max_dead_links = nullable(raw, parse_limit)?.flatten(),
             "require_torus" => self.require_torus = parse_bool(raw)?,
             "ignore_version" => self.ignore_version = parse_bool(raw)?,
+            "user" => self.user = name(raw),
+            "password" => {
+                self.password = name(raw);
+                warn_if_readable(origin);
+            }
+            "token_file" => self.token_file = file(raw),
+            "ca_file" => self.ca_file = file(raw),
+            "allow_plain_http" => self.allow_plain_http = parse_bool(raw)?,
             _ => {}
         }
         Ok(())
@@ -335,8 +386,32 @@ impl Config {
     /// The file that set `key`, or `None` if it has its built-in default (or
     /// is not a configuration key).
     pub fn source(&self, key: &str) -> Option<&Path> {
-        let index = KEYS.iter().position(|k| *k == key)?;
+        let index = key_index(key)?;
         self.sources[index].as_deref()
+    }
+
+    /// Every v2 key, in [`V2_KEYS`] order, with its effective value (the
+    /// password shown only as `(set)`) and source.
+    pub fn v2_entries(&self) -> Vec<ConfigEntry> {
+        V2_KEYS
+            .iter()
+            .enumerate()
+            .map(|(i, &key)| ConfigEntry {
+                key,
+                value: match key {
+                    "user" => ConfigValue::Str(self.user.clone()),
+                    "password" => ConfigValue::Str(self.password.as_ref().map(|_| "(set)".into())),
+                    "token_file" => {
+                        ConfigValue::Str(self.token_file.as_ref().map(|p| p.display().to_string()))
+                    }
+                    "ca_file" => {
+                        ConfigValue::Str(self.ca_file.as_ref().map(|p| p.display().to_string()))
+                    }
+                    _ => ConfigValue::Bool(self.allow_plain_http),
+                },
+                source: self.sources[KEYS.len() + i].clone(),
+            })
+            .collect()
     }
 
     /// Every key, in [`KEYS`] order, with its effective value and source.
@@ -378,6 +453,37 @@ impl fmt::Display for FileStatus {
             FileStatus::NotAFile => "not a file",
         })
     }
+}
+
+/// The index of a key in the sources: the Python client's keys, then the
+/// v2 ones.
+fn key_index(key: &str) -> Option<usize> {
+    KEYS.iter().position(|k| *k == key).or_else(|| {
+        V2_KEYS
+            .iter()
+            .position(|k| *k == key)
+            .map(|i| KEYS.len() + i)
+    })
+}
+
+/// Warns when a file holding a password may be read by other users.
+fn warn_if_readable(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.is_file()
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            log::warn!(
+                "{} holds a password and others may read it: make it private (chmod 600), \
+                 or use SPALLOC_PASSWORD",
+                path.display()
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 /// Python's `ConfigParser` interpolation, which the Python client's files

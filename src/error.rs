@@ -89,6 +89,27 @@ pub enum Error {
     /// A wait was cut short through an
     /// [`InterruptHandle`](crate::InterruptHandle).
     Interrupted,
+    /// A v2 service would not let us in: it refused the user name and
+    /// password or the bearer token, or none was given. A refused login is
+    /// never tried again automatically (the service may lock the account
+    /// after repeated failures); the message says why and what to do.
+    Login(String),
+    /// A v2 service answered with an HTTP status that means neither success
+    /// nor a refusal of the request itself: a gateway or service that is
+    /// unavailable (5xx, worth trying again: see
+    /// [`is_transport`](Self::is_transport)), or a status this client
+    /// does not expect.
+    Http {
+        /// The status code.
+        status: u16,
+        /// The start of the response body, as text.
+        message: String,
+    },
+    /// A v2 service sent a response (head or body) larger than the bound.
+    ResponseTooLarge {
+        /// The bound, in bytes, that was exceeded.
+        limit: usize,
+    },
 }
 
 /// What a [`Error::Timeout`] was waiting for.
@@ -179,6 +200,27 @@ pub enum InvalidArgument {
     MinRatio(f64),
     /// The keepalive interval is not a number of seconds.
     Keepalive(crate::seconds::SecondsError),
+    /// The server setting is an `http(s)://` service URL that cannot be
+    /// used; the text says why.
+    ServiceUrl(String),
+    /// An option (or request form) that the server's protocol does not
+    /// have, such as `min_ratio` on a v2 service or a board by IP address
+    /// on a v1 server.
+    NotOnProtocol {
+        /// The option, as the configuration key or request form is named.
+        option: &'static str,
+        /// The protocol that lacks it: `v1` or `v2`.
+        protocol: &'static str,
+    },
+    /// A password or token would go over plain `http://` to a host other
+    /// than this machine, which was not explicitly allowed.
+    PlainHttp {
+        /// The host.
+        host: String,
+    },
+    /// A physical board was asked of a v1 server without naming the
+    /// machine it is on.
+    PhysicalWithoutMachine,
 }
 
 impl fmt::Display for InvalidArgument {
@@ -200,6 +242,23 @@ impl fmt::Display for InvalidArgument {
                 write!(f, "min_ratio must be a non-negative number, not {r}")
             }
             InvalidArgument::Keepalive(e) => write!(f, "keepalive: {e}"),
+            InvalidArgument::ServiceUrl(e) => write!(f, "service URL: {e}"),
+            InvalidArgument::NotOnProtocol { option, protocol } => write!(
+                f,
+                "{option} cannot be used with a {protocol} server ({})",
+                match *protocol {
+                    "v1" => "only the v2 REST service, an http(s):// URL, has it",
+                    _ => "only the v1 protocol has it",
+                }
+            ),
+            InvalidArgument::PlainHttp { host } => write!(
+                f,
+                "refusing to send a password or token to {host} over plain http://: use https://, \
+                 or allow it explicitly (--allow-plain-http, or `allow_plain_http = true` in the configuration)"
+            ),
+            InvalidArgument::PhysicalWithoutMachine => f.write_str(
+                "a board by physical position needs the machine it is on (set the machine)",
+            ),
         }
     }
 }
@@ -223,8 +282,11 @@ impl Error {
             | Error::LineTooLong { .. }
             | Error::Json(_)
             | Error::Protocol(_)
-            | Error::Abandoned { .. } => true,
+            | Error::Abandoned { .. }
+            | Error::ResponseTooLarge { .. } => true,
+            Error::Http { status, .. } => *status >= 500,
             Error::Timeout(Phase::Wait)
+            | Error::Login(_)
             | Error::Server(_)
             | Error::IncompatibleVersion(_)
             | Error::Config { .. }
@@ -323,6 +385,16 @@ impl fmt::Display for Error {
             },
             Error::JobUnknown { id } => write!(f, "job {id} is not known to the server"),
             Error::Interrupted => f.write_str("interrupted"),
+            Error::Login(message) => f.write_str(message),
+            Error::Http { status, message } if message.is_empty() => {
+                write!(f, "server answered HTTP {status}")
+            }
+            Error::Http { status, message } => {
+                write!(f, "server answered HTTP {status}: {message}")
+            }
+            Error::ResponseTooLarge { limit } => {
+                write!(f, "server sent a response larger than {limit} bytes")
+            }
         }
     }
 }
@@ -344,7 +416,10 @@ impl std::error::Error for Error {
             | Error::InvalidArgument(_)
             | Error::JobDestroyed { .. }
             | Error::JobUnknown { .. }
-            | Error::Interrupted => None,
+            | Error::Interrupted
+            | Error::Login(_)
+            | Error::Http { .. }
+            | Error::ResponseTooLarge { .. } => None,
         }
     }
 }

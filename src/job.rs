@@ -196,6 +196,13 @@ impl JobOptions {
         self
     }
 
+    /// Sets the server's [`v2`](ServerOptions::v2) settings: credentials
+    /// and the rest of what a v2 service needs.
+    pub fn v2(mut self, settings: crate::v2::V2Settings) -> Self {
+        self.server = self.server.v2(settings);
+        self
+    }
+
     /// Sets the request's [`owner`](CreateJobOptions::owner).
     pub fn owner(mut self, owner: impl Into<String>) -> Self {
         self.request.owner = owner.into();
@@ -256,7 +263,9 @@ impl JobOptions {
     /// # Errors
     /// [`Error::InvalidArgument`] if no owner is set.
     pub fn create_options(&self) -> Result<CreateJobOptions> {
-        if self.request.owner.trim().is_empty() {
+        if self.request.owner.trim().is_empty()
+            && self.server.protocol() != crate::remote::Protocol::V2
+        {
             return Err(InvalidArgument::NoOwner.into());
         }
         Ok(self.to_send())
@@ -281,10 +290,25 @@ impl JobOptions {
     ///
     /// # Errors
     /// The first problem, naming the setting.
+    ///
+    /// On a v2 service (an `http(s)://` server) there is no owner to check
+    /// (jobs belong to the user logged in), and the request must not use
+    /// what v2 lacks (see [`crate::v2::check_request`]).
     pub fn validate(
         &self,
         request: Option<&JobRequest>,
     ) -> std::result::Result<(), InvalidArgument> {
+        if self.server.protocol() == crate::remote::Protocol::V2 {
+            self.server.validate()?;
+            if let Some(request) = request {
+                let send = self.to_send();
+                if send.machine.is_some() && send.tags.is_some() {
+                    return Err(InvalidArgument::MachineAndTags);
+                }
+                crate::v2::check_request(request, &send)?;
+            }
+            return Ok(());
+        }
         if self.request.owner.trim().is_empty() {
             return Err(InvalidArgument::NoOwner);
         }

@@ -30,7 +30,13 @@
 //! * [`Client`]: a server as tools see it, whatever protocol it speaks:
 //!   connect and check the version, list jobs and machines, a job's state
 //!   and boards, power, where-is, and waiting for changes. [`Job`] and the
-//!   `spalloc` command reach servers only through it.
+//!   `spalloc` command reach servers only through it. The server's name
+//!   picks the protocol: a bare host or `spalloc://host[:port]` is v1, an
+//!   `http(s)://` URL of the service is v2 (see [`ServerOptions::protocol`]).
+//! * [`v2`]: the Java server's REST service: [`v2::RestClient`], one typed
+//!   method per endpoint, logged in (form login, bearer tokens, sessions
+//!   cached privately), [`v2::V2Settings`], its credentials, and the proxy
+//!   websocket's frames ([`v2::proxy`]).
 //! * [`ProtocolClient`]: one v1 connection, one typed method per command of
 //!   the protocol; works with both the Python server and the Java server's
 //!   compatibility service. [`ProtocolClient::call_pipelined`] sends many
@@ -42,8 +48,6 @@
 //! * The plain data of requests and replies ([`JobRequest`],
 //!   [`JobStateInfo`], [`MachineDescription`], …), with no wire format in
 //!   it.
-//! * [`v2`]: pieces of the v2 protocol (the Java server's REST service and
-//!   proxy websocket); for now the proxy's frames.
 //! * `server` (with the `server` feature): a virtual spalloc server, for
 //!   tests and demos.
 //!
@@ -53,10 +57,12 @@
 //! * `server`: the virtual server, `spalloc::server`, with its TOML
 //!   configuration files and its v2 (HTTPS) front-end, proxy websocket
 //!   included.
+//! * `v2` (default): the v2 client, over HTTP/1.1 and TLS (rustls, with
+//!   the Mozilla roots).
 //!
-//! With `default-features = false` a library user compiles the client
+//! With `default-features = false` a library user compiles the v1 client
 //! alone, on a handful of small crates (serde, serde_json, configparser,
-//! dirs, log, memchr).
+//! dirs, log, memchr); `features = ["v2"]` adds the v2 client.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
@@ -84,11 +90,14 @@ mod version;
 pub use client::{
     DEFAULT_MAX_LINE_LENGTH, DEFAULT_PORT, PIPELINE_WINDOW, Pipeline, ProtocolClient,
 };
-pub use config::{Config, ConfigEntry, ConfigFile, ConfigValue, FileStatus, KEYS as CONFIG_KEYS};
+pub use config::{
+    Config, ConfigEntry, ConfigFile, ConfigValue, FileStatus, KEYS as CONFIG_KEYS,
+    V2_KEYS as CONFIG_V2_KEYS,
+};
 pub use error::{Error, InvalidArgument, Phase, ProtocolError, Result};
 pub use interrupt::InterruptHandle;
 pub use job::{ConnectionEvent, Job, JobOptions, KeepaliveCheck, KeepaliveInterval};
-pub use remote::{Client, ServerOptions, Watch};
+pub use remote::{Client, JobListing, Protocol, ServerOptions, Watch};
 pub use types::{
     Board, BoardPosition, Chip, Connection, CreateJobOptions, DeadLink, JobDescription,
     JobMachineInfo, JobRequest, JobState, JobStateInfo, MachineDescription, Notification, Number,

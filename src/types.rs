@@ -268,8 +268,12 @@ pub struct JobDescription {
     pub boards: Vec<Board>,
     /// The address that last kept the job alive.
     pub keepalive_host: Option<String>,
-    /// The reason field (Java compatibility service only; always empty).
+    /// The reason field (Java compatibility service only, where it is
+    /// always empty; on v2, why a destroyed job was destroyed).
     pub reason: Option<String>,
+    /// When the job was destroyed (Unix seconds): v2 lists destroyed jobs
+    /// too, when asked.
+    pub finish_time: Option<f64>,
 }
 
 /// One entry of `list_machines`.
@@ -356,6 +360,13 @@ pub enum WhereIsQuery {
         /// Chip row.
         y: i64,
     },
+    /// A board by IP address (v2 only).
+    Address {
+        /// Machine name.
+        machine: String,
+        /// The board's IP address.
+        address: String,
+    },
     /// A chip relative to a job.
     JobChip {
         /// The job.
@@ -396,6 +407,12 @@ pub enum JobRequest {
     },
     /// One specific board.
     Board(Board),
+    /// One specific board by physical position. On v1 it must come with a
+    /// machine, and is asked for by its logical coordinate (looked up with
+    /// `get_board_at_position`).
+    Physical(BoardPosition),
+    /// One specific board by IP address: v2 only.
+    Address(std::net::Ipv4Addr),
 }
 
 impl JobRequest {
@@ -404,7 +421,11 @@ impl JobRequest {
     pub fn is_single_board(&self) -> bool {
         matches!(
             self,
-            JobRequest::AnyBoard | JobRequest::Board(_) | JobRequest::Boards(1)
+            JobRequest::AnyBoard
+                | JobRequest::Board(_)
+                | JobRequest::Boards(1)
+                | JobRequest::Physical(_)
+                | JobRequest::Address(_)
         )
     }
 }
@@ -444,6 +465,9 @@ pub struct CreateJobOptions {
     pub max_dead_links: Option<u32>,
     /// Require wrap-around links. Defaults to `false`.
     pub require_torus: bool,
+    /// The accounting group to charge (v2 only; v1 servers ignore it).
+    /// Defaults to `None`: the user's only group.
+    pub group: Option<String>,
 }
 
 impl CreateJobOptions {
@@ -458,6 +482,7 @@ impl CreateJobOptions {
             max_dead_boards: Some(0),
             max_dead_links: None,
             require_torus: false,
+            group: None,
         }
     }
 
@@ -465,7 +490,8 @@ impl CreateJobOptions {
     /// Python server leaves a zombie job behind on some of these), in this
     /// order: the owner, a machine with tags, wrap-around links for a single
     /// board (only when `request` is given), the minimum ratio and the
-    /// keepalive.
+    /// keepalive; then what a v1 server cannot be asked (a board by IP
+    /// address, a board by physical position without a machine).
     ///
     /// # Errors
     /// The first problem found, naming the setting.
@@ -485,7 +511,16 @@ impl CreateJobOptions {
         if let Some(k) = self.keepalive {
             crate::seconds::limit(k.as_f64()).map_err(InvalidArgument::Keepalive)?;
         }
-        Ok(())
+        match request {
+            Some(JobRequest::Address(_)) => Err(InvalidArgument::NotOnProtocol {
+                option: "a board by IP address",
+                protocol: "v1",
+            }),
+            Some(JobRequest::Physical(_)) if self.machine.is_none() => {
+                Err(InvalidArgument::PhysicalWithoutMachine)
+            }
+            _ => Ok(()),
+        }
     }
 }
 

@@ -17,3 +17,4 @@ mod pipeline;
 mod pyclient;
 mod server;
 mod v2;
+mod v2client;

@@ -680,6 +680,7 @@ fn job_description(slots: Result<Slots<12>, Value>, command: &str) -> Checked<Jo
         boards: f.boards("boards")?,
         keepalive_host: f.opt_string("keepalivehost")?,
         reason: f.opt_string("reason")?,
+        finish_time: None,
     })
 }
 

@@ -7,6 +7,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::error::InvalidArgument;
 use crate::seconds;
 use crate::types::{Board, BoardPosition, CreateJobOptions, JobRequest, Number, WhereIsQuery};
 
@@ -39,12 +40,26 @@ pub(crate) fn number(n: Number) -> Value {
 }
 
 /// The positional arguments of `create_job`: nothing, N, W H or X Y Z.
-pub fn create_job_args(request: &JobRequest) -> Vec<Value> {
+///
+/// # Errors
+/// [`InvalidArgument::NotOnProtocol`] for the forms v1 has no arguments
+/// for: a board by IP address (which v1 cannot name at all) and a board by
+/// physical position (which [`ProtocolClient::create_job`](crate::ProtocolClient::create_job)
+/// first turns into its logical coordinate with `get_board_at_position`).
+pub fn create_job_args(request: &JobRequest) -> Result<Vec<Value>, InvalidArgument> {
     match *request {
-        JobRequest::AnyBoard => vec![],
-        JobRequest::Boards(n) => vec![n.into()],
-        JobRequest::Triads { width, height } => vec![width.into(), height.into()],
-        JobRequest::Board(b) => vec![b.x.into(), b.y.into(), b.z.into()],
+        JobRequest::AnyBoard => Ok(vec![]),
+        JobRequest::Boards(n) => Ok(vec![n.into()]),
+        JobRequest::Triads { width, height } => Ok(vec![width.into(), height.into()]),
+        JobRequest::Board(b) => Ok(vec![b.x.into(), b.y.into(), b.z.into()]),
+        JobRequest::Physical(_) => Err(InvalidArgument::NotOnProtocol {
+            option: "a board by physical position (look up its logical coordinate first)",
+            protocol: "v1",
+        }),
+        JobRequest::Address(_) => Err(InvalidArgument::NotOnProtocol {
+            option: "a board by IP address",
+            protocol: "v1",
+        }),
     }
 }
 
@@ -93,6 +108,11 @@ pub(crate) fn where_is_kwargs(query: &WhereIsQuery) -> Map<String, Value> {
             ("machine", machine.as_str().into()),
             ("chip_x", (*x).into()),
             ("chip_y", (*y).into()),
+        ],
+        // No v1 server has this form; the client refuses it before here.
+        WhereIsQuery::Address { machine, address } => vec![
+            ("machine", machine.as_str().into()),
+            ("address", address.as_str().into()),
         ],
         WhereIsQuery::JobChip { job_id, x, y } => vec![
             ("job_id", (*job_id).into()),
@@ -182,18 +202,21 @@ mod tests {
 
     #[test]
     fn create_job_args_by_form() {
-        assert_eq!(create_job_args(&JobRequest::AnyBoard), Vec::<Value>::new());
-        assert_eq!(create_job_args(&JobRequest::Boards(3)), vec![json!(3)]);
+        assert_eq!(
+            create_job_args(&JobRequest::AnyBoard),
+            Ok(Vec::<Value>::new())
+        );
+        assert_eq!(create_job_args(&JobRequest::Boards(3)), Ok(vec![json!(3)]));
         assert_eq!(
             create_job_args(&JobRequest::Triads {
                 width: 2,
                 height: 1
             }),
-            vec![json!(2), json!(1)]
+            Ok(vec![json!(2), json!(1)])
         );
         assert_eq!(
             create_job_args(&JobRequest::Board(Board::new(1, 0, 2))),
-            vec![json!(1), json!(0), json!(2)]
+            Ok(vec![json!(1), json!(0), json!(2)])
         );
     }
 

@@ -449,7 +449,7 @@ fn usage_lines_show_value_names_and_where_is_arities() {
     assert!(
         usage.starts_with(
             "usage: spalloc where-is [-h] (-b MACHINE X Y Z | -p MACHINE CABINET FRAME BOARD \
-             | -c MACHINE X Y | -j JOB_ID X Y) [--json]"
+             | -c MACHINE X Y | -j JOB_ID X Y | --ip ADDRESS) [--json]"
         ),
         "{usage}"
     );
@@ -461,7 +461,7 @@ fn usage_lines_show_value_names_and_where_is_arities() {
         short.join("\n"),
         "usage: spalloc where-is [options] (-b MACHINE X Y Z |\n                        \
          -p MACHINE CABINET FRAME BOARD | -c MACHINE X Y |\n                        \
-         -j JOB_ID X Y)\n\
+         -j JOB_ID X Y | --ip ADDRESS)\n\
          Run 'spalloc where-is --help' for every option."
     );
     for sub in SUBCOMMANDS {

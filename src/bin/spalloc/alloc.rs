@@ -398,6 +398,7 @@ fn create_failed(e: Error, options: &JobOptions, status: &Status) -> CliError {
             (code::FAILED, format!("Job {id} does not exist: destroyed"))
         }
         Error::InvalidArgument(e) => return settings::invalid(e),
+        Error::Login(m) => (code::NO_SERVER_OR_MACHINE, format!("Cannot log in: {m}")),
         e @ Error::Connect { .. } => (
             code::NO_SERVER_OR_MACHINE,
             format!("Could not connect to server: {server}: {}", reason(&e)),

@@ -41,6 +41,9 @@
 //!   (`-w`/`-W`): the last given wins;
 //! * `@either(group)` / `@one_of(group)`: at most / exactly one flag of the
 //!   group;
+//! * `@unlisted`: a member of its group left out of the "one of the
+//!   arguments … is required" message (a form the Python tool lacks, so
+//!   that the message stays its own);
 //! * `@section(server)`: listed under "server options".
 
 use argh::FromArgs;
@@ -124,6 +127,8 @@ pub struct Spec {
     pub hidden: bool,
     pub section: Section,
     pub exclusive: Option<Exclusive>,
+    /// Left out of the message for a missing required group.
+    pub unlisted: bool,
 }
 
 impl Spec {
@@ -141,6 +146,7 @@ impl Spec {
             hidden: false,
             section: Section::Options,
             exclusive: None,
+            unlisted: false,
         }
     }
 
@@ -245,6 +251,8 @@ pub struct FlagDecl {
     pub choices: &'static [&'static str],
     pub dest: Option<&'static str>,
     pub exclusive: Option<Exclusive>,
+    /// `@unlisted`.
+    pub unlisted: bool,
     pub fed: bool,
     /// `@required`: an `Option` positional that must be given all the same
     /// (so that `-V` and `--help` work without it).
@@ -353,6 +361,7 @@ impl FlagDecl {
             hidden: self.hidden,
             section: self.section,
             exclusive: self.exclusive,
+            unlisted: self.unlisted,
         })
     }
 }
@@ -426,6 +435,9 @@ macro_rules! decl_marker {
     ($d:ident, fed) => {
         $d.fed = true;
     };
+    ($d:ident, unlisted) => {
+        $d.unlisted = true;
+    };
     ($d:ident, required) => {
         $d.required = true;
     };
@@ -471,6 +483,9 @@ macro_rules! command {
             @dest(ignore_version)
             #[argh(option, hidden_help)]
             ignore_version_as: [Option<bool>],
+            /// v2 (http:// service URL): allow a password or token over plain HTTP to a host that is not this machine
+            #[argh(switch)]
+            allow_plain_http: [bool],
         ] $($rest)*);
     };
     (@group [$($doc:literal)*] $name:ident [$($fields:tt)*] color $($rest:ident)*) => {
@@ -602,6 +617,12 @@ command! {
         /// print the allocation as one JSON line on stdout
         #[argh(switch)]
         json: [bool],
+        /// WHAT is the board at CABINET FRAME BOARD (a physical position; v1 needs -m)
+        #[argh(switch)]
+        physical: [bool],
+        /// the board with this IP address (v2 servers only)
+        #[argh(option)]
+        ip: [Option<String>],
         /// start a built-in virtual server (one 24-board machine) and allocate from it: no hardware or configuration needed
         #[argh(switch, long = "virtual")]
         virtual_server: [bool],
@@ -666,6 +687,9 @@ command! {
         /// only jobs of this owner
         #[argh(option, short = 'o', arg_name = "OWNER")]
         owner: [Option<String>],
+        /// also the destroyed jobs the server remembers, with when and why they ended (v2 servers; v1 servers forget them)
+        #[argh(switch)]
+        all: [bool],
         /// print JSON instead of text
         #[argh(switch)]
         json: [bool],
@@ -715,6 +739,12 @@ command! {
         @one_of(form)
         #[argh(switch, short = 'j')]
         job_chip: [bool],
+        /// a board by its IP address, on any machine (v2 servers only)
+        @values("ADDRESS")
+        @one_of(form)
+        @unlisted
+        #[argh(switch)]
+        ip: [bool],
         /// the values of the chosen form
         @fed
         #[argh(positional, arg_name = "VALUE")]
@@ -805,6 +835,8 @@ pub struct ServerFlags<'a> {
     pub timeout: Option<f64>,
     /// `--ignore-version`, or the old spelling's value, if given.
     pub ignore_version: Option<bool>,
+    /// `--allow-plain-http`.
+    pub allow_plain_http: bool,
 }
 
 /// What `main` and the settings read from any subcommand's flags.
@@ -835,6 +867,7 @@ macro_rules! server_commands {
                         (true, _) => Some(true),
                         (false, v) => v,
                     },
+                    allow_plain_http: self.allow_plain_http,
                 }
             }
         }
@@ -1360,7 +1393,7 @@ pub fn normalise(sub: Sub, args: &[String]) -> Result<Normalised, String> {
         .map(|g| {
             let names: Vec<&str> = flags
                 .iter()
-                .filter(|f| f.exclusive == Some(*g))
+                .filter(|f| f.exclusive == Some(*g) && !f.unlisted)
                 .map(|f| f.argparse_name.as_str())
                 .collect();
             format!("one of the arguments {} is required", names.join(" "))

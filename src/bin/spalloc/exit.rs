@@ -97,6 +97,10 @@ impl CliError {
                 code::USAGE,
                 format!("Incompatible server version ({})", visible(&v)),
             ),
+            Error::Login(m) => {
+                CliError::exit(code::FAILED, format!("Cannot log in: {}", visible(&m)))
+            }
+            Error::InvalidArgument(e) => crate::settings::invalid(e),
             other => CliError::exit(
                 code::FAILED,
                 format!(

@@ -442,7 +442,7 @@ mod tests {
             where_is,
             "usage: spalloc where-is [options] (-b MACHINE X Y Z |\n                        \
              -p MACHINE CABINET FRAME BOARD | -c MACHINE X Y |\n                        \
-             -j JOB_ID X Y)"
+             -j JOB_ID X Y | --ip ADDRESS)"
         );
         let job = usage("spalloc-job", &Sub::Job.syntax(), false);
         assert!(

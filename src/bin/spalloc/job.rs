@@ -67,8 +67,13 @@ pub fn run(mut args: JobArgs, ctx: &Ctx) -> CliResult {
         args.destroy_reason = None;
     }
     let config = settings::load_config()?;
-    let owner = settings::owner(args.owner.as_deref(), &config);
     let server = settings::server(&args.server_flags(), &config)?;
+    // On v2, jobs belong to the user logged in.
+    let owner = settings::owner(args.owner.as_deref(), &config).or_else(|| {
+        (server.protocol() == spalloc::Protocol::V2)
+            .then(|| server.v2.user.clone())
+            .flatten()
+    });
     if args.job_id.is_none() && owner.is_none() {
         return Err(CliError::Usage("job ID (or --owner) not specified".into()));
     }

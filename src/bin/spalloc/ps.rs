@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use spalloc::{Client, Error, JobDescription, JobState, Watch};
+use spalloc::{Client, Error, JobDescription, JobListing, JobState, Watch};
 
 use crate::Ctx;
 use crate::args::{PsArgs, Server};
@@ -23,14 +23,27 @@ pub fn run(args: PsArgs, ctx: &Ctx) -> CliResult {
         return watch(&server, ctx.term, json, &mut PsView { args, colour });
     }
     let mut client = Client::connect(&server).map_err(|e| CliError::server(&server, e))?;
-    let jobs = client
-        .list_jobs()
+    let listing = client
+        .job_list(args.all)
         .map_err(|e| CliError::server(&server, e))?;
-    print(&render(&jobs, &args, colour))?;
+    print(&render(&listing, &args, colour))?;
+    if args.json && listing.hidden > 0 {
+        eprintln!("{}", hidden_note(listing.hidden).trim_end());
+    }
     // The process ends next: freeing a thousand jobs one by one first would
     // only add to the time the user waits.
-    std::mem::forget(jobs);
+    std::mem::forget(listing);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The line that counts the jobs a v2 service listed but would not show.
+fn hidden_note(hidden: usize) -> String {
+    let (jobs, them) = if hidden == 1 {
+        ("job", "it")
+    } else {
+        ("jobs", "them")
+    };
+    format!("({hidden} more {jobs} of other users: the server does not show {them} to you)\n")
 }
 
 struct PsView {
@@ -48,8 +61,8 @@ impl View for PsView {
         client: &mut Client,
         frame: &mut Vec<u8>,
     ) -> Result<Result<(), CliError>, Error> {
-        let jobs = client.list_jobs()?;
-        frame.extend_from_slice(render(&jobs, &self.args, self.colour).as_bytes());
+        let listing = client.job_list(self.args.all)?;
+        frame.extend_from_slice(render(&listing, &self.args, self.colour).as_bytes());
         Ok(Ok(()))
     }
 }
@@ -69,25 +82,54 @@ fn selected<'a>(
     })
 }
 
-fn render(jobs: &[JobDescription], args: &PsArgs, colour: bool) -> String {
+fn render(listing: &JobListing, args: &PsArgs, colour: bool) -> String {
+    let jobs = &listing.jobs;
     if args.json {
-        return json::line(&selected(jobs, args).map(PsJob::from).collect::<Vec<_>>());
+        return json::line(
+            &selected(jobs, args)
+                .map(|j| PsJob::from(j).ended(args.all, j))
+                .collect::<Vec<_>>(),
+        );
     }
-    let rows: Vec<Vec<Cell>> = selected(jobs, args).map(row).collect();
-    render_table(
-        &[
-            "ID",
-            "State",
-            "Power",
-            "Boards",
-            "Machine",
-            "Created at",
-            "Keepalive",
-            "Owner (Host)",
-        ],
-        &rows,
-        colour,
-    )
+    let mut head = vec![
+        "ID",
+        "State",
+        "Power",
+        "Boards",
+        "Machine",
+        "Created at",
+        "Keepalive",
+        "Owner (Host)",
+    ];
+    let rows: Vec<Vec<Cell>> = selected(jobs, args)
+        .map(|j| {
+            let mut r = row(j);
+            if args.all {
+                // (Without --all, v1's number, as the Python tool shows it.)
+                if j.state == JobState::Destroyed {
+                    r[1] = Cell::from("destroyed").styled(Style::RED);
+                }
+                r.push(Cell::from(
+                    j.finish_time
+                        .and_then(format_local_time)
+                        .unwrap_or_default(),
+                ));
+                r.push(Cell::from(match j.state {
+                    JobState::Destroyed => j.reason.clone().unwrap_or_default(),
+                    _ => String::new(),
+                }));
+            }
+            r
+        })
+        .collect();
+    if args.all {
+        head.extend(["Finished at", "Reason"]);
+    }
+    let mut out = render_table(&head, &rows, colour);
+    if listing.hidden > 0 {
+        out.push_str(&hidden_note(listing.hidden));
+    }
+    out
 }
 
 fn row(job: &JobDescription) -> Vec<Cell> {

@@ -12,8 +12,10 @@ use std::io::{self, IsTerminal};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use spalloc::v2::{PasswordPrompt, Secret};
 use spalloc::{
-    Board, Config, Error, InvalidArgument, JobOptions, JobRequest, Number, ServerOptions, seconds,
+    Board, BoardPosition, Config, Error, InvalidArgument, JobOptions, JobRequest, Number, Protocol,
+    ServerOptions, seconds,
 };
 
 use crate::args::{AllocArgs, ServerFlags};
@@ -83,6 +85,31 @@ pub fn invalid(e: InvalidArgument) -> CliError {
             format!("argument --min-ratio: expected a number that is not negative, got {r}")
         }
         InvalidArgument::Keepalive(e) => format!("argument --keepalive: {e}"),
+        InvalidArgument::NotOnProtocol { option, protocol } => {
+            let flag = match option {
+                "min_ratio" => "--min-ratio (config `min_ratio`)",
+                "max_dead_links" => "--max-dead-links (config `max_dead_links`)",
+                "require_torus" => "--require-torus (config `require_torus`)",
+                "a keepalive of None (never expire)" => {
+                    "--keepalive -1 (never expire; config `keepalive = None`)"
+                }
+                "a board by IP address" | "where-is by IP address" => "--ip",
+                other => other,
+            };
+            match protocol {
+                "v2" => format!(
+                    "argument {flag}: not available with a v2 server (an http(s):// service \
+                     URL), which has no such setting"
+                ),
+                _ => format!(
+                    "argument {flag}: only available with a v2 server (an http(s):// service \
+                     URL as --hostname)"
+                ),
+            }
+        }
+        InvalidArgument::PhysicalWithoutMachine => {
+            "argument --physical: a board by physical position needs the machine (-m)".into()
+        }
         other => other.to_string(),
     })
 }
@@ -112,7 +139,56 @@ pub fn server(flags: &ServerFlags<'_>, config: &Config) -> Result<ServerOptions,
         server.hostname = Some(host.to_owned());
     }
     server.validate().map_err(invalid)?;
-    apply_flags(server, flags)
+    let mut server = apply_flags(server, flags)?;
+    with_prompt(&mut server);
+    Ok(server)
+}
+
+/// On a v2 server, a way to ask for the password on the terminal when a
+/// login is needed (no password given, no session cached).
+fn with_prompt(server: &mut ServerOptions) {
+    if server.protocol() == Protocol::V2 && io::stdin().is_terminal() {
+        server.v2.prompt = Some(PasswordPrompt(std::sync::Arc::new(ask_password)));
+    }
+}
+
+/// Asks for a password on the terminal, without echo; once per run (a
+/// password that was refused is not asked for again, and a job's
+/// background thread never asks).
+fn ask_password(user: &str, url: &str) -> Option<Secret> {
+    use std::io::{BufRead, Write};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static ASKED: AtomicBool = AtomicBool::new(false);
+    // Only the main thread asks: a job's keepalive thread renewing a
+    // session must not take the terminal from a running command.
+    if std::thread::current().name() != Some("main") || ASKED.swap(true, Ordering::SeqCst) {
+        return None;
+    }
+    let stdin = io::stdin();
+    let mut err = io::stderr().lock();
+    let _ = write!(
+        err,
+        "Password for {} at {}: ",
+        render::visible(user),
+        render::visible(url)
+    );
+    let _ = err.flush();
+    // Echo off while the password is typed, restored however the read
+    // ends.
+    let saved = rustix::termios::tcgetattr(&stdin).ok();
+    if let Some(t) = &saved {
+        let mut quiet = t.clone();
+        quiet.local_modes.remove(rustix::termios::LocalModes::ECHO);
+        let _ = rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &quiet);
+    }
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    if let Some(t) = &saved {
+        let _ = rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, t);
+    }
+    let _ = writeln!(err);
+    let password = line.trim_end_matches(['\n', '\r']);
+    (read.is_ok() && !password.is_empty()).then(|| Secret::new(password))
 }
 
 /// The server flags other than the host name, over `server`.
@@ -128,6 +204,9 @@ fn apply_flags(
     }
     if let Some(ignore) = flags.ignore_version {
         server.ignore_version = ignore;
+    }
+    if flags.allow_plain_http {
+        server.v2.allow_plain_http = true;
     }
     Ok(server)
 }
@@ -180,7 +259,7 @@ pub fn alloc(
         }
         None => {
             options.validate(None).map_err(invalid)?;
-            Some(parse_what(&args.what)?)
+            Some(parse_request(args)?)
         }
     };
     if let Some(request) = &request {
@@ -217,7 +296,44 @@ pub fn alloc(
     let server = options.server.clone();
     options.server = apply_flags_alloc(server, &flags, args, config, virtual_server)?;
     options.request.keepalive = keepalive(args.keepalive.as_deref(), config)?;
+    if options.server.protocol() == Protocol::V2 {
+        // Now with the keepalive, which v2 requires.
+        if let Some(request) = &request {
+            options.validate(Some(request)).map_err(invalid)?;
+        }
+        with_prompt(&mut options.server);
+    }
     Ok(Alloc { options, request })
+}
+
+/// What to ask for: WHAT, or with `--physical` the board at CABINET FRAME
+/// BOARD, or with `--ip` the board with that address.
+fn parse_request(args: &AllocArgs) -> Result<JobRequest, CliError> {
+    if let Some(ip) = &args.ip {
+        if !args.what.is_empty() || args.physical {
+            return Err(CliError::Usage(
+                "argument --ip: not allowed with WHAT or --physical".into(),
+            ));
+        }
+        let address = ip.parse().map_err(|_| {
+            CliError::Usage(format!(
+                "argument --ip: expected an IPv4 address, got '{}'",
+                render::visible(ip)
+            ))
+        })?;
+        return Ok(JobRequest::Address(address));
+    }
+    match (args.physical, parse_what(&args.what)?) {
+        (false, request) => Ok(request),
+        (true, JobRequest::Board(b)) => Ok(JobRequest::Physical(BoardPosition {
+            cabinet: b.x,
+            frame: b.y,
+            board: b.z,
+        })),
+        (true, _) => Err(CliError::Usage(
+            "argument --physical: expected WHAT to be CABINET FRAME BOARD".into(),
+        )),
+    }
 }
 
 /// The server flags, `alloc`'s `--reconnect-delay`, and the virtual

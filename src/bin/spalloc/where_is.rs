@@ -1,10 +1,11 @@
 //! `spalloc where-is` (Python: `spalloc-where-is`): locate a board or chip
 //! by logical coordinate, physical location, machine chip or job chip. All
-//! four forms work (the Python tool's first three failed before sending).
+//! four forms work (the Python tool's first three failed before sending);
+//! a v2 server also finds a board by IP address (`--ip`).
 
 use std::process::ExitCode;
 
-use spalloc::{Chip, Client, WhereIs, WhereIsQuery};
+use spalloc::{Chip, Client, InvalidArgument, Protocol, WhereIs, WhereIsQuery};
 
 use crate::Ctx;
 use crate::args::{Server, WhereIsArgs};
@@ -18,9 +19,32 @@ pub fn run(args: WhereIsArgs, _ctx: &Ctx) -> CliResult {
     let (query, show_board_chip) = query(&args)?;
     let config = settings::load_config()?;
     let server = settings::server(&args.server_flags(), &config)?;
+    if matches!(query, WhereIsQuery::Address { .. }) && server.protocol() != Protocol::V2 {
+        return Err(settings::invalid(InvalidArgument::NotOnProtocol {
+            option: "where-is by IP address",
+            protocol: "v1",
+        }));
+    }
     let fail = |e| CliError::server(&server, e);
     let mut client = Client::connect(&server).map_err(fail)?;
-    let found = client.where_is(&query).map_err(fail)?;
+    let found = match &query {
+        // No machine named: each in turn.
+        WhereIsQuery::Address { machine, address } if machine.is_empty() => {
+            let mut found = None;
+            for m in client.list_machines().map_err(fail)? {
+                let q = WhereIsQuery::Address {
+                    machine: m.name,
+                    address: address.clone(),
+                };
+                found = client.where_is(&q).map_err(fail)?;
+                if found.is_some() {
+                    break;
+                }
+            }
+            found
+        }
+        q => client.where_is(q).map_err(fail)?,
+    };
     let Some(w) = found else {
         return Err(CliError::exit(
             code::INTERRUPTED_OR_NOTHING,
@@ -47,6 +71,7 @@ fn query(args: &WhereIsArgs) -> Result<(WhereIsQuery, bool), CliError> {
         (args.physical, "--physical/-p", 4),
         (args.chip, "--chip/-c", 3),
         (args.job_chip, "--job-chip/-j", 3),
+        (args.ip, "--ip", 1),
     ];
     let chosen: Vec<_> = forms.iter().filter(|f| f.0).collect();
     let &&(_, form, arity) = match chosen.as_slice() {
@@ -70,11 +95,29 @@ fn query(args: &WhereIsArgs) -> Result<(WhereIsQuery, bool), CliError> {
             "--board/-b/--logical/-l" => "MACHINE X Y Z",
             "--physical/-p" => "MACHINE CABINET FRAME BOARD",
             "--chip/-c" => "MACHINE X Y",
+            "--ip" => "ADDRESS",
             _ => "JOB_ID X Y",
         };
         return Err(CliError::Usage(format!(
             "argument {form}: expected {arity} arguments: {names}"
         )));
+    }
+    if form == "--ip" {
+        let address = &v[0];
+        if address.parse::<std::net::Ipv4Addr>().is_err() {
+            return Err(CliError::Usage(format!(
+                "argument --ip: expected an IPv4 address, got '{}'",
+                crate::render::visible(address)
+            )));
+        }
+        // No machine: each is asked in turn.
+        return Ok((
+            WhereIsQuery::Address {
+                machine: String::new(),
+                address: address.clone(),
+            },
+            false,
+        ));
     }
     let machine = v[0].clone();
     Ok(match form {

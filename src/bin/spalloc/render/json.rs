@@ -154,6 +154,26 @@ pub struct PsJob<'a> {
     owner: Option<&'a str>,
     keepalive_host: Option<&'a str>,
     request: RequestView<'a>,
+    /// With `ps --all` only: when the job ended, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    finish_time: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<Option<&'a str>>,
+}
+
+impl<'a> PsJob<'a> {
+    /// With `all`, the finish time and reason (`null` for a live job).
+    pub fn ended(mut self, all: bool, job: &'a JobDescription) -> Self {
+        if all {
+            self.finish_time = Some(job.finish_time.and_then(iso8601_utc));
+            self.reason = Some(
+                job.reason
+                    .as_deref()
+                    .filter(|_| job.state == spalloc::JobState::Destroyed),
+            );
+        }
+        self
+    }
 }
 
 impl<'a> From<&'a JobDescription> for PsJob<'a> {
@@ -175,6 +195,8 @@ impl<'a> From<&'a JobDescription> for PsJob<'a> {
                 args: &job.args,
                 kwargs: &job.kwargs,
             },
+            finish_time: None,
+            reason: None,
         }
     }
 }
@@ -384,6 +406,20 @@ impl<'a> From<&'a WhereIs> for WhereIsView<'a> {
 pub struct ConfigView<'a> {
     search_path: Vec<ConfigFileView>,
     values: ConfigValues<'a>,
+    /// For a v2 service only: which, where the credentials come from, and
+    /// the v2 keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server: Option<ServerView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    v2_values: Option<ConfigValues<'a>>,
+}
+
+/// `{"protocol", "url", "credentials"}`.
+#[derive(Serialize)]
+struct ServerView<'a> {
+    protocol: &'static str,
+    url: &'a str,
+    credentials: &'a str,
 }
 
 impl<'a> ConfigView<'a> {
@@ -402,7 +438,20 @@ impl<'a> ConfigView<'a> {
                 })
                 .collect(),
             values: ConfigValues(entries),
+            server: None,
+            v2_values: None,
         }
+    }
+
+    /// Adds the v2 part.
+    pub fn v2(mut self, entries: &'a [ConfigEntry], url: &'a str, credentials: &'a str) -> Self {
+        self.server = Some(ServerView {
+            protocol: "v2",
+            url,
+            credentials,
+        });
+        self.v2_values = Some(ConfigValues(entries));
+        self
     }
 }
 
