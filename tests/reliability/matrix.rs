@@ -140,6 +140,15 @@ impl Proto {
         }
     }
 
+    /// How long powering takes in the powering cells: long enough for
+    /// the client to see it (v2 logs in and creates in more round trips).
+    fn powering_for(self) -> Duration {
+        match self {
+            Proto::V1 => Duration::from_millis(1000),
+            Proto::V2 => Duration::from_millis(2000),
+        }
+    }
+
     fn suite(self, base: &str) -> String {
         match self {
             Proto::V1 => base.to_owned(),
@@ -345,7 +354,7 @@ fn drop_and_check(proto: Proto, job: Job, addr: std::net::SocketAddr) -> Result<
 /// One library cell; `Ok` carries what happened, for the report.
 fn lib_cell(proto: Proto, phase: Phase, fault: Fault) -> Result<Value, String> {
     let power_delay = match phase {
-        Phase::Powering => Duration::from_millis(1000),
+        Phase::Powering => proto.powering_for(),
         Phase::Power => Duration::from_millis(300),
         _ => Duration::ZERO,
     };
@@ -566,7 +575,7 @@ fn library_job_over_v2_survives_every_fault_in_every_phase() {
 /// One `spalloc alloc` cell.
 fn cli_cell(proto: Proto, phase: Phase, fault: Fault) -> Result<Value, String> {
     let power_delay = match phase {
-        Phase::Powering => Duration::from_millis(1000),
+        Phase::Powering => proto.powering_for(),
         _ => Duration::ZERO,
     };
     let server = proto.server(one_triad().power_delay(power_delay));
@@ -661,6 +670,11 @@ fn cli_cell(proto: Proto, phase: Phase, fault: Fault) -> Result<Value, String> {
     }
     let out = running.finish(Duration::from_secs(20));
     let took = t.elapsed();
+    ensure!(
+        proxy.fired(),
+        "the fault was never triggered: {}",
+        out.stderr
+    );
     ensure!(
         !out.stderr.contains("panicked"),
         "spalloc panicked: {}",
