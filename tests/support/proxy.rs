@@ -123,6 +123,10 @@ struct Conn {
     /// Serialises writes to the client, so injections fall between lines.
     down: Mutex<()>,
     closed: AtomicBool,
+    /// In HTTP mode, a drop, reset or refusal armed on a request of this
+    /// connection: it starts as the reply begins, so the server has read
+    /// the whole request (body included) and acted on it.
+    at_reply: Mutex<Option<(Fault, Duration)>>,
 }
 
 impl Conn {
@@ -275,7 +279,8 @@ impl Proxy {
 
     /// Starts `fault` when a client line containing `trigger` passes
     /// (once). Drops, resets and refusals start once that line has reached
-    /// the server, so the server acts on it and the client loses the reply;
+    /// the server (in HTTP mode: once the reply to that request begins), so
+    /// the server acts on it and the client loses the reply;
     /// every other fault starts just before the line goes on (a client-side
     /// stall holds that very line), so that the reply cannot slip past it.
     pub fn arm(&self, trigger: &str, fault: Fault, duration: Duration) {
@@ -384,6 +389,7 @@ fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
             server,
             down: Mutex::new(()),
             closed: AtomicBool::new(false),
+            at_reply: Mutex::new(None),
         });
         lock(&shared.conns).push(Arc::clone(&conn));
         let mut threads = lock(&shared.threads);
@@ -464,6 +470,11 @@ fn pump(shared: &Shared, conn: &Conn, up: bool) {
 
 /// Forwards one line; false when the connection is finished.
 fn relay_line(shared: &Shared, conn: &Conn, up: bool, mut to: &TcpStream, line: &[u8]) -> bool {
+    if !up && let Some((fault, d)) = lock(&conn.at_reply).take() {
+        // The fault ends this connection (a reset by RST, so no FIN here).
+        apply(shared, fault, d);
+        return false;
+    }
     let (delay, fire) = {
         let mut s = lock(&shared.settings);
         let delay = s
@@ -488,10 +499,13 @@ fn relay_line(shared: &Shared, conn: &Conn, up: bool, mut to: &TcpStream, line: 
     // Faults that act on the reply start before the line goes on, so the
     // reply cannot slip past them; the others start after it has reached
     // the server, so the server acts on it and the client loses the reply.
-    let (before, after) = match fire {
+    let (before, mut after) = match fire {
         Some((Fault::Drop | Fault::Reset | Fault::Refuse, _)) => (None, fire),
         _ => (fire, None),
     };
+    if shared.http && after.is_some() {
+        *lock(&conn.at_reply) = after.take();
+    }
     if let Some((fault, d)) = before {
         apply(shared, fault, d);
         if fault == Fault::StallUp {
