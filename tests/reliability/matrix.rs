@@ -745,9 +745,20 @@ fn spalloc_alloc_over_v2_survives_every_fault_in_every_phase() {
 /// unreachable when it started, instead of reconnecting as its waits do.
 #[test]
 fn wait_until_ready_rides_out_an_outage_at_its_start() {
-    let server = start_server(one_triad());
-    let proxy = Proxy::start(server.local_addr());
-    let mut job = Job::create(JobRequest::AnyBoard, &options(proxy.port())).expect("create");
+    wait_rides_out_an_outage(Proto::V1);
+}
+
+/// The same over v2, whose waits are long-polls.
+#[test]
+fn wait_until_ready_over_v2_rides_out_an_outage_at_its_start() {
+    wait_rides_out_an_outage(Proto::V2);
+}
+
+fn wait_rides_out_an_outage(proto: Proto) {
+    let server = proto.server(one_triad());
+    let proxy = proto.proxy(&server);
+    let mut job =
+        Job::create(JobRequest::AnyBoard, &proto.options(&server, &proxy)).expect("create");
     proxy.inject(Fault::Refuse, FAULT_FOR);
     let (ready, took) = timed(|| job.wait_until_ready(Some(CALL_LIMIT)));
     assert!(ready.is_ok(), "{ready:?}");
@@ -772,10 +783,21 @@ fn wait_until_ready_rides_out_an_outage_at_its_start() {
 /// server expires the job once it can act again.
 #[test]
 fn release_is_bounded_when_the_server_hangs_for_good() {
-    let server = start_server(one_triad());
+    release_is_bounded(Proto::V1);
+}
+
+/// The same over v2.
+#[test]
+fn release_over_v2_is_bounded_when_the_server_hangs_for_good() {
+    release_is_bounded(Proto::V2);
+}
+
+fn release_is_bounded(proto: Proto) {
+    let server = proto.server(one_triad());
     let addr = server.local_addr();
-    let proxy = Proxy::start(addr);
-    let mut job = Job::create(JobRequest::AnyBoard, &options(proxy.port())).expect("create");
+    let proxy = proto.proxy(&server);
+    let mut job =
+        Job::create(JobRequest::AnyBoard, &proto.options(&server, &proxy)).expect("create");
     job.wait_until_ready(Some(CALL_LIMIT)).expect("ready");
     let id = job.id();
     proxy.inject(Fault::StallUp, Duration::from_secs(60));
@@ -786,9 +808,8 @@ fn release_is_bounded_when_the_server_hangs_for_good() {
     let expired = eventually(EXPIRY, || !is_live(addr, id));
 
     // The same for `spalloc alloc`, hung just as its command finishes.
-    let proxy = Proxy::start(addr);
-    let sb = Sandbox::new();
-    sb.use_server(proxy.addr());
+    let proxy = proto.proxy(&server);
+    let sb = proto.sandbox(&server, &proxy);
     let running = sb.spawn(&[
         "alloc",
         "--timeout",
@@ -823,7 +844,8 @@ fn release_is_bounded_when_the_server_hangs_for_good() {
         && cli_expired;
     record(
         "holders",
-        json!({"case": "release while the server hangs for good (timeout 1 s, keepalive 2 s)",
+        json!({"case": format!("release while the server hangs for good (timeout 1 s, keepalive 2 s){}",
+                               if proto == Proto::V2 { ", over v2" } else { "" }),
                "outcome": if ok { "pass" } else { "fail" },
                "detail": {"drop(Job) took (s)": secs(lib_took),
                           "spalloc alloc exit after the command (s)": secs(cli_took),
