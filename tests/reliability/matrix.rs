@@ -149,6 +149,16 @@ impl Proto {
         }
     }
 
+    /// The pause between starting cells, from v1's: v2 takes more than
+    /// twice the round trips (login page, login, service root, create)
+    /// before a job exists, so its cells start further apart.
+    fn stagger(self, v1_millis: u64) -> Duration {
+        match self {
+            Proto::V1 => Duration::from_millis(v1_millis),
+            Proto::V2 => Duration::from_millis(v1_millis * 3),
+        }
+    }
+
     fn suite(self, base: &str) -> String {
         match self {
             Proto::V1 => base.to_owned(),
@@ -576,7 +586,7 @@ fn library_job_survives_every_fault_in_every_phase() {
 fn library_job_over_v2_survives_every_fault_in_every_phase() {
     let _one = one_at_a_time_lock();
     let cells = cells(&LIB_PHASES);
-    let results = parallel(cells.clone(), Duration::from_millis(15), |(p, f)| {
+    let results = parallel(cells.clone(), Proto::V2.stagger(15), |(p, f)| {
         lib_cell(Proto::V2, p, f)
     });
     let results: Vec<_> = cells.into_iter().zip(results).collect();
@@ -747,7 +757,7 @@ fn spalloc_alloc_survives_every_fault_in_every_phase() {
 fn spalloc_alloc_over_v2_survives_every_fault_in_every_phase() {
     let _one = one_at_a_time_lock();
     let cells = cells(&CLI_PHASES);
-    let results = parallel(cells.clone(), Duration::from_millis(30), |(p, f)| {
+    let results = parallel(cells.clone(), Proto::V2.stagger(30), |(p, f)| {
         cli_cell(Proto::V2, p, f)
     });
     let results: Vec<_> = cells.into_iter().zip(results).collect();
