@@ -89,6 +89,8 @@ def count_cases(rs):
 titles = [
     ("matrix-library", "Fault x phase matrix: library `Job`"),
     ("matrix-cli", "Fault x phase matrix: `spalloc alloc`"),
+    ("matrix-library-v2", "Fault x phase matrix over v2: library `Job`"),
+    ("matrix-cli-v2", "Fault x phase matrix over v2: `spalloc alloc`"),
     ("restart", "Server restart with persistence"),
     ("holders", "Holders: blocked threads, panics, SIGKILL"),
     ("signals", "Signals"),
@@ -183,6 +185,18 @@ matrix("matrix-cli", "Fault x phase matrix: `spalloc alloc`",
        "`spalloc alloc --keepalive 2 --timeout 1 --reconnect-delay 0.1 -c …` through the proxy. "
        "The time is the whole run. Phases that begin with a job held must exit 0 with the "
        "command run; every cell checked that nothing panicked and no job was left behind.")
+matrix("matrix-library-v2", "Fault x phase matrix over v2: library `Job`",
+       "The same cells and checks as over v1, with the `Job` speaking v2 (form login, "
+       "`keepalive-interval` 2 s) through the proxy in front of the virtual server's plain-HTTP "
+       "v2 listener. Faults armed on a phase fire on its HTTP request line (`GET "
+       "/spalloc/system/login.html`, `POST …/jobs`, `PUT …/keepalive`, `POST "
+       "…/machine/power`, `DELETE …/jobs/ID`); a drop, reset or refusal starts as the "
+       "reply begins, so the server has acted on the whole request. Garbage and a v1 "
+       "notification line are not HTTP: a client waiting for a reply fails on them.")
+matrix("matrix-cli-v2", "Fault x phase matrix over v2: `spalloc alloc`",
+       "`spalloc alloc --keepalive 2 --timeout 1 --reconnect-delay 0.1 -c …` against the v2 URL "
+       "through the proxy, credentials from `SPALLOC_USER`/`SPALLOC_PASSWORD`; the same checks "
+       "as over v1.")
 
 def table(key, title, intro=""):
     rs = by_suite.get(key, [])

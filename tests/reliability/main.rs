@@ -8,7 +8,7 @@
 //!   closed job left to expire, in each server dialect.
 //! * `matrix`: every fault of the [`Proxy`](crate::support::proxy::Proxy)
 //!   at every phase of a job's life, for the library `Job` and for
-//!   `spalloc alloc`.
+//!   `spalloc alloc`, over v1 and over v2 (plain HTTP).
 //! * `restart`: the server restarts (with its state file) under held jobs.
 //! * `holders`: a blocked main thread, panics, signals and SIGKILL.
 //! * `hostile`: clients that abuse the virtual server.

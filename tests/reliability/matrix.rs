@@ -1,5 +1,7 @@
 //! Every proxy fault at every phase of a job's life, for the library `Job`
-//! and for `spalloc alloc`.
+//! and for `spalloc alloc`, over v1 (the proxy in front of the v1 listener)
+//! and over v2 (the proxy in front of the plain-HTTP v2 listener, its
+//! triggers matching request lines).
 //!
 //! Each cell has its own virtual server and proxy, so the cells run in
 //! parallel. A fault lasts [`FAULT_FOR`], well under the job's keepalive
@@ -17,12 +19,14 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use spalloc::server::{ServerConfig, V2Config, V2User, VirtualServer};
+use spalloc::v2::V2Settings;
 use spalloc::{CreateJobOptions, Error, Job, JobOptions, JobRequest, JobState};
 
 use super::{
     direct, is_live, live_jobs, no_jobs_within, one_triad, parallel, record, start_server, state_of,
 };
-use crate::support::cli::Sandbox;
+use crate::support::cli::{ConfigFile, Sandbox};
 use crate::support::eventually;
 use crate::support::proxy::{Fault, Proxy};
 
@@ -40,6 +44,128 @@ const RECONNECT: Duration = Duration::from_millis(100);
 const CALL_LIMIT: Duration = Duration::from_secs(8);
 /// How long a job the client could not release may take to expire.
 const EXPIRY: Duration = Duration::from_millis(2000 + 2000);
+
+/// The v2 user of the v2 cells.
+const V2_USER: &str = "matrix";
+const V2_PASSWORD: &str = "password";
+/// [`V2_PASSWORD`] hashed with two iterations (salt `salt`), so that 81
+/// servers starting and logging in at once stay cheap.
+const V2_HASH: &str =
+    "pbkdf2-sha256$2$73616c74$ae4d0c95af6b46d32d0adff928f06dd02a303f8ef3c251dfd6e2d85a95474c43";
+
+/// The protocol a cell speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Proto {
+    V1,
+    V2,
+}
+
+impl Proto {
+    /// A server for one cell; over v2 with a plain-HTTP v2 listener that
+    /// accepts keepalive intervals from 1 s.
+    fn server(self, config: ServerConfig) -> VirtualServer {
+        match self {
+            Proto::V1 => start_server(config),
+            Proto::V2 => start_server(
+                config.v2(Some(
+                    V2Config::default()
+                        .users(vec![V2User::with_hash(V2_USER, V2_HASH)])
+                        .keepalive_bounds(Duration::from_secs(1), Duration::from_secs(300)),
+                )),
+            ),
+        }
+    }
+
+    /// A proxy in front of the listener this protocol uses.
+    fn proxy(self, server: &VirtualServer) -> Proxy {
+        match self {
+            Proto::V1 => Proxy::start(server.local_addr()),
+            Proto::V2 => Proxy::start_http(server.v2_local_addr().expect("a v2 listener")),
+        }
+    }
+
+    /// The service's URL through the proxy (v2).
+    fn url(server: &VirtualServer, proxy: &Proxy) -> String {
+        let url = server.v2_url().expect("a v2 listener");
+        let path = url
+            .split_once("://")
+            .and_then(|(_, rest)| rest.split_once('/'))
+            .map_or("", |(_, path)| path);
+        format!("http://127.0.0.1:{}/{path}", proxy.port())
+    }
+
+    /// The library's options, through the proxy.
+    fn options(self, server: &VirtualServer, proxy: &Proxy) -> JobOptions {
+        match self {
+            Proto::V1 => options(proxy.port()),
+            Proto::V2 => JobOptions::new()
+                .hostname(Proto::url(server, proxy))
+                .keepalive(Some(Duration::from_secs_f64(KEEPALIVE)))
+                .timeout(Some(TIMEOUT))
+                .reconnect_delay(RECONNECT)
+                .v2(V2Settings::default().login(V2_USER, V2_PASSWORD)),
+        }
+    }
+
+    /// A sandbox whose `spalloc` goes through the proxy.
+    fn sandbox(self, server: &VirtualServer, proxy: &Proxy) -> Sandbox {
+        let mut sb = Sandbox::new();
+        match self {
+            Proto::V1 => sb.use_server(proxy.addr()),
+            Proto::V2 => {
+                sb.write_config(
+                    ConfigFile::User,
+                    &format!("[spalloc]\nhostname = {}\n", Proto::url(server, proxy)),
+                );
+                sb.env("SPALLOC_USER", V2_USER)
+                    .env("SPALLOC_PASSWORD", V2_PASSWORD);
+            }
+        }
+        sb
+    }
+
+    /// The owner the server records for the sandbox's jobs.
+    fn cli_owner(self) -> &'static str {
+        match self {
+            Proto::V1 => "tester@example.org",
+            Proto::V2 => V2_USER,
+        }
+    }
+
+    /// Keepalives that have reached the server through the proxy.
+    fn keepalives(self, proxy: &Proxy) -> u64 {
+        match self {
+            Proto::V1 => proxy.count("job_keepalive"),
+            Proto::V2 => proxy.count_requests("/keepalive HTTP/1.1"),
+        }
+    }
+
+    /// How long powering takes in the powering cells: long enough for
+    /// the client to see it (v2 logs in and creates in more round trips).
+    fn powering_for(self) -> Duration {
+        match self {
+            Proto::V1 => Duration::from_millis(1000),
+            Proto::V2 => Duration::from_millis(2000),
+        }
+    }
+
+    /// The pause between starting cells, from v1's: v2 takes more than
+    /// twice the round trips (login page, login, service root, create)
+    /// before a job exists, so its cells start further apart.
+    fn stagger(self, v1_millis: u64) -> Duration {
+        match self {
+            Proto::V1 => Duration::from_millis(v1_millis),
+            Proto::V2 => Duration::from_millis(v1_millis * 3),
+        }
+    }
+
+    fn suite(self, base: &str) -> String {
+        match self {
+            Proto::V1 => base.to_owned(),
+            Proto::V2 => format!("{base}-v2"),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -71,14 +197,26 @@ impl Phase {
 
     /// The client line whose passing starts the fault, for phases defined
     /// by a command in flight.
-    fn trigger(self) -> Option<&'static str> {
-        match self {
-            Phase::Connect => Some("\"version\""),
-            Phase::CreateJob => Some("\"create_job\""),
-            Phase::Keepalive => Some("\"job_keepalive\""),
-            Phase::Power => Some("\"power_on_job_boards\""),
-            Phase::Destroy | Phase::Drop => Some("\"destroy_job\""),
-            _ => None,
+    fn trigger(self, proto: Proto) -> Option<&'static str> {
+        match proto {
+            Proto::V1 => match self {
+                Phase::Connect => Some("\"version\""),
+                Phase::CreateJob => Some("\"create_job\""),
+                Phase::Keepalive => Some("\"job_keepalive\""),
+                Phase::Power => Some("\"power_on_job_boards\""),
+                Phase::Destroy | Phase::Drop => Some("\"destroy_job\""),
+                _ => None,
+            },
+            // The request lines: the login page (the first request), the
+            // create, the keepalive, the power command and the delete.
+            Proto::V2 => match self {
+                Phase::Connect => Some("GET /spalloc/system/login.html "),
+                Phase::CreateJob => Some("POST /spalloc/srv/spalloc/jobs "),
+                Phase::Keepalive => Some("/keepalive HTTP/1.1"),
+                Phase::Power => Some("POST /spalloc/srv/spalloc/jobs/"),
+                Phase::Destroy | Phase::Drop => Some("DELETE /spalloc/srv/spalloc/jobs/"),
+                _ => None,
+            },
         }
     }
 }
@@ -177,12 +315,13 @@ fn error_text(e: &Error) -> String {
 /// alive, keepalives reached the server meanwhile, and the job's own
 /// connection answers again.
 fn check_kept_alive(
+    proto: Proto,
     job: &mut Job,
     proxy: &Proxy,
     addr: std::net::SocketAddr,
 ) -> Result<(), String> {
     proxy.clear();
-    let before = proxy.count("job_keepalive");
+    let before = proto.keepalives(proxy);
     thread::sleep(Duration::from_secs_f64(KEEPALIVE) + Duration::from_millis(500));
     let s = state_of(addr, job.id());
     ensure!(
@@ -193,7 +332,7 @@ fn check_kept_alive(
         s.reason
     );
     ensure!(
-        proxy.count("job_keepalive") > before,
+        proto.keepalives(proxy) > before,
         "no keepalive reached the server after the fault"
     );
     let (state, took) = timed(|| job.state());
@@ -205,15 +344,16 @@ fn check_kept_alive(
     Ok(())
 }
 
-/// Drops the job: it must end in time and destroy the job at once.
-fn drop_and_check(job: Job, addr: std::net::SocketAddr) -> Result<(), String> {
+/// Drops the job: it must end in time and destroy the job at once (over
+/// v1 without a reason; over v2 the client gives one).
+fn drop_and_check(proto: Proto, job: Job, addr: std::net::SocketAddr) -> Result<(), String> {
     let id = job.id();
     let t = Instant::now();
     drop(job);
     ensure!(t.elapsed() < CALL_LIMIT, "drop took {:?}", t.elapsed());
     let s = state_of(addr, id);
     ensure!(
-        s.state == JobState::Destroyed && s.reason.is_none(),
+        s.state == JobState::Destroyed && (proto == Proto::V2 || s.reason.is_none()),
         "job {id} not destroyed by drop: {:?} {:?}",
         s.state,
         s.reason
@@ -222,16 +362,16 @@ fn drop_and_check(job: Job, addr: std::net::SocketAddr) -> Result<(), String> {
 }
 
 /// One library cell; `Ok` carries what happened, for the report.
-fn lib_cell(phase: Phase, fault: Fault) -> Result<Value, String> {
+fn lib_cell(proto: Proto, phase: Phase, fault: Fault) -> Result<Value, String> {
     let power_delay = match phase {
-        Phase::Powering => Duration::from_millis(1000),
+        Phase::Powering => proto.powering_for(),
         Phase::Power => Duration::from_millis(300),
         _ => Duration::ZERO,
     };
-    let server = start_server(one_triad().power_delay(power_delay));
+    let server = proto.server(one_triad().power_delay(power_delay));
     let addr = server.local_addr();
-    let proxy = Proxy::start(addr);
-    let opts = options(proxy.port());
+    let proxy = proto.proxy(&server);
+    let opts = proto.options(&server, &proxy);
     let hog = (phase == Phase::Queued).then(|| occupy(addr));
     let mut call = "none";
     let mut took = Duration::ZERO;
@@ -239,16 +379,17 @@ fn lib_cell(phase: Phase, fault: Fault) -> Result<Value, String> {
 
     let job: Option<Job> = match phase {
         Phase::Connect | Phase::CreateJob => {
-            proxy.arm(phase.trigger().unwrap_or_default(), fault, FAULT_FOR);
+            proxy.arm(phase.trigger(proto).unwrap_or_default(), fault, FAULT_FOR);
             call = "Job::create";
             let (r, t) = timed(|| Job::create(JobRequest::AnyBoard, &opts));
             took = t;
+            ensure!(proxy.fired(), "the fault was never triggered");
             thread::sleep(FAULT_FOR);
             match r {
                 Ok(mut job) => {
                     let (ready, _) = timed(|| job.wait_until_ready(Some(CALL_LIMIT)));
                     ensure!(ready.is_ok(), "created, but never ready: {ready:?}");
-                    check_kept_alive(&mut job, &proxy, addr)?;
+                    check_kept_alive(proto, &mut job, &proxy, addr)?;
                     Some(job)
                 }
                 Err(e) => {
@@ -281,7 +422,7 @@ fn lib_cell(phase: Phase, fault: Fault) -> Result<Value, String> {
             });
             took = t;
             ensure!(ready.is_ok(), "never ready after the fault: {ready:?}");
-            check_kept_alive(&mut job, &proxy, addr)?;
+            check_kept_alive(proto, &mut job, &proxy, addr)?;
             Some(job)
         }
         Phase::ReadyIdle | Phase::Keepalive | Phase::Power => {
@@ -294,7 +435,7 @@ fn lib_cell(phase: Phase, fault: Fault) -> Result<Value, String> {
                     thread::sleep(FAULT_FOR);
                 }
                 Phase::Keepalive => {
-                    proxy.arm(phase.trigger().unwrap_or_default(), fault, FAULT_FOR);
+                    proxy.arm(phase.trigger(proto).unwrap_or_default(), fault, FAULT_FOR);
                     ensure!(
                         eventually(Duration::from_secs(3), || proxy.fired()),
                         "no keepalive was sent"
@@ -302,10 +443,11 @@ fn lib_cell(phase: Phase, fault: Fault) -> Result<Value, String> {
                     thread::sleep(FAULT_FOR);
                 }
                 _ => {
-                    proxy.arm(phase.trigger().unwrap_or_default(), fault, FAULT_FOR);
+                    proxy.arm(phase.trigger(proto).unwrap_or_default(), fault, FAULT_FOR);
                     call = "set_power";
                     let (r, t) = timed(|| job.set_power(true));
                     took = t;
+                    ensure!(proxy.fired(), "the fault was never triggered");
                     if let Err(e) = r {
                         ensure!(e.is_transport(), "unexpected kind of error: {e:?}");
                         error = Some(error_text(&e));
@@ -318,7 +460,7 @@ fn lib_cell(phase: Phase, fault: Fault) -> Result<Value, String> {
                     took += t;
                 }
             }
-            check_kept_alive(&mut job, &proxy, addr)?;
+            check_kept_alive(proto, &mut job, &proxy, addr)?;
             Some(job)
         }
         Phase::Destroy | Phase::Drop => {
@@ -326,7 +468,7 @@ fn lib_cell(phase: Phase, fault: Fault) -> Result<Value, String> {
             job.wait_until_ready(Some(CALL_LIMIT))
                 .map_err(|e| e.to_string())?;
             let id = job.id();
-            proxy.arm(phase.trigger().unwrap_or_default(), fault, FAULT_FOR);
+            proxy.arm(phase.trigger(proto).unwrap_or_default(), fault, FAULT_FOR);
             let result = if phase == Phase::Destroy {
                 call = "Job::destroy";
                 let (r, t) = timed(|| job.destroy(None));
@@ -339,7 +481,8 @@ fn lib_cell(phase: Phase, fault: Fault) -> Result<Value, String> {
                 took = t.elapsed();
                 Ok(())
             };
-            let keepalives = proxy.count("job_keepalive");
+            ensure!(proxy.fired(), "the fault was never triggered");
+            let keepalives = proto.keepalives(&proxy);
             match result {
                 Ok(()) if phase == Phase::Destroy => {
                     let s = state_of(addr, id).state;
@@ -353,7 +496,7 @@ fn lib_cell(phase: Phase, fault: Fault) -> Result<Value, String> {
             }
             thread::sleep(Duration::from_secs_f64(KEEPALIVE / 2.0) + Duration::from_millis(200));
             ensure!(
-                proxy.count("job_keepalive") == keepalives,
+                proto.keepalives(&proxy) == keepalives,
                 "keepalives went on after the job was released"
             );
             None
@@ -368,7 +511,7 @@ fn lib_cell(phase: Phase, fault: Fault) -> Result<Value, String> {
         .count();
     let released = match job {
         Some(job) => {
-            drop_and_check(job, addr)?;
+            drop_and_check(proto, job, addr)?;
             "at once"
         }
         None if orphans > 0 => "by expiry",
@@ -384,6 +527,15 @@ fn lib_cell(phase: Phase, fault: Fault) -> Result<Value, String> {
         "error": error,
         "released": released,
     }))
+}
+
+/// Runs the matrices one after another: each runs its cells in parallel
+/// (up to 81 servers and proxies, or 63 `spalloc` processes), and two at
+/// once on a loaded 2-core machine starve cells of their 1 s timeouts.
+fn one_at_a_time_lock() -> std::sync::MutexGuard<'static, ()> {
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A cell's result: `Err` if it panicked, `Ok(Err)` if a check failed.
@@ -421,26 +573,37 @@ fn report(suite: &str, results: &[((Phase, Fault), CellResult)]) {
 
 #[test]
 fn library_job_survives_every_fault_in_every_phase() {
+    let _one = one_at_a_time_lock();
     let cells = cells(&LIB_PHASES);
     let results = parallel(cells.clone(), Duration::from_millis(15), |(p, f)| {
-        lib_cell(p, f)
+        lib_cell(Proto::V1, p, f)
     });
     let results: Vec<_> = cells.into_iter().zip(results).collect();
-    report("matrix-library", &results);
+    report(&Proto::V1.suite("matrix-library"), &results);
+}
+
+#[test]
+fn library_job_over_v2_survives_every_fault_in_every_phase() {
+    let _one = one_at_a_time_lock();
+    let cells = cells(&LIB_PHASES);
+    let results = parallel(cells.clone(), Proto::V2.stagger(15), |(p, f)| {
+        lib_cell(Proto::V2, p, f)
+    });
+    let results: Vec<_> = cells.into_iter().zip(results).collect();
+    report(&Proto::V2.suite("matrix-library"), &results);
 }
 
 /// One `spalloc alloc` cell.
-fn cli_cell(phase: Phase, fault: Fault) -> Result<Value, String> {
+fn cli_cell(proto: Proto, phase: Phase, fault: Fault) -> Result<Value, String> {
     let power_delay = match phase {
-        Phase::Powering => Duration::from_millis(1000),
+        Phase::Powering => proto.powering_for(),
         _ => Duration::ZERO,
     };
-    let server = start_server(one_triad().power_delay(power_delay));
+    let server = proto.server(one_triad().power_delay(power_delay));
     let addr = server.local_addr();
-    let proxy = Proxy::start(addr);
+    let proxy = proto.proxy(&server);
     let hog = (phase == Phase::Queued).then(|| occupy(addr));
-    let sb = Sandbox::new();
-    sb.use_server(proxy.addr());
+    let sb = proto.sandbox(&server, &proxy);
     let long = matches!(phase, Phase::ReadyIdle | Phase::Keepalive);
     let marker = sb.cwd().join("started");
     // A long command runs until the test has made its checks and says it
@@ -450,7 +613,7 @@ fn cli_cell(phase: Phase, fault: Fault) -> Result<Value, String> {
     } else {
         "touch started"
     };
-    if let Some(trigger) = phase.trigger()
+    if let Some(trigger) = phase.trigger(proto)
         && phase != Phase::Keepalive
     {
         proxy.arm(trigger, fault, FAULT_FOR);
@@ -470,7 +633,7 @@ fn cli_cell(phase: Phase, fault: Fault) -> Result<Value, String> {
     let our_job = || {
         live_jobs(addr)
             .into_iter()
-            .find(|j| j.owner.as_deref() == Some("tester@example.org"))
+            .find(|j| j.owner.as_deref() == Some(proto.cli_owner()))
             .map(|j| j.job_id)
     };
     let mut id = None;
@@ -503,7 +666,7 @@ fn cli_cell(phase: Phase, fault: Fault) -> Result<Value, String> {
             if phase == Phase::ReadyIdle {
                 proxy.inject(fault, FAULT_FOR);
             } else {
-                proxy.arm(phase.trigger().unwrap_or_default(), fault, FAULT_FOR);
+                proxy.arm(phase.trigger(proto).unwrap_or_default(), fault, FAULT_FOR);
                 ensure!(
                     eventually(Duration::from_secs(3), || proxy.fired()),
                     "no keepalive was sent"
@@ -511,7 +674,7 @@ fn cli_cell(phase: Phase, fault: Fault) -> Result<Value, String> {
             }
             thread::sleep(FAULT_FOR);
             proxy.clear();
-            let before = proxy.count("job_keepalive");
+            let before = proto.keepalives(&proxy);
             thread::sleep(Duration::from_secs_f64(KEEPALIVE) + Duration::from_millis(300));
             let job = id.ok_or("no job on the server")?;
             ensure!(
@@ -519,7 +682,7 @@ fn cli_cell(phase: Phase, fault: Fault) -> Result<Value, String> {
                 "job {job} not alive one keepalive after the fault"
             );
             ensure!(
-                proxy.count("job_keepalive") > before,
+                proto.keepalives(&proxy) > before,
                 "no keepalive reached the server after the fault"
             );
             std::fs::write(sb.cwd().join("done"), "").map_err(|e| e.to_string())?;
@@ -528,6 +691,11 @@ fn cli_cell(phase: Phase, fault: Fault) -> Result<Value, String> {
     }
     let out = running.finish(Duration::from_secs(20));
     let took = t.elapsed();
+    ensure!(
+        proxy.fired(),
+        "the fault was never triggered: {}",
+        out.stderr
+    );
     ensure!(
         !out.stderr.contains("panicked"),
         "spalloc panicked: {}",
@@ -576,21 +744,44 @@ fn cli_cell(phase: Phase, fault: Fault) -> Result<Value, String> {
 
 #[test]
 fn spalloc_alloc_survives_every_fault_in_every_phase() {
+    let _one = one_at_a_time_lock();
     let cells = cells(&CLI_PHASES);
     let results = parallel(cells.clone(), Duration::from_millis(30), |(p, f)| {
-        cli_cell(p, f)
+        cli_cell(Proto::V1, p, f)
     });
     let results: Vec<_> = cells.into_iter().zip(results).collect();
-    report("matrix-cli", &results);
+    report(&Proto::V1.suite("matrix-cli"), &results);
+}
+
+#[test]
+fn spalloc_alloc_over_v2_survives_every_fault_in_every_phase() {
+    let _one = one_at_a_time_lock();
+    let cells = cells(&CLI_PHASES);
+    let results = parallel(cells.clone(), Proto::V2.stagger(30), |(p, f)| {
+        cli_cell(Proto::V2, p, f)
+    });
+    let results: Vec<_> = cells.into_iter().zip(results).collect();
+    report(&Proto::V2.suite("matrix-cli"), &results);
 }
 
 /// Regression: `wait_until_ready` used to fail at once if the server was
 /// unreachable when it started, instead of reconnecting as its waits do.
 #[test]
 fn wait_until_ready_rides_out_an_outage_at_its_start() {
-    let server = start_server(one_triad());
-    let proxy = Proxy::start(server.local_addr());
-    let mut job = Job::create(JobRequest::AnyBoard, &options(proxy.port())).expect("create");
+    wait_rides_out_an_outage(Proto::V1);
+}
+
+/// The same over v2, whose waits are long-polls.
+#[test]
+fn wait_until_ready_over_v2_rides_out_an_outage_at_its_start() {
+    wait_rides_out_an_outage(Proto::V2);
+}
+
+fn wait_rides_out_an_outage(proto: Proto) {
+    let server = proto.server(one_triad());
+    let proxy = proto.proxy(&server);
+    let mut job =
+        Job::create(JobRequest::AnyBoard, &proto.options(&server, &proxy)).expect("create");
     proxy.inject(Fault::Refuse, FAULT_FOR);
     let (ready, took) = timed(|| job.wait_until_ready(Some(CALL_LIMIT)));
     assert!(ready.is_ok(), "{ready:?}");
@@ -615,10 +806,21 @@ fn wait_until_ready_rides_out_an_outage_at_its_start() {
 /// server expires the job once it can act again.
 #[test]
 fn release_is_bounded_when_the_server_hangs_for_good() {
-    let server = start_server(one_triad());
+    release_is_bounded(Proto::V1);
+}
+
+/// The same over v2.
+#[test]
+fn release_over_v2_is_bounded_when_the_server_hangs_for_good() {
+    release_is_bounded(Proto::V2);
+}
+
+fn release_is_bounded(proto: Proto) {
+    let server = proto.server(one_triad());
     let addr = server.local_addr();
-    let proxy = Proxy::start(addr);
-    let mut job = Job::create(JobRequest::AnyBoard, &options(proxy.port())).expect("create");
+    let proxy = proto.proxy(&server);
+    let mut job =
+        Job::create(JobRequest::AnyBoard, &proto.options(&server, &proxy)).expect("create");
     job.wait_until_ready(Some(CALL_LIMIT)).expect("ready");
     let id = job.id();
     proxy.inject(Fault::StallUp, Duration::from_secs(60));
@@ -629,9 +831,8 @@ fn release_is_bounded_when_the_server_hangs_for_good() {
     let expired = eventually(EXPIRY, || !is_live(addr, id));
 
     // The same for `spalloc alloc`, hung just as its command finishes.
-    let proxy = Proxy::start(addr);
-    let sb = Sandbox::new();
-    sb.use_server(proxy.addr());
+    let proxy = proto.proxy(&server);
+    let sb = proto.sandbox(&server, &proxy);
     let running = sb.spawn(&[
         "alloc",
         "--timeout",
@@ -666,7 +867,8 @@ fn release_is_bounded_when_the_server_hangs_for_good() {
         && cli_expired;
     record(
         "holders",
-        json!({"case": "release while the server hangs for good (timeout 1 s, keepalive 2 s)",
+        json!({"case": format!("release while the server hangs for good (timeout 1 s, keepalive 2 s){}",
+                               if proto == Proto::V2 { ", over v2" } else { "" }),
                "outcome": if ok { "pass" } else { "fail" },
                "detail": {"drop(Job) took (s)": secs(lib_took),
                           "spalloc alloc exit after the command (s)": secs(cli_took),

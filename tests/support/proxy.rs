@@ -10,6 +10,12 @@
 //! passes ([`Proxy::arm`]), so a test can hit one precise moment such as
 //! "right after `create_job` reached the server".
 //!
+//! [`Proxy::start_http`] relays HTTP/1.1 the same way: lines are the
+//! request and header lines (a trigger can match a request line such as
+//! `DELETE /spalloc/srv/spalloc/jobs/`), and a body that does not end in a
+//! newline is relayed as soon as it arrives; [`Proxy::count_requests`]
+//! counts request lines.
+//!
 //! Threads: one acceptor, plus two pumps per connection. Every socket has a
 //! short read timeout so that pumps notice faults and shutdown promptly, and
 //! a write timeout so that nothing blocks for long; `Drop` stops and joins
@@ -117,6 +123,10 @@ struct Conn {
     /// Serialises writes to the client, so injections fall between lines.
     down: Mutex<()>,
     closed: AtomicBool,
+    /// In HTTP mode, a drop, reset or refusal armed on a request of this
+    /// connection: it starts as the reply begins, so the server has read
+    /// the whole request (body included) and acted on it.
+    at_reply: Mutex<Option<(Fault, Duration)>>,
 }
 
 impl Conn {
@@ -145,6 +155,10 @@ impl Conn {
 
 struct Shared {
     upstream: SocketAddr,
+    /// Relays a trailing part line at once (HTTP bodies).
+    http: bool,
+    /// HTTP request lines relayed, in [`Proxy::start_http`] mode.
+    requests: Mutex<Vec<String>>,
     settings: Mutex<Settings>,
     conns: Mutex<Vec<Arc<Conn>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -191,10 +205,21 @@ fn active(until: Option<Instant>) -> bool {
 impl Proxy {
     /// Starts relaying `127.0.0.1:0` to `upstream`.
     pub fn start(upstream: SocketAddr) -> Proxy {
+        Proxy::start_with(upstream, false)
+    }
+
+    /// Starts relaying `127.0.0.1:0` to `upstream`, an HTTP/1.1 server.
+    pub fn start_http(upstream: SocketAddr) -> Proxy {
+        Proxy::start_with(upstream, true)
+    }
+
+    fn start_with(upstream: SocketAddr, http: bool) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         let addr = listener.local_addr().expect("proxy address");
         let shared = Arc::new(Shared {
             upstream,
+            http,
+            requests: Mutex::new(Vec::new()),
             settings: Mutex::new(Settings::default()),
             conns: Mutex::new(Vec::new()),
             threads: Mutex::new(Vec::new()),
@@ -231,6 +256,15 @@ impl Proxy {
         lock(&self.shared.commands).get(name).copied().unwrap_or(0)
     }
 
+    /// How many HTTP request lines containing `text` have been relayed
+    /// (in [`Proxy::start_http`] mode).
+    pub fn count_requests(&self, text: &str) -> u64 {
+        lock(&self.shared.requests)
+            .iter()
+            .filter(|l| l.contains(text))
+            .count() as u64
+    }
+
     /// Connections currently open through the proxy.
     pub fn open_connections(&self) -> usize {
         let mut conns = lock(&self.shared.conns);
@@ -245,7 +279,8 @@ impl Proxy {
 
     /// Starts `fault` when a client line containing `trigger` passes
     /// (once). Drops, resets and refusals start once that line has reached
-    /// the server, so the server acts on it and the client loses the reply;
+    /// the server (in HTTP mode: once the reply to that request begins), so
+    /// the server acts on it and the client loses the reply;
     /// every other fault starts just before the line goes on (a client-side
     /// stall holds that very line), so that the reply cannot slip past it.
     pub fn arm(&self, trigger: &str, fault: Fault, duration: Duration) {
@@ -354,6 +389,7 @@ fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
             server,
             down: Mutex::new(()),
             closed: AtomicBool::new(false),
+            at_reply: Mutex::new(None),
         });
         lock(&shared.conns).push(Arc::clone(&conn));
         let mut threads = lock(&shared.threads);
@@ -404,6 +440,14 @@ fn pump(shared: &Shared, conn: &Conn, up: bool) {
             }
             continue;
         }
+        // An HTTP body need not end in a newline: relay what is left at once.
+        if shared.http && !pending.is_empty() {
+            let part = std::mem::take(&mut pending);
+            if !relay_line(shared, conn, up, to, &part) {
+                break;
+            }
+            continue;
+        }
         match from.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => pending.extend_from_slice(&chunk[..n]),
@@ -426,6 +470,11 @@ fn pump(shared: &Shared, conn: &Conn, up: bool) {
 
 /// Forwards one line; false when the connection is finished.
 fn relay_line(shared: &Shared, conn: &Conn, up: bool, mut to: &TcpStream, line: &[u8]) -> bool {
+    if !up && let Some((fault, d)) = lock(&conn.at_reply).take() {
+        // The fault ends this connection (a reset by RST, so no FIN here).
+        apply(shared, fault, d);
+        return false;
+    }
     let (delay, fire) = {
         let mut s = lock(&shared.settings);
         let delay = s
@@ -450,10 +499,13 @@ fn relay_line(shared: &Shared, conn: &Conn, up: bool, mut to: &TcpStream, line: 
     // Faults that act on the reply start before the line goes on, so the
     // reply cannot slip past them; the others start after it has reached
     // the server, so the server acts on it and the client loses the reply.
-    let (before, after) = match fire {
+    let (before, mut after) = match fire {
         Some((Fault::Drop | Fault::Reset | Fault::Refuse, _)) => (None, fire),
         _ => (fire, None),
     };
+    if shared.http && after.is_some() {
+        *lock(&conn.at_reply) = after.take();
+    }
     if let Some((fault, d)) = before {
         apply(shared, fault, d);
         if fault == Fault::StallUp {
@@ -466,6 +518,9 @@ fn relay_line(shared: &Shared, conn: &Conn, up: bool, mut to: &TcpStream, line: 
         shared.stats.lines_up.fetch_add(1, Ordering::SeqCst);
         if let Some(name) = command_name(line) {
             *lock(&shared.commands).entry(name).or_default() += 1;
+        }
+        if shared.http && is_request_line(line) {
+            lock(&shared.requests).push(String::from_utf8_lossy(line).trim_end().to_owned());
         }
     } else {
         shared.stats.lines_down.fetch_add(1, Ordering::SeqCst);
@@ -497,6 +552,16 @@ fn command_name(line: &[u8]) -> Option<String> {
     let rest = line.strip_prefix(KEY)?;
     let end = rest.iter().position(|&b| b == b'"')?;
     Some(String::from_utf8_lossy(&rest[..end]).into_owned())
+}
+
+/// Whether a line is an HTTP/1.1 request line.
+fn is_request_line(line: &[u8]) -> bool {
+    [
+        "GET ", "POST ", "PUT ", "DELETE ", "HEAD ", "OPTIONS ", "PATCH ",
+    ]
+    .iter()
+    .any(|m| line.starts_with(m.as_bytes()))
+        && contains(line, b" HTTP/1.")
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
