@@ -626,6 +626,12 @@ command! {
         /// start a built-in virtual server (one 24-board machine) and allocate from it: no hardware or configuration needed
         #[argh(switch, long = "virtual")]
         virtual_server: [bool],
+        /// give up if the job is not ready within SECONDS: destroy it and exit 5
+        #[argh(option, arg_name = "SECONDS")]
+        queue_timeout: [Option<f64>],
+        /// once ready, print the allocation, leave a background keeper holding the job, and exit 0 (release with `spalloc job --destroy ID`)
+        #[argh(switch)]
+        detach: [bool],
     }
 }
 
@@ -669,6 +675,17 @@ command! {
         /// the reason given after --destroy
         #[argh(option, hidden_help)]
         destroy_reason: [Option<String>],
+        /// wait until the job is ready (exit 0), destroyed (exit 1) or --ready-timeout passes (exit 5)
+        @either(action)
+        #[argh(switch)]
+        wait_ready: [bool],
+        /// with --wait-ready: give up after SECONDS (default: no limit)
+        #[argh(option, arg_name = "SECONDS")]
+        ready_timeout: [Option<f64>],
+        /// keep the job alive in the foreground until Ctrl-C, SIGTERM or SIGHUP (the job is not destroyed: it expires one keepalive later) or until the job is destroyed
+        @either(action)
+        #[argh(switch)]
+        keepalive: [bool],
         /// print JSON instead of text (info, --watch and --ethernet-ips)
         #[argh(switch)]
         json: [bool],

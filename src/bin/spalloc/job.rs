@@ -3,13 +3,14 @@
 //! live job.
 
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use spalloc::{
     Board, Client, Error, JobDescription, JobMachineInfo, JobState, JobStateInfo, Watch,
 };
 
-use crate::Ctx;
+use crate::alloc::seconds_text;
+use crate::{Ctx, keeper};
 use crate::args::{JobArgs, Server};
 use crate::exit::{CliError, CliResult, code};
 use crate::render::json::{self, JobView as JobJson};
@@ -29,6 +30,8 @@ enum Action {
     PowerOff,
     EthernetIps,
     Destroy,
+    WaitReady,
+    Keepalive,
 }
 
 fn action(args: &JobArgs) -> Result<Action, CliError> {
@@ -39,6 +42,8 @@ fn action(args: &JobArgs) -> Result<Action, CliError> {
         (args.power_off, Action::PowerOff, "--power-off"),
         (args.ethernet_ips, Action::EthernetIps, "--ethernet-ips"),
         (args.destroy, Action::Destroy, "--destroy"),
+        (args.wait_ready, Action::WaitReady, "--wait-ready"),
+        (args.keepalive, Action::Keepalive, "--keepalive"),
     ]
     .into_iter()
     .filter(|(on, _, _)| *on)
@@ -66,6 +71,20 @@ pub fn run(mut args: JobArgs, ctx: &Ctx) -> CliResult {
         args.job_id = Some(id);
         args.destroy_reason = None;
     }
+    let ready_timeout = match args.ready_timeout {
+        _ if args.ready_timeout.is_some() && action != Action::WaitReady => {
+            return Err(CliError::Usage(
+                "argument --ready-timeout: only with --wait-ready".into(),
+            ));
+        }
+        None => None,
+        Some(s) if s.is_finite() && (0.0..1e9).contains(&s) => Some(Duration::from_secs_f64(s)),
+        Some(s) => {
+            return Err(CliError::Usage(format!(
+                "argument --ready-timeout: expected a number of seconds from 0, got {s}"
+            )));
+        }
+    };
     let config = settings::load_config()?;
     let server = settings::server(&args.server_flags(), &config)?;
     // On v2, jobs belong to the user logged in.
@@ -79,8 +98,15 @@ pub fn run(mut args: JobArgs, ctx: &Ctx) -> CliResult {
     }
     // Powering waits until done; Ctrl-C ends that wait (exit 7), and must
     // be able to cut short any call the server is slow to answer.
-    let interrupt = matches!(action, Action::PowerOn | Action::PowerOff).then(Interrupt::catch);
+    let interrupt = matches!(
+        action,
+        Action::PowerOn | Action::PowerOff | Action::WaitReady
+    )
+    .then(Interrupt::catch);
     let fail = |e: Error| match e {
+        Error::Interrupted if action == Action::WaitReady => {
+            CliError::silent(code::INTERRUPTED_OR_NOTHING)
+        }
         Error::Interrupted => CliError::silent(code::POWER_INTERRUPTED),
         e => CliError::server(&server, e),
     };
@@ -93,10 +119,15 @@ pub fn run(mut args: JobArgs, ctx: &Ctx) -> CliResult {
         Some(id) => id,
         None => find_job(&mut client, &fail, owner.as_deref().unwrap_or_default())?,
     };
+    if action == Action::Keepalive {
+        drop(client);
+        return keeper::run(id, server);
+    }
     let colour = ctx.term.out_colour;
     match action {
         Action::Info => {
-            let text = show(&mut client, id, args.json, colour).map_err(fail)?;
+            let keeper = keeper::holder(id, &server);
+            let text = show(&mut client, id, args.json, colour, keeper).map_err(fail)?;
             print(&text)?;
         }
         Action::Watch => {
@@ -109,6 +140,7 @@ pub fn run(mut args: JobArgs, ctx: &Ctx) -> CliResult {
                     id,
                     json: args.json,
                     colour,
+                    keeper: keeper::holder(id, &server),
                 },
             );
         }
@@ -122,6 +154,11 @@ pub fn run(mut args: JobArgs, ctx: &Ctx) -> CliResult {
                 action == Action::PowerOn,
             )?;
         }
+        Action::WaitReady => {
+            let interrupt = interrupt.unwrap_or_else(Interrupt::catch);
+            wait_ready(&mut client, &fail, &interrupt, id, ready_timeout)?;
+        }
+        Action::Keepalive => {}
         Action::EthernetIps => {
             let info = client.job_machine_info(id).map_err(fail)?;
             let Some(info) = info else {
@@ -194,15 +231,21 @@ fn find_job(
     }
 }
 
-fn show(client: &mut Client, id: u64, as_json: bool, colour: bool) -> Result<String, Error> {
+fn show(
+    client: &mut Client,
+    id: u64,
+    as_json: bool,
+    colour: bool,
+    keeper: Option<u32>,
+) -> Result<String, Error> {
     let jobs = client.list_jobs()?;
     match jobs.into_iter().find(|j| j.job_id == id) {
         Some(job) => {
             let info = client.job_machine_info(id)?;
             Ok(if as_json {
-                json::line(&JobJson::live(&job, info.as_ref()))
+                json::line(&JobJson::live(&job, info.as_ref(), keeper))
             } else {
-                live_text(&job, info.as_ref(), colour)
+                live_text(&job, info.as_ref(), colour, keeper)
             })
         }
         None => {
@@ -216,7 +259,12 @@ fn show(client: &mut Client, id: u64, as_json: bool, colour: bool) -> Result<Str
     }
 }
 
-fn live_text(job: &JobDescription, info: Option<&JobMachineInfo>, colour: bool) -> String {
+fn live_text(
+    job: &JobDescription,
+    info: Option<&JobMachineInfo>,
+    colour: bool,
+    keeper: Option<u32>,
+) -> String {
     let mut items: Vec<(&str, String)> = vec![("Job ID", job.job_id.to_string())];
     if let Some(owner) = &job.owner {
         items.push(("Owner", shown(owner)));
@@ -228,6 +276,9 @@ fn live_text(job: &JobDescription, info: Option<&JobMachineInfo>, colour: bool) 
     items.push(("Keepalive", keepalive_text(job.keepalive)));
     if let Some(host) = &job.keepalive_host {
         items.push(("Owner host", shown(host)));
+    }
+    if let Some(pid) = keeper {
+        items.push(("Kept by", format!("local keeper, pid {pid}")));
     }
     items.push(("Request", request_repr(&job.args, &job.kwargs)));
     if !job.boards.is_empty() {
@@ -268,6 +319,7 @@ struct JobView {
     id: u64,
     json: bool,
     colour: bool,
+    keeper: Option<u32>,
 }
 
 impl View for JobView {
@@ -280,7 +332,7 @@ impl View for JobView {
         client: &mut Client,
         frame: &mut Vec<u8>,
     ) -> Result<Result<(), CliError>, Error> {
-        let text = show(client, self.id, self.json, self.colour)?;
+        let text = show(client, self.id, self.json, self.colour, self.keeper)?;
         frame.extend_from_slice(text.as_bytes());
         Ok(Ok(()))
     }
@@ -338,6 +390,57 @@ fn power(
                 }
             }
             other => return Err(cannot(other)),
+        }
+    }
+}
+
+/// Waits until the job is ready (exit 0), ends (exit 1) or `timeout`
+/// passes (exit 5); Ctrl-C ends the wait (exit 4).
+fn wait_ready(
+    client: &mut Client,
+    fail: &dyn Fn(Error) -> CliError,
+    interrupt: &Interrupt,
+    id: u64,
+    timeout: Option<Duration>,
+) -> Result<(), CliError> {
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    loop {
+        subscribe(client, &Watch::Job(id)).map_err(fail)?;
+        let state = client.job_state(id).map_err(fail)?;
+        match state.state {
+            JobState::Ready => return Ok(()),
+            JobState::Queued | JobState::Power => {}
+            JobState::Destroyed => {
+                return Err(CliError::exit(
+                    code::FAILED,
+                    match &state.reason {
+                        Some(r) => format!("Job {id}: Destroyed: {}", visible(r)),
+                        None => format!("Job {id}: Destroyed."),
+                    },
+                ));
+            }
+            other => {
+                return Err(CliError::exit(
+                    code::FAILED,
+                    format!("Job {id}: {other}: it will never be ready"),
+                ));
+            }
+        }
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if left.is_some_and(|l| l.is_zero()) {
+            return Err(CliError::exit(
+                code::NOT_READY,
+                format!(
+                    "Job {id}: Not ready after {} (--ready-timeout); it is left as it was.",
+                    seconds_text(timeout.unwrap_or_default())
+                ),
+            ));
+        }
+        // Changes are hints; look again every few seconds anyway.
+        let hint = Duration::from_secs(2);
+        let again = wait_for_change(client, interrupt, Some(left.map_or(hint, |l| l.min(hint))));
+        if !again.map_err(fail)? {
+            return Err(CliError::silent(code::INTERRUPTED_OR_NOTHING));
         }
     }
 }
