@@ -312,3 +312,34 @@ fn detach_refuses_what_it_cannot_keep() {
     }
     assert!(client(&server).list_jobs().expect("jobs").is_empty());
 }
+
+#[test]
+fn boards_other_than_asked_for_are_pointed_out() {
+    let server = server();
+    let sb = sandbox(&server, false);
+    let out = sb.run(&["alloc", "2", "-c", "true"]);
+    out.expect_code(0);
+    assert!(
+        out.stderr
+            .contains("Job 1: Allocated 3 boards, more than the 2 asked for.\n"),
+        "{}",
+        out.stderr
+    );
+    let out = sb.run(&["alloc", "3", "-c", "true"]);
+    assert!(!out.expect_code(0).stderr.contains("Allocated"), "{}", out.stderr);
+
+    let dead = VirtualServer::start(
+        ServerConfig::instant().machines(vec![Machine::new("m", 1, 1).dead_boards([(0, 0, 1)])]),
+    )
+    .expect("start");
+    let sb = sandbox(&dead, false);
+    let out = sb.run(&["alloc", "1", "1", "--max-dead-boards", "1", "-c", "true"]);
+    out.expect_code(0);
+    assert!(
+        out.stderr.contains(
+            "Job 1: Allocated 2 boards, fewer than the 1x1 triads asked for: 1 dead.\n"
+        ),
+        "{}",
+        out.stderr
+    );
+}

@@ -336,7 +336,7 @@ pub fn run(args: AllocArgs, ctx: &Ctx, command: Option<Vec<String>>) -> CliResul
     plan.options.interrupt = Some(interrupt);
     let status = Status::new(plan.quiet, ctx.term.err_colour, ctx.term.err_cursor);
 
-    let created = match (plan.resume, plan.request) {
+    let created = match (plan.resume, plan.request.clone()) {
         (Some(id), _) => Job::resume(id, &plan.options),
         (None, request) => Job::create(request.unwrap_or_default(), &plan.options),
     };
@@ -507,6 +507,9 @@ fn hold(
         return Outcome::done(code::FAILED);
     }
     status.update(&format!("Job {id}: Ready!{queued}"), Style::GREEN);
+    if let Some(line) = plan.request.as_ref().and_then(|r| board_difference(id, r, &info)) {
+        status.note(&line, Style::YELLOW);
+    }
     if plan.json {
         let check = plan.keepalive.get();
         let line = json::line(&AllocationView::new(
@@ -537,6 +540,36 @@ fn hold(
             }
             prompt(plan.json, ctx, signals)
         }
+    }
+}
+
+/// A line saying how the boards allocated differ in number from the
+/// boards asked for, if they do: more boards than asked for (the server
+/// rounds a number of boards up to whole triads or a rectangle), or
+/// fewer (dead boards inside the triads asked for, as --max-dead-boards
+/// allowed).
+fn board_difference(id: u64, request: &JobRequest, info: &JobMachineInfo) -> Option<String> {
+    let (asked, what) = match request {
+        JobRequest::Boards(n) => (u64::from(*n), format!("the {n} asked for")),
+        JobRequest::Triads { width, height } => (
+            3 * u64::from(*width) * u64::from(*height),
+            format!("the {width}x{height} triads asked for"),
+        ),
+        _ => (1, "the one asked for".to_owned()),
+    };
+    let got = u64::try_from(info.boards.len()).unwrap_or(u64::MAX);
+    let plural = |n: u64| if n == 1 { "board" } else { "boards" };
+    match got.cmp(&asked) {
+        std::cmp::Ordering::Equal => None,
+        std::cmp::Ordering::Greater => Some(format!(
+            "Job {id}: Allocated {got} {}, more than {what}.",
+            plural(got)
+        )),
+        std::cmp::Ordering::Less => Some(format!(
+            "Job {id}: Allocated {got} {}, fewer than {what}: {} dead.",
+            plural(got),
+            asked - got,
+        )),
     }
 }
 
