@@ -121,7 +121,11 @@ fn queue_timeout_destroys_the_job_and_exits_5() {
 
     let out = sb.run(&["alloc", "--queue-timeout", "-1"]);
     out.expect_code(2);
-    assert!(out.stderr.contains("argument --queue-timeout"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("argument --queue-timeout"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -197,12 +201,15 @@ fn foreground_keeper_stops_on_sigterm_without_destroying() {
     running.signal(SIGTERM);
     let out = running.finish(PATIENCE);
     out.expect_code(0);
-    assert!(out.stderr.contains("expires after its keepalive"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("expires after its keepalive"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(state(&mut c, id), JobState::Ready, "not destroyed");
     assert!(!keeper_file(&sb, id).exists());
-    let v: Value =
-        serde_json::from_str(sb.run(&["job", &id.to_string(), "--json"]).stdout.trim())
-            .expect("json");
+    let v: Value = serde_json::from_str(sb.run(&["job", &id.to_string(), "--json"]).stdout.trim())
+        .expect("json");
     assert_eq!(v["keeper_pid"], Value::Null);
 }
 
@@ -256,7 +263,8 @@ fn detach_then_destroy(server: &VirtualServer, v2: bool) {
     assert_eq!(j["state"], "ready");
     assert_eq!(j["keeper_pid"], pid);
 
-    sb.run(&["job", "--destroy", &id.to_string()]).expect_code(0);
+    sb.run(&["job", "--destroy", &id.to_string()])
+        .expect_code(0);
     assert!(
         eventually(PATIENCE, || !keeper_file(&sb, id).exists()),
         "keeper file removed"
@@ -326,7 +334,11 @@ fn boards_other_than_asked_for_are_pointed_out() {
         out.stderr
     );
     let out = sb.run(&["alloc", "3", "-c", "true"]);
-    assert!(!out.expect_code(0).stderr.contains("Allocated"), "{}", out.stderr);
+    assert!(
+        !out.expect_code(0).stderr.contains("Allocated"),
+        "{}",
+        out.stderr
+    );
 
     let dead = VirtualServer::start(
         ServerConfig::instant().machines(vec![Machine::new("m", 1, 1).dead_boards([(0, 0, 1)])]),
@@ -336,10 +348,90 @@ fn boards_other_than_asked_for_are_pointed_out() {
     let out = sb.run(&["alloc", "1", "1", "--max-dead-boards", "1", "-c", "true"]);
     out.expect_code(0);
     assert!(
-        out.stderr.contains(
-            "Job 1: Allocated 2 boards, fewer than the 1x1 triads asked for: 1 dead.\n"
-        ),
+        out.stderr
+            .contains("Job 1: Allocated 2 boards, fewer than the 1x1 triads asked for: 1 dead.\n"),
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn report_problem_over_v1_java_and_v2() {
+    use spalloc::server::Dialect;
+    // v1: the Java compatibility service knows report_problem.
+    let server = VirtualServer::start(
+        ServerConfig::instant()
+            .dialect(Dialect::Java)
+            .machines(vec![Machine::new("m", 2, 2)]),
+    )
+    .expect("start");
+    let sb = sandbox(&server, false);
+    let out = sb.run(&["alloc", "--detach", "--json", "1", "1"]);
+    out.expect_code(0);
+    let _guard = Keeper(announced_pid(&out.stderr));
+    let v: Value = serde_json::from_str(out.stdout.trim()).expect("json");
+    let id = v["id"].to_string();
+    let board = &v["boards"][1];
+    let (x, y, z) = (
+        board["x"].to_string(),
+        board["y"].to_string(),
+        board["z"].to_string(),
+    );
+    for args in [
+        vec!["job", &id, "--report-problem", "flaky"],
+        vec![
+            "job",
+            &id,
+            "--report-problem",
+            "flaky",
+            "--board",
+            &x,
+            &y,
+            &z,
+        ],
+        vec!["job", &id, "--report-problem", "flaky", "--chip", "1", "1"],
+    ] {
+        let out = sb.run(&args);
+        out.expect_code(0);
+        assert_eq!(out.stdout, "");
+    }
+    let out = sb.run(&["job", &id, "--report-problem", "x", "--chip", "200", "200"]);
+    out.expect_code(4);
+    assert!(
+        out.stderr.contains("not in the job's allocation"),
+        "{}",
+        out.stderr
+    );
+    let out = sb.run(&["job", &id, "--board", "0", "0", "0"]);
+    out.expect_code(2);
+    assert!(
+        out.stderr.contains("only with --report-problem"),
+        "{}",
+        out.stderr
+    );
+    let out = sb.run(&["job", &id, "--report-problem", "x", "--board", "0", "0"]);
+    out.expect_code(2);
+    sb.run(&["job", "--destroy", &id]).expect_code(0);
+
+    // v2: report-issue, answered with what the service did.
+    let server = v2_server();
+    let sb = sandbox(&server, true);
+    let out = sb.run(&["alloc", "--detach", "--json", "1", "1"]);
+    out.expect_code(0);
+    let _guard = Keeper(announced_pid(&out.stderr));
+    let v: Value = serde_json::from_str(out.stdout.trim()).expect("json");
+    let id = v["id"].to_string();
+    let out = sb.run(&["job", &id, "--report-problem", "flaky", "--chip", "0", "0"]);
+    out.expect_code(0);
+    assert_eq!(out.stdout, "report noted\n");
+    let out = sb.run(&["job", &id, "--report-problem", "flaky"]);
+    assert_eq!(out.expect_code(0).stdout, "report noted\n");
+    let out = sb.run(&["job", &id, "--report-problem", "x", "--chip", "200", "200"]);
+    out.expect_code(0);
+    assert!(
+        out.stdout.contains("not in job's allocation"),
+        "{}",
+        out.stdout
+    );
+    sb.run(&["job", "--destroy", &id]).expect_code(0);
 }

@@ -32,8 +32,8 @@ use crate::render::json::{self, AllocationView};
 use crate::render::{
     REWRITE_PREVIOUS_LINE, Style, ethernet_csv, paint, render_deflist, shown, visible,
 };
-use crate::{keeper, settings};
 use crate::signals::{self, Caught, Event, Signals};
+use crate::{keeper, settings};
 
 /// The shortest pause between attempts to reach the server again.
 ///
@@ -336,7 +336,7 @@ pub fn run(args: AllocArgs, ctx: &Ctx, command: Option<Vec<String>>) -> CliResul
     plan.options.interrupt = Some(interrupt);
     let status = Status::new(plan.quiet, ctx.term.err_colour, ctx.term.err_cursor);
 
-    let created = match (plan.resume, plan.request.clone()) {
+    let created = match (plan.resume, plan.request) {
         (Some(id), _) => Job::resume(id, &plan.options),
         (None, request) => Job::create(request.unwrap_or_default(), &plan.options),
     };
@@ -507,7 +507,11 @@ fn hold(
         return Outcome::done(code::FAILED);
     }
     status.update(&format!("Job {id}: Ready!{queued}"), Style::GREEN);
-    if let Some(line) = plan.request.as_ref().and_then(|r| board_difference(id, r, &info)) {
+    if let Some(line) = plan
+        .request
+        .as_ref()
+        .and_then(|r| board_difference(id, r, &info))
+    {
         status.note(&line, Style::YELLOW);
     }
     if plan.json {

@@ -5,12 +5,13 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use spalloc::v2::IssueBoard;
 use spalloc::{
-    Board, Client, Error, JobDescription, JobMachineInfo, JobState, JobStateInfo, Watch,
+    Board, Chip, Client, Error, JobDescription, JobMachineInfo, JobState, JobStateInfo, Watch,
+    WhereIsQuery,
 };
 
 use crate::alloc::seconds_text;
-use crate::{Ctx, keeper};
 use crate::args::{JobArgs, Server};
 use crate::exit::{CliError, CliResult, code};
 use crate::render::json::{self, JobView as JobJson};
@@ -20,6 +21,7 @@ use crate::render::{
     visible,
 };
 use crate::watch::{Interrupt, View, subscribe, wait_for_change, watch};
+use crate::{Ctx, keeper};
 use crate::{print, settings};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +34,7 @@ enum Action {
     Destroy,
     WaitReady,
     Keepalive,
+    ReportProblem,
 }
 
 fn action(args: &JobArgs) -> Result<Action, CliError> {
@@ -44,6 +47,11 @@ fn action(args: &JobArgs) -> Result<Action, CliError> {
         (args.destroy, Action::Destroy, "--destroy"),
         (args.wait_ready, Action::WaitReady, "--wait-ready"),
         (args.keepalive, Action::Keepalive, "--keepalive"),
+        (
+            args.report_problem.is_some(),
+            Action::ReportProblem,
+            "--report-problem",
+        ),
     ]
     .into_iter()
     .filter(|(on, _, _)| *on)
@@ -85,6 +93,7 @@ pub fn run(mut args: JobArgs, ctx: &Ctx) -> CliResult {
             )));
         }
     };
+    let target = report_target(&args, action)?;
     let config = settings::load_config()?;
     let server = settings::server(&args.server_flags(), &config)?;
     // On v2, jobs belong to the user logged in.
@@ -159,6 +168,12 @@ pub fn run(mut args: JobArgs, ctx: &Ctx) -> CliResult {
             wait_ready(&mut client, &fail, &interrupt, id, ready_timeout)?;
         }
         Action::Keepalive => {}
+        Action::ReportProblem => {
+            let reason = args.report_problem.unwrap_or_default();
+            if let Some(answer) = report(&mut client, &fail, id, &reason, target)? {
+                print(&format!("{}\n", visible(&answer)))?;
+            }
+        }
         Action::EthernetIps => {
             let info = client.job_machine_info(id).map_err(fail)?;
             let Some(info) = info else {
@@ -443,4 +458,154 @@ fn wait_ready(
             return Err(CliError::silent(code::INTERRUPTED_OR_NOTHING));
         }
     }
+}
+
+/// What `--report-problem` is about.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    /// Every board of the job.
+    All,
+    /// `--board X Y Z`.
+    Board(Board),
+    /// `--chip X Y`: the board holding this job-relative chip.
+    Chip(Chip),
+}
+
+fn report_target(args: &JobArgs, action: Action) -> Result<Target, CliError> {
+    let given = |flag: &str, values: &[i64]| -> Result<Option<Vec<u32>>, CliError> {
+        if values.is_empty() {
+            return Ok(None);
+        }
+        if action != Action::ReportProblem {
+            return Err(CliError::Usage(format!(
+                "argument {flag}: only with --report-problem"
+            )));
+        }
+        values
+            .iter()
+            .map(|v| u32::try_from(*v))
+            .collect::<Result<Vec<u32>, _>>()
+            .map(Some)
+            .map_err(|_| CliError::Usage(format!("argument {flag}: expected coordinates from 0")))
+    };
+    let board = given("--board", &args.board)?;
+    let chip = given("--chip", &args.chip)?;
+    match (board.as_deref(), chip.as_deref()) {
+        (Some(_), Some(_)) => Err(CliError::Usage(
+            "argument --chip: not allowed with argument --board".into(),
+        )),
+        (Some([x, y, z]), None) => Ok(Target::Board(Board {
+            x: *x,
+            y: *y,
+            z: *z,
+        })),
+        (None, Some([x, y])) => Ok(Target::Chip(Chip { x: *x, y: *y })),
+        (None, None) => Ok(Target::All),
+        // The parser takes exactly three (two) values.
+        _ => Err(CliError::Usage(
+            "argument --board/--chip: wrong number of values".into(),
+        )),
+    }
+}
+
+/// Reports a problem with the job's boards: v2 `report-issue`, answered
+/// with what the service did (returned); v1 `report_problem`, once per
+/// board, by the board's IP address (the Java service and the virtual
+/// server know it; the Python server does not).
+fn report(
+    client: &mut Client,
+    fail: &dyn Fn(Error) -> CliError,
+    id: u64,
+    reason: &str,
+    target: Target,
+) -> Result<Option<String>, CliError> {
+    let Some(info) = client.job_machine_info(id).map_err(fail)? else {
+        return Err(CliError::exit(
+            code::NO_IPS,
+            format!("Job {id} is queued or does not exist"),
+        ));
+    };
+    let machine = info.machine_name.clone();
+    if let Some(rest) = client.as_v2() {
+        let boards: Vec<(String, IssueBoard)> = match target {
+            Target::Board(b) => vec![(machine, IssueBoard::Logical(b))],
+            Target::Chip(c) => vec![(machine, IssueBoard::Chip(c))],
+            Target::All => info
+                .boards
+                .iter()
+                .map(|b| (machine.clone(), IssueBoard::Logical(*b)))
+                .collect(),
+        };
+        return rest
+            .report_issue(id, reason, &boards)
+            .map(Some)
+            .map_err(fail);
+    }
+    let not_in_job = |what: String| {
+        CliError::exit(
+            code::INTERRUPTED_OR_NOTHING,
+            format!("Job {id}: {what} is not in the job's allocation"),
+        )
+    };
+    // The job-relative Ethernet chip of the board reported, and the chip
+    // within that board.
+    let ip_of = |eth: (i64, i64)| {
+        info.connections
+            .iter()
+            .find(|c| (i64::from(c.chip.x), i64::from(c.chip.y)) == eth)
+            .map(|c| c.hostname.clone())
+    };
+    let targets: Vec<(String, Option<(u32, u32)>)> = match target {
+        Target::All => info
+            .connections
+            .iter()
+            .map(|c| (c.hostname.clone(), None))
+            .collect(),
+        Target::Board(b) => {
+            let what = format!("board ({}, {}, {})", b.x, b.y, b.z);
+            let found = client
+                .where_is(&WhereIsQuery::Board {
+                    machine: machine.clone(),
+                    x: b.x.into(),
+                    y: b.y.into(),
+                    z: b.z.into(),
+                })
+                .map_err(fail)?
+                .filter(|w| w.job_id == Some(id));
+            let ip = found
+                .and_then(|w| w.job_chip)
+                .and_then(|c| ip_of((c.x.into(), c.y.into())));
+            vec![(ip.ok_or_else(|| not_in_job(what))?, None)]
+        }
+        Target::Chip(c) => {
+            let what = format!("chip ({}, {})", c.x, c.y);
+            let found = client
+                .where_is(&WhereIsQuery::JobChip {
+                    job_id: id,
+                    x: c.x.into(),
+                    y: c.y.into(),
+                })
+                .map_err(fail)?
+                .filter(|w| w.job_id == Some(id));
+            let located = found.and_then(|w| {
+                let job_chip = w.job_chip?;
+                let (w_, h) = (i64::from(info.width.max(1)), i64::from(info.height.max(1)));
+                let eth = (
+                    (i64::from(job_chip.x) - i64::from(w.board_chip.x)).rem_euclid(w_),
+                    (i64::from(job_chip.y) - i64::from(w.board_chip.y)).rem_euclid(h),
+                );
+                Some((ip_of(eth)?, (w.board_chip.x, w.board_chip.y)))
+            });
+            let (ip, chip) = located.ok_or_else(|| not_in_job(what))?;
+            vec![(ip, Some(chip))]
+        }
+    };
+    let Some(v1) = client.as_v1() else {
+        return Ok(None);
+    };
+    for (ip, chip) in targets {
+        v1.report_problem(&ip, chip, None, Some(reason))
+            .map_err(fail)?;
+    }
+    Ok(None)
 }

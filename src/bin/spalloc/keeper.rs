@@ -22,9 +22,7 @@ use std::time::Duration;
 
 use rustix::process::{Pid, getpid, setsid, test_kill_process};
 use serde_json::json;
-use spalloc::{
-    Error, InterruptHandle, Job, JobOptions, JobState, ServerOptions,
-};
+use spalloc::{Error, InterruptHandle, Job, JobOptions, JobState, ServerOptions};
 
 use crate::exit::{CliError, CliResult, code, plain, reason};
 use crate::render::visible;
@@ -147,10 +145,16 @@ pub fn run(id: u64, server: ServerOptions) -> CliResult {
             code::FAILED,
             format!("Job {id}: Destroyed: {}", visible(&r)),
         )),
-        Held::Destroyed(None) => Err(CliError::exit(code::FAILED, format!("Job {id}: Destroyed."))),
+        Held::Destroyed(None) => Err(CliError::exit(
+            code::FAILED,
+            format!("Job {id}: Destroyed."),
+        )),
         Held::Failed(e) => Err(CliError::exit(
             code::FAILED,
-            format!("Job {id}: {}; it expires after its keepalive interval.", reason(&e)),
+            format!(
+                "Job {id}: {}; it expires after its keepalive interval.",
+                reason(&e)
+            ),
         )),
     }
 }
@@ -203,7 +207,9 @@ fn gone_or_failed(id: u64, server: &ServerOptions, e: Error) -> CliError {
         Error::JobUnknown { .. } => {
             CliError::exit(code::FAILED, format!("Job {id} does not exist: unknown"))
         }
-        Error::JobDestroyed { reason: Some(r), .. } => CliError::exit(
+        Error::JobDestroyed {
+            reason: Some(r), ..
+        } => CliError::exit(
             code::FAILED,
             format!("Job {id} does not exist: destroyed: {}", visible(&r)),
         ),
