@@ -531,7 +531,7 @@ fn hold(
         }
     }
     if let Some(forward) = &plan.detach {
-        return detach(id, &info, forward, plan.json, ctx, status);
+        return detach(id, &info, forward, plan.json, ctx, status, signals);
     }
     match &plan.command {
         Some(command) => run_command(command, id, &info, csv.path(), signals),
@@ -586,9 +586,10 @@ fn detach(
     json: bool,
     ctx: &Ctx,
     status: &Status,
+    signals: &Signals,
 ) -> Outcome {
-    match keeper::spawn_detached(id, forward) {
-        Ok(pid) => {
+    match keeper::spawn_detached(id, forward, signals) {
+        keeper::Handover::Held(pid) => {
             if !json {
                 let block = info_block(info, None, ctx.term.out_colour);
                 let _ = write_flush(&mut io::stdout(), block.as_bytes());
@@ -605,7 +606,8 @@ fn detach(
                 ..Outcome::done(code::OK)
             }
         }
-        Err(e) => {
+        keeper::Handover::Signalled(sig) => interrupted(id, sig, status),
+        keeper::Handover::Failed(e) => {
             status.error(&format!("Job {id}: cannot detach: {e}; destroying it."));
             Outcome {
                 reason: Some("spalloc alloc --detach: no keeper".to_owned()),

@@ -464,7 +464,10 @@ mod tests {
             job.split_whitespace()
                 .collect::<Vec<_>>()
                 .join(" ")
-                .contains("[-i | -w | -p | --power-off | -e | -D [REASON]]"),
+                .contains(
+                    "[-i | -w | -p | --power-off | -e | -D [REASON] | --wait-ready | \
+                     --report-problem REASON | --keepalive]"
+                ),
             "{job}"
         );
         assert_eq!(

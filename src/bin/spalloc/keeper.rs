@@ -16,9 +16,8 @@ use std::fs::{self, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
-use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, getpid, setsid, test_kill_process};
 use serde_json::json;
@@ -26,7 +25,7 @@ use spalloc::{Error, InterruptHandle, Job, JobOptions, JobState, ServerOptions};
 
 use crate::exit::{CliError, CliResult, code, plain, reason};
 use crate::render::visible;
-use crate::signals::Signals;
+use crate::signals::{Caught, Event, Signals};
 
 /// Set in a detached keeper's environment: it starts a session of its
 /// own and says `ready` on stdout once it holds the job.
@@ -220,12 +219,25 @@ fn gone_or_failed(id: u64, server: &ServerOptions, e: Error) -> CliError {
     }
 }
 
+/// How handing a job to a detached keeper ended.
+pub enum Handover {
+    /// The keeper holds the job; its pid.
+    Held(u32),
+    /// It could not; why.
+    Failed(String),
+    /// A signal arrived first; the keeper was stopped.
+    Signalled(Caught),
+}
+
 /// Starts a detached keeper of job `id` (this binary, `job --keepalive
-/// ID` with `server_args`), waits until it holds the job, and returns its
-/// pid.
-pub fn spawn_detached(id: u64, server_args: &[String]) -> Result<u32, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find spalloc: {}", plain(&e)))?;
-    let mut child = Command::new(exe)
+/// ID` with `server_args`) and waits, for a signal too, until it holds the
+/// job.
+pub fn spawn_detached(id: u64, server_args: &[String], signals: &Signals) -> Handover {
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => return Handover::Failed(format!("cannot find spalloc: {}", plain(&e))),
+    };
+    let spawned = Command::new(exe)
         .arg("job")
         .arg("--keepalive")
         .args(server_args)
@@ -234,36 +246,53 @@ pub fn spawn_detached(id: u64, server_args: &[String]) -> Result<u32, String> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start the keeper: {}", plain(&e)))?;
-    let pid = child.id();
-    let Some(out) = child.stdout.take() else {
-        return Err("cannot read from the keeper".into());
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => return Handover::Failed(format!("cannot start the keeper: {}", plain(&e))),
     };
-    // The keeper's first line, or the end of its output if it fails; read
-    // on a thread so that the wait is bounded.
-    let (tx, rx) = mpsc::channel();
-    thread::Builder::new()
+    let stop = |child: &mut std::process::Child| {
+        let _ = child.kill();
+        let _ = child.wait();
+    };
+    let Some(out) = child.stdout.take() else {
+        stop(&mut child);
+        return Handover::Failed("cannot read from the keeper".into());
+    };
+    // The keeper's first line, or the end of its output if it fails, comes
+    // on the channel the signals come on, so that one wait covers both.
+    let events = signals.sender();
+    let reader = thread::Builder::new()
         .name("spalloc-keeper".into())
         .spawn(move || {
             let mut line = String::new();
             let _ = BufReader::new(out).read_line(&mut line);
-            let _ = tx.send(line);
-        })
-        .map_err(|e| format!("cannot start the keeper: {}", plain(&e)))?;
-    match rx.recv_timeout(HANDOVER_LIMIT) {
-        Ok(line) if line.trim() == "ready" => Ok(pid),
-        Ok(_) => {
-            let status = child.wait().ok().and_then(|s| s.code());
-            Err(format!(
-                "the keeper could not take the job over (exit status {})",
-                status.map_or_else(|| "unknown".to_owned(), |c| c.to_string())
-            ))
-        }
-        Err(_) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            Err("the keeper did not take the job over in time".into())
+            let _ = events.send(Event::Input(line.trim() == "ready"));
+        });
+    if let Err(e) = reader {
+        stop(&mut child);
+        return Handover::Failed(format!("cannot start the keeper: {}", plain(&e)));
+    }
+    let end = Instant::now() + HANDOVER_LIMIT;
+    loop {
+        match signals.next(Some(end.saturating_duration_since(Instant::now()))) {
+            Some(Event::Input(true)) => return Handover::Held(child.id()),
+            Some(Event::Input(false)) => {
+                let status = child.wait().ok().and_then(|s| s.code());
+                return Handover::Failed(format!(
+                    "the keeper could not take the job over (exit status {})",
+                    status.map_or_else(|| "unknown".to_owned(), |c| c.to_string())
+                ));
+            }
+            Some(Event::Signal(sig)) => {
+                stop(&mut child);
+                return Handover::Signalled(sig);
+            }
+            Some(Event::Exited) => {}
+            None => {
+                stop(&mut child);
+                return Handover::Failed("the keeper did not take the job over in time".into());
+            }
         }
     }
 }
