@@ -9,6 +9,7 @@ mod cli_alloc;
 mod cli_serve;
 mod cli_syntax;
 mod cli_views;
+mod cli_workflows;
 mod client;
 mod dialects;
 mod docs;

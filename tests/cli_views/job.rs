@@ -101,7 +101,7 @@ fn info_of_destroyed_and_unknown_jobs() {
     out.expect_code(0);
     let v: Value = serde_json::from_str(&out.stdout).expect("JSON");
     let obj = v.as_object().expect("object");
-    assert_eq!(obj.len(), 17);
+    assert_eq!(obj.len(), 18);
     for (k, val) in obj {
         match k.as_str() {
             "id" => assert_eq!(val, &json!(9999)),
@@ -563,7 +563,8 @@ fn json_info_of_a_live_job() {
             "num_boards",
             "boards",
             "power",
-            "connections"
+            "connections",
+            "keeper_pid"
         ]
     );
     assert_eq!(v["id"], json!(15));

@@ -368,7 +368,7 @@ fn jobs_without_boards_the_same_from_either_server() {
         (0, "", ""),
         (
             0,
-            "{\"id\":99,\"state\":\"unknown\",\"owner\":null,\"start_time\":null,\"start_time_unix\":null,\"keepalive\":null,\"keepalive_host\":null,\"reason\":null,\"request\":null,\"machine\":null,\"hostname\":null,\"width\":null,\"height\":null,\"num_boards\":null,\"boards\":null,\"power\":null,\"connections\":null}\n",
+            "{\"id\":99,\"state\":\"unknown\",\"owner\":null,\"start_time\":null,\"start_time_unix\":null,\"keepalive\":null,\"keepalive_host\":null,\"reason\":null,\"request\":null,\"machine\":null,\"hostname\":null,\"width\":null,\"height\":null,\"num_boards\":null,\"boards\":null,\"power\":null,\"connections\":null,\"keeper_pid\":null}\n",
             "",
         ),
         (0, "", ""),

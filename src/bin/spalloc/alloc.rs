@@ -16,24 +16,24 @@ use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use spalloc::server::{ServerConfig, VirtualServer};
 use spalloc::{
     Config, ConnectionEvent, Error, InterruptHandle, Job, JobMachineInfo, JobOptions, JobRequest,
-    JobState, KeepaliveCheck, KeepaliveInterval,
+    JobState, KeepaliveCheck, KeepaliveInterval, Phase,
 };
 use tempfile::NamedTempFile;
 
 use crate::Ctx;
-use crate::args::AllocArgs;
+use crate::args::{AllocArgs, Server};
 use crate::exit::{CliError, CliResult, code, plain, reason};
 use crate::render::json::{self, AllocationView};
 use crate::render::{
     REWRITE_PREVIOUS_LINE, Style, ethernet_csv, paint, render_deflist, shown, visible,
 };
-use crate::settings;
 use crate::signals::{self, Caught, Event, Signals};
+use crate::{keeper, settings};
 
 /// The shortest pause between attempts to reach the server again.
 ///
@@ -56,6 +56,11 @@ struct Plan {
     quiet: bool,
     json: bool,
     no_destroy: bool,
+    /// `--queue-timeout`: how long to wait for the job to be ready.
+    queue_timeout: Option<Duration>,
+    /// `--detach`: hand the job to a background keeper once ready, started
+    /// with these server flags.
+    detach: Option<Vec<String>>,
     /// The job's keepalive interval as the server last reported it (the
     /// Python server does; for a resumed job it is the only source).
     keepalive_seen: Cell<Option<f64>>,
@@ -79,6 +84,27 @@ impl Plan {
                 "argument -c/--command: expected a command to run".into(),
             ));
         }
+        let queue_timeout = match args.queue_timeout {
+            None => None,
+            Some(s) if s.is_finite() && (0.0..1e9).contains(&s) => Some(Duration::from_secs_f64(s)),
+            Some(s) => {
+                return Err(CliError::Usage(format!(
+                    "argument --queue-timeout: expected a number of seconds from 0, got {s}"
+                )));
+            }
+        };
+        if args.detach {
+            let clash = [
+                (command.is_some(), "-c/--command"),
+                (args.no_destroy, "-D/--no-destroy"),
+                (args.virtual_server, "--virtual"),
+            ];
+            if let Some((_, flag)) = clash.iter().find(|(given, _)| *given) {
+                return Err(CliError::Usage(format!(
+                    "argument --detach: not allowed with argument {flag}"
+                )));
+            }
+        }
         let settings::Alloc { options, request } = settings::alloc(args, config, virtual_server)?;
         Ok(Plan {
             request,
@@ -88,6 +114,27 @@ impl Plan {
             quiet: args.quiet,
             json: args.json,
             no_destroy: args.no_destroy,
+            queue_timeout,
+            detach: args.detach.then(|| {
+                let flags = args.server_flags();
+                let mut forward = Vec::new();
+                if let Some(h) = flags.hostname {
+                    forward.push(format!("--hostname={h}"));
+                }
+                if let Some(p) = flags.port {
+                    forward.push(format!("--port={p}"));
+                }
+                if let Some(t) = flags.timeout {
+                    forward.push(format!("--timeout={t}"));
+                }
+                if let Some(i) = flags.ignore_version {
+                    forward.push(format!("--ignore-version={}", if i { "yes" } else { "no" }));
+                }
+                if flags.allow_plain_http {
+                    forward.push("--allow-plain-http".to_owned());
+                }
+                forward
+            }),
             keepalive_seen: Cell::new(None),
             keepalive: Cell::new(None),
         })
@@ -231,6 +278,8 @@ impl TempCsv {
 /// What happened to the job, deciding how it is released and the exit code.
 struct Outcome {
     code: u8,
+    /// A keeper holds the job now: let go of it without destroying it.
+    handed_over: bool,
     /// The reason to destroy the job with.
     reason: Option<String>,
     /// The server already destroyed the job (or never knew it).
@@ -241,6 +290,7 @@ impl Outcome {
     fn done(code: u8) -> Outcome {
         Outcome {
             code,
+            handed_over: false,
             reason: None,
             gone: false,
         }
@@ -332,7 +382,7 @@ pub fn run(args: AllocArgs, ctx: &Ctx, command: Option<Vec<String>>) -> CliResul
 
     // Every way out passes here: release the job, then the CSV. A signal
     // from here on cuts the release short (the job then expires).
-    let released = if plan.no_destroy {
+    let released = if plan.no_destroy || outcome.handed_over {
         job.close()
     } else {
         job.destroy(outcome.reason.as_deref())
@@ -343,6 +393,7 @@ pub fn run(args: AllocArgs, ctx: &Ctx, command: Option<Vec<String>>) -> CliResul
             reason(&e),
             plan.expiry(id)
         )),
+        Ok(()) if outcome.handed_over => {}
         Ok(()) if plan.no_destroy && !outcome.gone => status.note(
             &format!("Job {id}: Kept: {}.", plan.expiry(id)),
             Style::PLAIN,
@@ -433,9 +484,12 @@ fn hold(
     if let Err(outcome) = check_keepalive(job, plan, signals, status) {
         return outcome;
     }
-    if let Err(outcome) = wait_ready(job, plan, signals, status) {
-        return outcome;
-    }
+    let queued = match wait_ready(job, plan, signals, status) {
+        Ok(queued) => queued.map_or_else(String::new, |q| {
+            format!(" (queued for {})", seconds_text(q))
+        }),
+        Err(outcome) => return outcome,
+    };
     let info = match machine_info(job, plan, signals) {
         Ok(info) => info,
         Err(outcome) => return outcome,
@@ -452,7 +506,14 @@ fn hold(
         ));
         return Outcome::done(code::FAILED);
     }
-    status.update(&format!("Job {id}: Ready!"), Style::GREEN);
+    status.update(&format!("Job {id}: Ready!{queued}"), Style::GREEN);
+    if let Some(line) = plan
+        .request
+        .as_ref()
+        .and_then(|r| board_difference(id, r, &info))
+    {
+        status.note(&line, Style::YELLOW);
+    }
     if plan.json {
         let check = plan.keepalive.get();
         let line = json::line(&AllocationView::new(
@@ -469,16 +530,89 @@ fn hold(
             return Outcome::done(code::OK);
         }
     }
+    if let Some(forward) = &plan.detach {
+        return detach(id, &info, forward, plan.json, ctx, status, signals);
+    }
     match &plan.command {
         Some(command) => run_command(command, id, &info, csv.path(), signals),
         None => {
             if !plan.json {
-                let block = info_block(&info, csv.path(), ctx.term.out_colour);
+                let block = info_block(&info, Some(csv.path()), ctx.term.out_colour);
                 if write_flush(&mut io::stdout(), block.as_bytes()).is_err() {
                     return Outcome::done(code::OK);
                 }
             }
             prompt(plan.json, ctx, signals)
+        }
+    }
+}
+
+/// A line saying how the boards allocated differ in number from the
+/// boards asked for, if they do: more boards than asked for (the server
+/// rounds a number of boards up to whole triads or a rectangle), or
+/// fewer (dead boards inside the triads asked for, as --max-dead-boards
+/// allowed).
+fn board_difference(id: u64, request: &JobRequest, info: &JobMachineInfo) -> Option<String> {
+    let (asked, what) = match request {
+        JobRequest::Boards(n) => (u64::from(*n), format!("the {n} asked for")),
+        JobRequest::Triads { width, height } => (
+            3 * u64::from(*width) * u64::from(*height),
+            format!("the {width}x{height} triads asked for"),
+        ),
+        _ => (1, "the one asked for".to_owned()),
+    };
+    let got = u64::try_from(info.boards.len()).unwrap_or(u64::MAX);
+    let plural = |n: u64| if n == 1 { "board" } else { "boards" };
+    match got.cmp(&asked) {
+        std::cmp::Ordering::Equal => None,
+        std::cmp::Ordering::Greater => Some(format!(
+            "Job {id}: Allocated {got} {}, more than {what}.",
+            plural(got)
+        )),
+        std::cmp::Ordering::Less => Some(format!(
+            "Job {id}: Allocated {got} {}, fewer than {what}: {} dead.",
+            plural(got),
+            asked - got,
+        )),
+    }
+}
+
+/// `--detach`: prints the allocation (without the CSV file, which goes
+/// with this process), then hands the job to a background keeper.
+fn detach(
+    id: u64,
+    info: &JobMachineInfo,
+    forward: &[String],
+    json: bool,
+    ctx: &Ctx,
+    status: &Status,
+    signals: &Signals,
+) -> Outcome {
+    match keeper::spawn_detached(id, forward, signals) {
+        keeper::Handover::Held(pid) => {
+            if !json {
+                let block = info_block(info, None, ctx.term.out_colour);
+                let _ = write_flush(&mut io::stdout(), block.as_bytes());
+            }
+            status.note(
+                &format!(
+                    "Job {id}: Kept alive in the background (keeper pid {pid}); \
+                     release it with `spalloc job --destroy {id}`."
+                ),
+                Style::PLAIN,
+            );
+            Outcome {
+                handed_over: true,
+                ..Outcome::done(code::OK)
+            }
+        }
+        keeper::Handover::Signalled(sig) => interrupted(id, sig, status),
+        keeper::Handover::Failed(e) => {
+            status.error(&format!("Job {id}: cannot detach: {e}; destroying it."));
+            Outcome {
+                reason: Some("spalloc alloc --detach: no keeper".to_owned()),
+                ..Outcome::done(code::FAILED)
+            }
         }
     }
 }
@@ -543,6 +677,7 @@ fn interrupted(id: u64, sig: Caught, status: &Status) -> Outcome {
         code: interrupted_code(sig),
         reason: Some(sig.reason().to_owned()),
         gone: false,
+        ..Outcome::done(0)
     }
 }
 
@@ -563,10 +698,12 @@ fn wait_ready(
     plan: &Plan,
     signals: &Signals,
     status: &Status,
-) -> Result<(), Outcome> {
+) -> Result<Option<Duration>, Outcome> {
     let id = job.id();
     let mut shown = None;
-    let waited = job.wait_until_ready_with(None, |info| {
+    let mut queued_since: Option<Instant> = None;
+    let mut queued_for: Option<Duration> = None;
+    let waited = job.wait_until_ready_with(plan.queue_timeout, |info| {
         if let Some(k) = info.keepalive.filter(|k| (0.0..1e6).contains(k)) {
             plan.keepalive_seen.set(Some(k));
         }
@@ -574,13 +711,29 @@ fn wait_ready(
             return ControlFlow::Continue(());
         }
         shown = Some(info.state);
+        // Once out of the queue, each line says how long the job queued.
+        let queued = match (info.state, queued_since) {
+            (JobState::Queued, _) => {
+                queued_since.get_or_insert_with(Instant::now);
+                String::new()
+            }
+            (_, Some(since)) => {
+                let q = *queued_for.get_or_insert_with(|| since.elapsed());
+                format!(" (queued for {})", seconds_text(q))
+            }
+            (_, None) => String::new(),
+        };
         match info.state {
             JobState::Queued => {
                 status.update(&format!("Job {id}: Waiting in queue..."), Style::YELLOW);
             }
             JobState::Power => {
-                status.update(&format!("Job {id}: Waiting for power on..."), Style::YELLOW);
+                status.update(
+                    &format!("Job {id}: Waiting for power on...{queued}"),
+                    Style::YELLOW,
+                );
             }
+
             // A state this tool does not know: do not wait through it.
             JobState::Unrecognised(_) => return ControlFlow::Break(()),
             _ => {}
@@ -589,7 +742,7 @@ fn wait_ready(
     });
     match waited {
         Ok(info) => match info.state {
-            JobState::Ready => Ok(()),
+            JobState::Ready => Ok(queued_for),
             state => {
                 status.error(&format!(
                     "Job {id}: Entered an unrecognised state {}.",
@@ -607,6 +760,7 @@ fn wait_ready(
                 code: code::FAILED,
                 reason,
                 gone: true,
+                ..Outcome::done(0)
             })
         }
         Err(Error::JobUnknown { .. }) => {
@@ -617,7 +771,28 @@ fn wait_ready(
             })
         }
         Err(Error::Interrupted) => Err(interrupted(id, caught(signals), status)),
+        Err(Error::Timeout(Phase::Wait)) => {
+            let limit = seconds_text(plan.queue_timeout.unwrap_or_default());
+            status.error(&format!(
+                "Job {id}: Not ready after {limit} (--queue-timeout); destroying it."
+            ));
+            Err(Outcome {
+                code: code::NOT_READY,
+                reason: Some(format!("Not ready within {limit} (--queue-timeout).")),
+                ..Outcome::done(0)
+            })
+        }
         Err(e) => Err(failed(id, &e, status)),
+    }
+}
+
+/// A duration for a status line: `0.4 s`, `12 s`.
+pub fn seconds_text(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 10.0 {
+        format!("{:.1} s", (s * 10.0).floor() / 10.0)
+    } else {
+        format!("{} s", d.as_secs())
     }
 }
 
@@ -682,7 +857,7 @@ fn write_flush(w: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
 }
 
 /// The definition list shown before the prompt.
-fn info_block(info: &JobMachineInfo, csv: &Path, colour: bool) -> String {
+fn info_block(info: &JobMachineInfo, csv: Option<&Path>, colour: bool) -> String {
     let hostname = visible(info.hostname().unwrap_or_default());
     let mut items = vec![
         ("Hostname", paint(&hostname, Style::BRIGHT, colour)),
@@ -691,7 +866,9 @@ fn info_block(info: &JobMachineInfo, csv: &Path, colour: bool) -> String {
     ];
     if info.connections.len() > 1 {
         items.push(("Num boards", info.connections.len().to_string()));
-        items.push(("All hostnames", csv.display().to_string()));
+        if let Some(csv) = csv {
+            items.push(("All hostnames", csv.display().to_string()));
+        }
     }
     items.push(("Running on", shown(&info.machine_name)));
     render_deflist(&items)
@@ -742,6 +919,7 @@ fn prompt(to_stderr: bool, ctx: &Ctx, signals: &Signals) -> Outcome {
                     code: code::OK,
                     reason: Some(sig.reason().to_owned()),
                     gone: false,
+                    ..Outcome::done(0)
                 };
             }
             Some(Event::Signal(sig)) => {
@@ -749,6 +927,7 @@ fn prompt(to_stderr: bool, ctx: &Ctx, signals: &Signals) -> Outcome {
                     code: code::signalled(sig.signal),
                     reason: Some(sig.reason().to_owned()),
                     gone: false,
+                    ..Outcome::done(0)
                 };
             }
             Some(Event::Input(true)) => return Outcome::done(code::OK),
@@ -925,6 +1104,7 @@ fn run_command(
             code: code::signalled(sig.signal),
             reason: Some(sig.reason().to_owned()),
             gone: false,
+            ..Outcome::done(0)
         },
         None => Outcome::done(child_code),
     }

@@ -75,6 +75,9 @@ pub enum Kind {
     Many,
     /// Exactly this many values, which go to the positionals (where-is).
     Fixed(usize),
+    /// Exactly this many values, which go to the flag's own list (job
+    /// `--board X Y Z`).
+    Tuple(usize),
     /// The old `--ignore_version [BOOL]`.
     LegacyBool,
 }
@@ -177,7 +180,7 @@ impl Spec {
         let meta = self.metavar.join(" ");
         match self.kind {
             Kind::Switch | Kind::BoolSwitch { .. } | Kind::LegacyBool => String::new(),
-            Kind::Value | Kind::Fixed(_) => meta,
+            Kind::Value | Kind::Fixed(_) | Kind::Tuple(_) => meta,
             Kind::OptionalValue { .. } | Kind::SwitchWithValue { .. } => format!("[{meta}]"),
             Kind::Many | Kind::Rest => format!("{meta}..."),
         }
@@ -417,6 +420,10 @@ macro_rules! decl_marker {
         $d.metavar = &[$($name),+];
         $d.kind = Some(Kind::Fixed($d.metavar.len()));
     };
+    ($d:ident, tuple($($name:literal),+)) => {
+        $d.metavar = &[$($name),+];
+        $d.kind = Some(Kind::Tuple($d.metavar.len()));
+    };
     ($d:ident, metavar($name:literal)) => {
         $d.metavar = &[$name];
     };
@@ -626,6 +633,12 @@ command! {
         /// start a built-in virtual server (one 24-board machine) and allocate from it: no hardware or configuration needed
         #[argh(switch, long = "virtual")]
         virtual_server: [bool],
+        /// give up if the job is not ready within SECONDS: destroy it and exit 5
+        #[argh(option, arg_name = "SECONDS")]
+        queue_timeout: [Option<f64>],
+        /// once ready, print the allocation, leave a background keeper holding the job, and exit 0 (release with `spalloc job --destroy ID`)
+        #[argh(switch)]
+        detach: [bool],
     }
 }
 
@@ -669,6 +682,29 @@ command! {
         /// the reason given after --destroy
         #[argh(option, hidden_help)]
         destroy_reason: [Option<String>],
+        /// wait until the job is ready (exit 0), destroyed (exit 1) or --ready-timeout passes (exit 5)
+        @either(action)
+        #[argh(switch)]
+        wait_ready: [bool],
+        /// report a problem with the job's boards to the server's operators, giving REASON; with --board or --chip, with that board only
+        @either(action)
+        #[argh(option, arg_name = "REASON")]
+        report_problem: [Option<String>],
+        /// with --report-problem: the board at logical coordinate X Y Z
+        @tuple("X", "Y", "Z")
+        #[argh(option)]
+        board: [Vec<i64>],
+        /// with --report-problem: the board holding the chip at X Y, counted within the job's allocation
+        @tuple("X", "Y")
+        #[argh(option)]
+        chip: [Vec<i64>],
+        /// with --wait-ready: give up after SECONDS (default: no limit)
+        #[argh(option, arg_name = "SECONDS")]
+        ready_timeout: [Option<f64>],
+        /// keep the job alive in the foreground until Ctrl-C, SIGTERM or SIGHUP (the job is not destroyed: it expires one keepalive later) or until the job is destroyed
+        @either(action)
+        #[argh(switch)]
+        keepalive: [bool],
         /// print JSON instead of text (info, --watch and --ethernet-ips)
         #[argh(switch)]
         json: [bool],
@@ -1312,7 +1348,7 @@ pub fn normalise(sub: Sub, args: &[String]) -> Result<Normalised, String> {
                         }
                     }
                 },
-                Kind::Fixed(n) => {
+                Kind::Fixed(n) | Kind::Tuple(n) => {
                     let expected = || format!("argument {name}: expected {n} arguments");
                     if attached.is_some() {
                         return Err(expected());
@@ -1443,7 +1479,7 @@ pub fn normalise(sub: Sub, args: &[String]) -> Result<Normalised, String> {
                 argv.push(into.clone());
                 argv.push(v.clone());
             }
-            (Kind::Many, _) => {
+            (Kind::Many | Kind::Tuple(_), _) => {
                 for v in &g.values {
                     argv.push(canonical.clone());
                     argv.push(v.clone());

@@ -25,6 +25,9 @@ pub mod code {
     pub const STATE: u8 = 3;
     /// alloc: SIGINT before ready; where-is: nothing there.
     pub const INTERRUPTED_OR_NOTHING: u8 = 4;
+    /// alloc `--queue-timeout`, job `--wait-ready --ready-timeout`: the job
+    /// was not ready in time.
+    pub const NOT_READY: u8 = 5;
     /// alloc: cannot connect, or server exception, on create or resume;
     /// machine: unknown machine.
     pub const NO_SERVER_OR_MACHINE: u8 = 6;

@@ -359,6 +359,10 @@ pub fn exit_statuses(sub: Sub) -> &'static [(&'static str, &'static str)] {
             ("3", "the job entered a state spalloc does not know"),
             ("4", "Ctrl-C while connecting, queued or powering on"),
             (
+                "5",
+                "--queue-timeout: not ready in time (the job was destroyed)",
+            ),
+            (
                 "6",
                 "cannot connect, or the server raised an error, on create or resume",
             ),
@@ -375,12 +379,23 @@ pub fn exit_statuses(sub: Sub) -> &'static [(&'static str, &'static str)] {
                 "0",
                 "done (a destroy of an unknown job included); Ctrl-C in --watch",
             ),
-            ("1", SERVER),
+            (
+                "1",
+                "could not reach the server, or it failed; or the job was destroyed",
+            ),
             ("2", USAGE),
             ("3", "no JOB_ID, and the owner has no live job, or several"),
+            (
+                "4",
+                "Ctrl-C during --wait-ready; the board is not the job's",
+            ),
+            ("5", "--wait-ready: not ready within --ready-timeout"),
             ("7", "Ctrl-C while waiting for the power to change"),
             ("8", "the job cannot be powered in its state"),
-            ("9", "--ethernet-ips of a queued, dead or unknown job"),
+            (
+                "9",
+                "--ethernet-ips, --report-problem: a queued, dead or unknown job",
+            ),
         ],
         Sub::Ps => &[
             ("0", "done; Ctrl-C in --watch"),
@@ -449,7 +464,10 @@ mod tests {
             job.split_whitespace()
                 .collect::<Vec<_>>()
                 .join(" ")
-                .contains("[-i | -w | -p | --power-off | -e | -D [REASON]]"),
+                .contains(
+                    "[-i | -w | -p | --power-off | -e | -D [REASON] | --wait-ready | \
+                     --report-problem REASON | --keepalive]"
+                ),
             "{job}"
         );
         assert_eq!(

@@ -20,6 +20,7 @@ mod config_cmd;
 mod exit;
 mod help;
 mod job;
+mod keeper;
 mod machine;
 mod man;
 mod ps;

@@ -222,11 +222,16 @@ pub struct JobView<'a> {
     boards: Option<Vec<BoardView>>,
     power: Option<bool>,
     connections: Option<Vec<ConnectionView<'a>>>,
+    keeper_pid: Option<u32>,
 }
 
 impl<'a> JobView<'a> {
     /// A live job, as `list_jobs` lists it, with its boards' whereabouts.
-    pub fn live(job: &'a JobDescription, info: Option<&'a JobMachineInfo>) -> Self {
+    pub fn live(
+        job: &'a JobDescription,
+        info: Option<&'a JobMachineInfo>,
+        keeper_pid: Option<u32>,
+    ) -> Self {
         let ps = PsJob::from(job);
         JobView {
             id: job.job_id,
@@ -246,6 +251,7 @@ impl<'a> JobView<'a> {
             boards: ps.boards,
             power: ps.power,
             connections: info.map(|i| connections(&i.connections)),
+            keeper_pid,
         }
     }
 
