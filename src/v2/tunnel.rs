@@ -415,7 +415,7 @@ pub struct Channel {
     inner: Arc<Inner>,
     key: u64,
     kind: Kind,
-    datagrams: Receiver<Vec<u8>>,
+    datagrams: Mutex<Receiver<Vec<u8>>>,
     /// For an unconnected channel: where boards must send to.
     address: Option<(Ipv4Addr, u32)>,
     closed: bool,
@@ -591,7 +591,7 @@ impl ProxyClient {
             inner: Arc::clone(&self.inner),
             key,
             kind,
-            datagrams: rx,
+            datagrams: Mutex::new(rx),
             address,
             closed: false,
         }
@@ -763,13 +763,10 @@ impl Channel {
     /// [`Error::Disconnected`] once the channel or the proxy is closed
     /// (datagrams already received are still returned first).
     pub fn recv(&self, limit: Option<Duration>) -> Result<Option<Vec<u8>>> {
+        let datagrams = lock(&self.datagrams);
         match limit {
-            None => self
-                .datagrams
-                .recv()
-                .map(Some)
-                .map_err(|_| Error::Disconnected),
-            Some(t) => match self.datagrams.recv_timeout(t) {
+            None => datagrams.recv().map(Some).map_err(|_| Error::Disconnected),
+            Some(t) => match datagrams.recv_timeout(t) {
                 Ok(d) => Ok(Some(d)),
                 Err(RecvTimeoutError::Timeout) => Ok(None),
                 Err(RecvTimeoutError::Disconnected) => Err(Error::Disconnected),

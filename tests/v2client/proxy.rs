@@ -5,7 +5,7 @@
 //! drops and is reopened with its channels.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -16,6 +16,7 @@ use spalloc::v2::{Channel, RestClient, V2Settings};
 use spalloc::{CreateJobOptions, Error, JobRequest};
 
 use super::{alice, start_with};
+use crate::support::cli::{ConfigFile, Running, Sandbox};
 
 const TIMEOUT: Option<Duration> = Some(Duration::from_secs(10));
 /// The longest any reply is waited for.
@@ -295,4 +296,115 @@ fn over_tls_with_a_bearer_token() {
         version(&ch, seq);
     }
     proxy.close();
+}
+
+/// A sandbox whose configuration names `url`, with alice's credentials in
+/// the environment.
+fn sandbox(url: &str) -> Sandbox {
+    let mut sb = Sandbox::new();
+    sb.write_config(ConfigFile::User, &format!("[spalloc]\nhostname = {url}\n"));
+    sb.env("SPALLOC_USER", "alice")
+        .env("SPALLOC_PASSWORD", "alice-pw");
+    sb
+}
+
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// The JSON line `spalloc proxy --json` printed.
+fn tunnel_table(running: &Running) -> serde_json::Value {
+    assert!(
+        running.wait_for_stdout("\"boot\"", PATIENCE),
+        "no table: {}\n{}",
+        running.stdout(),
+        running.stderr()
+    );
+    let out = running.stdout();
+    let line = out
+        .lines()
+        .find(|l| l.contains("\"boot\""))
+        .expect("a line");
+    serde_json::from_str(line).expect("JSON")
+}
+
+/// Sends a version command to a local tunnel port and reads the reply.
+fn version_through(local: &str, seq: u16) -> (u8, u8) {
+    let udp = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    udp.set_read_timeout(WAIT).expect("timeout");
+    udp.send_to(&cmd_ver(0, 0, seq), local).expect("send");
+    let mut buf = [0u8; 2048];
+    let (n, from) = udp.recv_from(&mut buf).expect("a reply through the tunnel");
+    assert_eq!(from.to_string(), local, "the reply comes from the tunnel");
+    check_version_reply(&buf[..n], seq)
+}
+
+#[test]
+fn the_proxy_command_tunnels_scp_until_ctrl_c() {
+    let server = server();
+    let mut c = connect(server.v2_url().expect("v2"));
+    let id = job(&mut c, 3);
+    let sb = sandbox(server.v2_url().expect("v2"));
+    // The owner's only job, by default.
+    let running = sb.spawn(&["proxy", "--json"]);
+    let table = tunnel_table(&running);
+    assert_eq!(table["job_id"], id);
+    let boards = table["boards"].as_array().expect("boards");
+    assert_eq!(boards.len(), 3);
+    for (i, b) in boards.iter().enumerate() {
+        let local = b["local"].as_str().expect("local");
+        assert!(local.starts_with("127.0.0.1:"), "{local}");
+        version_through(local, u16::try_from(i).expect("small") + 1);
+    }
+    assert!(
+        table["boot"]
+            .as_str()
+            .expect("boot")
+            .starts_with("127.0.0.1:")
+    );
+    running.signal(2);
+    let out = running.finish(PATIENCE);
+    out.expect_code(0);
+    // The ports are released.
+    for b in boards {
+        UdpSocket::bind(b["local"].as_str().expect("local")).expect("the port is free again");
+    }
+}
+
+#[test]
+fn the_proxy_command_stops_when_the_job_is_destroyed() {
+    let server = server();
+    let mut c = connect(server.v2_url().expect("v2"));
+    let id = job(&mut c, 1);
+    let sb = sandbox(server.v2_url().expect("v2"));
+    let running = sb.spawn(&["proxy", &id.to_string(), "--json"]);
+    let table = tunnel_table(&running);
+    version_through(table["boards"][0]["local"].as_str().expect("local"), 9);
+    c.delete_job(id, Some("all done")).expect("delete");
+    let out = running.finish(PATIENCE);
+    out.expect_code(3);
+    assert!(
+        out.stderr
+            .contains(&format!("Job {id} was destroyed: all done")),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn the_proxy_command_refuses_what_it_cannot_tunnel() {
+    let server = server();
+    let mut c = connect(server.v2_url().expect("v2"));
+    let id = job(&mut c, 1);
+    c.delete_job(id, None).expect("delete");
+    let sb = sandbox(server.v2_url().expect("v2"));
+    let out = sb.run(&["proxy", &id.to_string()]);
+    out.expect_code(3);
+    assert!(
+        out.stderr.contains("no boards to proxy to"),
+        "{}",
+        out.stderr
+    );
+    // No live job to default to.
+    let out = sb.run(&["proxy"]);
+    out.expect_code(3);
+    assert!(out.stderr.contains("no live jobs"), "{}", out.stderr);
 }

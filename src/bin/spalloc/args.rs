@@ -676,6 +676,23 @@ command! {
 }
 
 command! {
+    /// Reach a v2 job's boards from outside the firewall: a local UDP port
+    /// on 127.0.0.1 per board, relayed through the service's proxy to the
+    /// board's SCP port, plus one for booting, until Ctrl-C or the job ends.
+    pub struct ProxyArgs: server, color, debug, version {
+        /// the job (default: the owner's only live job)
+        #[argh(positional, arg_name = "JOB_ID")]
+        job_id: [Option<u64>],
+        /// the owner whose only job is meant (default: config `owner`, or the v2 user)
+        #[argh(option, short = 'o', arg_name = "OWNER")]
+        owner: [Option<String>],
+        /// print the local addresses as JSON instead of a table
+        #[argh(switch)]
+        json: [bool],
+    }
+}
+
+command! {
     /// List the live jobs.
     pub struct PsArgs: server, color, debug, version {
         /// show the list again whenever it changes
@@ -878,7 +895,14 @@ macro_rules! server_commands {
         }
     )*};
 }
-server_commands!(AllocArgs, JobArgs, PsArgs, MachineArgs, WhereIsArgs);
+server_commands!(
+    AllocArgs,
+    JobArgs,
+    ProxyArgs,
+    PsArgs,
+    MachineArgs,
+    WhereIsArgs
+);
 
 /// The subcommands that neither log nor talk to a server.
 macro_rules! quiet_commands {
@@ -911,6 +935,8 @@ pub enum Sub {
     Alloc,
     /// `job`
     Job,
+    /// `proxy`
+    Proxy,
     /// `ps`
     Ps,
     /// `machine`
@@ -929,9 +955,10 @@ pub enum Sub {
 
 impl Sub {
     /// Every subcommand, in the order the help lists them.
-    pub const ALL: [Sub; 9] = [
+    pub const ALL: [Sub; 10] = [
         Sub::Alloc,
         Sub::Job,
+        Sub::Proxy,
         Sub::Ps,
         Sub::Machine,
         Sub::WhereIs,
@@ -946,6 +973,7 @@ impl Sub {
         match self {
             Sub::Alloc => "alloc",
             Sub::Job => "job",
+            Sub::Proxy => "proxy",
             Sub::Ps => "ps",
             Sub::Machine => "machine",
             Sub::WhereIs => "where-is",
@@ -969,7 +997,7 @@ impl Sub {
             Sub::Ps => Some("spalloc-ps"),
             Sub::Machine => Some("spalloc-machine"),
             Sub::WhereIs => Some("spalloc-where-is"),
-            Sub::Config | Sub::Serve | Sub::Completions | Sub::Man => None,
+            Sub::Proxy | Sub::Config | Sub::Serve | Sub::Completions | Sub::Man => None,
         }
     }
 
@@ -986,6 +1014,7 @@ impl Sub {
         match self {
             Sub::Alloc => "request boards and hold them while a command runs",
             Sub::Job => "show or manage one job",
+            Sub::Proxy => "reach a v2 job's boards through local UDP ports",
             Sub::Ps => "list the live jobs",
             Sub::Machine => "summarise the machines, or show one",
             Sub::WhereIs => "find a board or chip",
@@ -1001,6 +1030,7 @@ impl Sub {
         match self {
             Sub::Alloc => AllocArgs::syntax(),
             Sub::Job => JobArgs::syntax(),
+            Sub::Proxy => ProxyArgs::syntax(),
             Sub::Ps => PsArgs::syntax(),
             Sub::Machine => MachineArgs::syntax(),
             Sub::WhereIs => WhereIsArgs::syntax(),

@@ -393,6 +393,12 @@ pub fn exit_statuses(sub: Sub) -> &'static [(&'static str, &'static str)] {
             ("2", USAGE),
             ("6", "no such machine"),
         ],
+        Sub::Proxy => &[
+            ("0", "stopped by Ctrl-C, SIGTERM or SIGHUP"),
+            ("1", SERVER),
+            ("2", USAGE),
+            ("3", "no job to proxy, or the job ended while proxying"),
+        ],
         Sub::WhereIs => &[
             ("0", "found"),
             ("1", SERVER),

@@ -22,6 +22,7 @@ mod help;
 mod job;
 mod machine;
 mod man;
+mod proxy;
 mod ps;
 mod render;
 mod serve;
@@ -38,7 +39,7 @@ use argh::FromArgs;
 
 use crate::args::{
     AllocArgs, Common, CompletionsArgs, ConfigArgs, JobArgs, MachineArgs, ManArgs, Normalised,
-    PsArgs, ServeArgs, Sub, Syntax, WhereIsArgs,
+    ProxyArgs, PsArgs, ServeArgs, Sub, Syntax, WhereIsArgs,
 };
 use crate::exit::{CliError, CliResult, is_broken_pipe};
 use crate::settings::Term;
@@ -97,6 +98,7 @@ fn main() -> ExitCode {
     match sub {
         Sub::Alloc => dispatch::<AllocArgs>(sub, &prog, normalised, alloc::run),
         Sub::Job => dispatch::<JobArgs>(sub, &prog, normalised, |a, ctx, _| job::run(a, ctx)),
+        Sub::Proxy => dispatch::<ProxyArgs>(sub, &prog, normalised, |a, ctx, _| proxy::run(a, ctx)),
         Sub::Ps => dispatch::<PsArgs>(sub, &prog, normalised, |a, ctx, _| ps::run(a, ctx)),
         Sub::Machine => {
             dispatch::<MachineArgs>(sub, &prog, normalised, |a, ctx, _| machine::run(a, ctx))
