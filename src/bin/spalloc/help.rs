@@ -395,9 +395,9 @@ pub fn exit_statuses(sub: Sub) -> &'static [(&'static str, &'static str)] {
         ],
         Sub::Proxy => &[
             ("0", "stopped by Ctrl-C, SIGTERM or SIGHUP"),
-            ("1", SERVER),
+            ("1", "server error, or the proxy failed for good"),
             ("2", USAGE),
-            ("3", "no job to proxy, or the job ended while proxying"),
+            ("3", "no job with boards to proxy, or the job ended"),
         ],
         Sub::WhereIs => &[
             ("0", "found"),
