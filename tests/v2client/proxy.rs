@@ -408,3 +408,56 @@ fn the_proxy_command_refuses_what_it_cannot_tunnel() {
     out.expect_code(3);
     assert!(out.stderr.contains("no live jobs"), "{}", out.stderr);
 }
+
+#[test]
+fn alloc_with_proxy_substitutes_the_local_addresses() {
+    let server = server();
+    let sb = sandbox(server.v2_url().expect("v2"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fifo = dir.path().join("go");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let script = format!(
+        "echo HOST={{hostname}}; cat {{ethernet_ips}}; read x < {}",
+        fifo.display()
+    );
+    let running = sb.spawn(&["alloc", "--proxy", "-q", "2", "-c", &script]);
+    let host = running
+        .wait_for_stdout_line("HOST=", PATIENCE)
+        .unwrap_or_else(|| panic!("{}\n{}", running.stdout(), running.stderr()));
+    let local = host.trim().trim_start_matches("HOST=").to_owned();
+    assert!(local.starts_with("127.0.0.1:"), "{local}");
+    assert_eq!(version_through(&local, 5), (0, 0));
+    // The CSV lists the local addresses.
+    assert!(
+        running.wait_for_stdout("0,0,127.0.0.1:", PATIENCE),
+        "{}",
+        running.stdout()
+    );
+    let out = running.stdout();
+    let rows: Vec<&str> = out.lines().filter(|l| l.contains(",127.0.0.1:")).collect();
+    assert_eq!(rows.len(), 3, "two boards are taken as a triad: {out}");
+    for row in rows {
+        let addr = row.splitn(3, ',').nth(2).expect("an address");
+        version_through(addr, 6);
+    }
+    std::fs::write(&fifo, "go\n").expect("release the command");
+    running.finish(PATIENCE).expect_code(0);
+    // A v1 server has no proxy.
+    let v1 = Sandbox::new();
+    let out = v1.run(&[
+        "alloc",
+        "--proxy",
+        "-H",
+        "127.0.0.1",
+        "--owner",
+        "me",
+        "-c",
+        "true",
+    ]);
+    out.expect_code(2);
+    assert!(out.stderr.contains("--proxy"), "{}", out.stderr);
+}

@@ -56,6 +56,8 @@ struct Plan {
     quiet: bool,
     json: bool,
     no_destroy: bool,
+    /// Tunnel to the boards through the v2 proxy (`--proxy`).
+    proxy: bool,
     /// The job's keepalive interval as the server last reported it (the
     /// Python server does; for a resumed job it is the only source).
     keepalive_seen: Cell<Option<f64>>,
@@ -80,12 +82,20 @@ impl Plan {
             ));
         }
         let settings::Alloc { options, request } = settings::alloc(args, config, virtual_server)?;
+        if args.proxy && options.server.protocol() != spalloc::Protocol::V2 {
+            return Err(CliError::Usage(
+                "argument --proxy: only available with a v2 server (an http(s):// service \
+                 URL as --hostname)"
+                    .into(),
+            ));
+        }
         Ok(Plan {
             request,
             resume: args.resume,
             options,
             command,
             quiet: args.quiet,
+            proxy: args.proxy,
             json: args.json,
             no_destroy: args.no_destroy,
             keepalive_seen: Cell::new(None),
@@ -444,6 +454,24 @@ fn hold(
     if let Err(outcome) = check_keepalive(job, plan, signals, status) {
         return outcome;
     }
+    // With --proxy, everything below sees the tunnels' local addresses;
+    // the tunnels last until this returns.
+    let _tunnels;
+    let info = if plan.proxy {
+        match crate::proxy::Tunnels::open(&plan.options.server, id) {
+            Ok(t) => {
+                let local = t.localise(&info);
+                _tunnels = t;
+                local
+            }
+            Err(e) => {
+                status.error(&format!("Job {id}: cannot open the proxy: {e}"));
+                return Outcome::done(code::FAILED);
+            }
+        }
+    } else {
+        info
+    };
     if let Err(e) = csv.write(&info) {
         status.error(&format!(
             "Job {id}: cannot write {}: {}",

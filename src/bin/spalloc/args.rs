@@ -600,6 +600,9 @@ command! {
         @dest(require_torus)
         #[argh(switch, short = 'W')]
         no_require_torus: [bool],
+        /// v2: reach the boards through local UDP tunnels (as `spalloc proxy`); addresses shown and substituted are the local ones
+        #[argh(switch)]
+        proxy: [bool],
         /// run COMMAND... once the boards are ready, then release them; must come last (see "the command" below)
         @rest
         @metavar("COMMAND")
@@ -1919,6 +1922,7 @@ mod tests {
                 let parsed = match sub {
                     Sub::Alloc => AllocArgs::from_args(&["p"], &refs).map(|_| ()),
                     Sub::Job => JobArgs::from_args(&["p"], &refs).map(|_| ()),
+                    Sub::Proxy => ProxyArgs::from_args(&["p"], &refs).map(|_| ()),
                     Sub::Ps => PsArgs::from_args(&["p"], &refs).map(|_| ()),
                     Sub::Machine => MachineArgs::from_args(&["p"], &refs).map(|_| ()),
                     Sub::WhereIs => WhereIsArgs::from_args(&["p"], &refs).map(|_| ()),

@@ -99,6 +99,45 @@ pub fn run(args: ProxyArgs, _ctx: &Ctx) -> CliResult {
     }
 }
 
+/// Tunnels opened for `spalloc alloc --proxy`: they relay until dropped
+/// (and the process ends).
+pub struct Tunnels {
+    _proxy: Arc<ProxyClient>,
+    /// One per board, then the boot relay.
+    pub tunnels: Vec<Tunnel>,
+}
+
+impl Tunnels {
+    /// Opens the tunnels of job `id` over a new connection to `server`.
+    pub fn open(server: &spalloc::ServerOptions, id: u64) -> Result<Tunnels, Error> {
+        let mut client = Client::connect(server)?;
+        let (proxy, tunnels, relays) = open(&mut client, id)?;
+        // alloc watches the job itself; the relays end with the process.
+        let (tx, _) = mpsc::channel();
+        start_relays(relays, &tx);
+        Ok(Tunnels {
+            _proxy: Arc::new(proxy),
+            tunnels,
+        })
+    }
+
+    /// `info` with each board's address replaced by its tunnel's local
+    /// address (`127.0.0.1:PORT`).
+    pub fn localise(&self, info: &spalloc::JobMachineInfo) -> spalloc::JobMachineInfo {
+        let mut local = info.clone();
+        for c in &mut local.connections {
+            if let Some(t) = self
+                .tunnels
+                .iter()
+                .find(|t| !t.boot && t.chip == (c.chip.x, c.chip.y))
+            {
+                c.hostname = t.local.to_string();
+            }
+        }
+        local
+    }
+}
+
 /// Binds the local ports and opens a channel for each.
 #[allow(clippy::type_complexity)]
 fn open(
