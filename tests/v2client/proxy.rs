@@ -461,3 +461,24 @@ fn alloc_with_proxy_substitutes_the_local_addresses() {
     out.expect_code(2);
     assert!(out.stderr.contains("--proxy"), "{}", out.stderr);
 }
+
+#[test]
+fn a_protocol_abuse_ends_the_proxy_with_the_close_code() {
+    let server = server();
+    let mut c = connect(server.v2_url().expect("v2"));
+    let id = job(&mut c, 1);
+    let proxy = c.proxy(id).expect("open the proxy");
+    let bound = proxy.open(0, 0, SCP_PORT).expect("open");
+    let open = proxy.open_unconnected().expect("open unconnected");
+    // MESSAGE_TO a chip not in the job: the server closes with 1007, and
+    // the proxy ends for good (no reconnection), saying why.
+    open.send_to(40, 40, SCP_PORT, &[0, 0]).expect("sent");
+    let why = proxy.wait_ended(WAIT).expect("the proxy ended");
+    assert!(why.contains("1007"), "{why}");
+    assert!(matches!(bound.send(&[0, 0]), Err(Error::Disconnected)));
+    assert!(matches!(bound.recv(WAIT), Err(Error::Disconnected)));
+    assert!(matches!(
+        proxy.open(0, 0, SCP_PORT),
+        Err(Error::Disconnected)
+    ));
+}
