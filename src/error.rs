@@ -203,6 +203,9 @@ pub enum InvalidArgument {
     /// The server setting is an `http(s)://` service URL that cannot be
     /// used; the text says why.
     ServiceUrl(String),
+    /// A use of the v2 proxy that cannot work (a datagram too long, port
+    /// 0, the wrong kind of send for a channel); the text says which.
+    Proxy(String),
     /// An option (or request form) that the server's protocol does not
     /// have, such as `min_ratio` on a v2 service or a board by IP address
     /// on a v1 server.
@@ -243,6 +246,7 @@ impl fmt::Display for InvalidArgument {
             }
             InvalidArgument::Keepalive(e) => write!(f, "keepalive: {e}"),
             InvalidArgument::ServiceUrl(e) => write!(f, "service URL: {e}"),
+            InvalidArgument::Proxy(e) => write!(f, "proxy: {e}"),
             InvalidArgument::NotOnProtocol { option, protocol } => write!(
                 f,
                 "{option} cannot be used with a {protocol} server ({})",

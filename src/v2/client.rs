@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use super::http::{self, Request, Response, Transport};
 use super::session::{self, Session};
 use super::settings::{CredentialSource, Secret, V2Settings};
+use super::tunnel::{ProxyClient, Target};
 use super::types::{self, BoardLocation, IssueBoard, JobAllocation, JobInfo, Machine, ServiceInfo};
 use super::url::{Url, encode};
 use crate::error::{Error, InvalidArgument, ProtocolError, Result};
@@ -1038,6 +1039,60 @@ impl RestClient {
         let r = check(r, "POST jobs/ID/report-issue", &[200])?;
         let v = json_of(&r)?;
         types::Doc::new("POST jobs/ID/report-issue", &v)?.str("action")
+    }
+
+    /// Opens the proxy websocket of job `id` (its `proxy-ref`), with this
+    /// client's credentials and TLS settings: channels to the UDP ports of
+    /// the job's boards (PROTOCOL_V2.md §5).
+    ///
+    /// # Errors
+    /// [`Error::JobUnknown`]; [`Error::Server`] if the job has no boards
+    /// (it is queued, powering, or destroyed) or the service refuses the
+    /// websocket; transport errors.
+    pub fn proxy(&mut self, id: u64) -> Result<ProxyClient> {
+        let Some(job) = self.job(id)? else {
+            return Err(Error::JobUnknown { id });
+        };
+        let Some(given) = job.proxy_ref.as_deref() else {
+            return Err(Error::Server(format!(
+                "job {id} has no boards to proxy to (it is {}); wait until it is ready",
+                job.state
+            )));
+        };
+        // The service names `wss://` (or `ws://`): the same host and port
+        // as ours, and always our scheme (§5.1).
+        let as_http = given
+            .strip_prefix("wss://")
+            .map(|r| format!("https://{r}"))
+            .or_else(|| given.strip_prefix("ws://").map(|r| format!("http://{r}")))
+            .unwrap_or_else(|| given.to_owned());
+        let Some(url) = self.root.follow(&self.root, &as_http) else {
+            return Err(Error::Server(format!(
+                "the service gave job {id} a proxy URL that is not on the service itself"
+            )));
+        };
+        let mut headers = Vec::new();
+        match &self.auth {
+            Auth::Bearer(token, _) => {
+                headers.push(("authorization", format!("Bearer {}", token.expose())));
+            }
+            _ => {
+                if let Some(s) = &self.session {
+                    headers.push(("cookie", format!("JSESSIONID={}", s.cookie.expose())));
+                    if let Some((h, t)) = &s.csrf {
+                        headers.push((csrf_header_name(h), t.expose().to_owned()));
+                    }
+                }
+            }
+        }
+        ProxyClient::open_with(Target {
+            job: id,
+            url,
+            headers,
+            tls: self.transport.tls(),
+            timeout: self.timeout,
+            interrupt: self.transport.interrupt().cloned(),
+        })
     }
 
     /// Closes the connection; the session stays cached.

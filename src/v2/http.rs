@@ -270,6 +270,16 @@ impl Transport {
         })
     }
 
+    /// The TLS settings, for `https`.
+    pub fn tls(&self) -> Option<Arc<ClientConfig>> {
+        self.tls.as_ref().map(|(c, _)| Arc::clone(c))
+    }
+
+    /// The interruption handle requests are registered with.
+    pub fn interrupt(&self) -> Option<&InterruptHandle> {
+        self.interrupt.as_ref()
+    }
+
     /// Closes the connection, if one is open; the next request opens one.
     pub fn disconnect(&mut self) {
         self.conn = None;

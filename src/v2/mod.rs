@@ -16,6 +16,9 @@
 //! * [`proxy`]: the proxy websocket's binary frames (which relay UDP
 //!   between a client and a job's boards), encoded and decoded without
 //!   sockets.
+//! * [`ProxyClient`] (with the `v2` feature): those frames over a live
+//!   websocket, from [`RestClient::proxy`]: [`Channel`]s to the UDP ports
+//!   of a job's boards, pinged and reconnected.
 //!
 //! # Logging in
 //! A bearer token (`OIDC_BEARER_TOKEN`, or a private token file) is sent
@@ -42,12 +45,16 @@ pub mod proxy;
 mod session;
 mod settings;
 #[cfg(feature = "v2")]
+mod tunnel;
+#[cfg(feature = "v2")]
 mod types;
 pub(crate) mod url;
 
 #[cfg(feature = "v2")]
 pub use client::RestClient;
 pub use settings::{CredentialSource, PasswordPrompt, PromptFn, Secret, V2Settings};
+#[cfg(feature = "v2")]
+pub use tunnel::{Channel, PING_INTERVAL, ProxyClient};
 #[cfg(feature = "v2")]
 pub use types::{
     BoardCoords, BoardLocation, Direction, DownLink, IssueBoard, JobAllocation, JobInfo, Machine,

@@ -921,7 +921,7 @@ fn unknown_commands_and_help() {
     assert!(
         out.stderr.contains(
             "\nusage: spalloc <command> [<args>]\n\
-             The commands are alloc, job, ps, machine, where-is, config, serve, \
+             The commands are alloc, job, proxy, ps, machine, where-is, config, serve, \
              completions, man.\n"
         ),
         "{}",

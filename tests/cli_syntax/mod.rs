@@ -15,9 +15,10 @@ use spalloc::{JobRequest, ProtocolClient};
 use crate::support::cli::{Output, Sandbox};
 
 /// Every subcommand, as `spalloc --help` lists them.
-pub const SUBCOMMANDS: [&str; 9] = [
+pub const SUBCOMMANDS: [&str; 10] = [
     "alloc",
     "job",
+    "proxy",
     "ps",
     "machine",
     "where-is",

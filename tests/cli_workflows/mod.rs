@@ -313,6 +313,7 @@ fn detach_refuses_what_it_cannot_keep() {
         &["alloc", "--detach", "-c", "true"][..],
         &["alloc", "--detach", "--no-destroy"],
         &["alloc", "--detach", "--virtual"],
+        &["alloc", "--detach", "--proxy"],
     ] {
         let out = sb.run(args);
         out.expect_code(2);

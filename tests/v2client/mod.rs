@@ -6,6 +6,7 @@
 mod cli;
 mod fake;
 mod job;
+mod proxy;
 mod rest;
 
 use std::time::Duration;

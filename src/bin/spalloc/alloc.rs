@@ -61,6 +61,8 @@ struct Plan {
     /// `--detach`: hand the job to a background keeper once ready, started
     /// with these server flags.
     detach: Option<Vec<String>>,
+    /// Tunnel to the boards through the v2 proxy (`--proxy`).
+    proxy: bool,
     /// The job's keepalive interval as the server last reported it (the
     /// Python server does; for a resumed job it is the only source).
     keepalive_seen: Cell<Option<f64>>,
@@ -98,6 +100,8 @@ impl Plan {
                 (command.is_some(), "-c/--command"),
                 (args.no_destroy, "-D/--no-destroy"),
                 (args.virtual_server, "--virtual"),
+                // The tunnels would end with this process.
+                (args.proxy, "--proxy"),
             ];
             if let Some((_, flag)) = clash.iter().find(|(given, _)| *given) {
                 return Err(CliError::Usage(format!(
@@ -106,12 +110,20 @@ impl Plan {
             }
         }
         let settings::Alloc { options, request } = settings::alloc(args, config, virtual_server)?;
+        if args.proxy && options.server.protocol() != spalloc::Protocol::V2 {
+            return Err(CliError::Usage(
+                "argument --proxy: only available with a v2 server (an http(s):// service \
+                 URL as --hostname)"
+                    .into(),
+            ));
+        }
         Ok(Plan {
             request,
             resume: args.resume,
             options,
             command,
             quiet: args.quiet,
+            proxy: args.proxy,
             json: args.json,
             no_destroy: args.no_destroy,
             queue_timeout,
@@ -498,6 +510,24 @@ fn hold(
     if let Err(outcome) = check_keepalive(job, plan, signals, status) {
         return outcome;
     }
+    // With --proxy, everything below sees the tunnels' local addresses;
+    // the tunnels last until this returns.
+    let _tunnels;
+    let info = if plan.proxy {
+        match crate::proxy::Tunnels::open(&plan.options.server, id) {
+            Ok(t) => {
+                let local = t.localise(&info);
+                _tunnels = t;
+                local
+            }
+            Err(e) => {
+                status.error(&format!("Job {id}: cannot open the proxy: {e}"));
+                return Outcome::done(code::FAILED);
+            }
+        }
+    } else {
+        info
+    };
     if let Err(e) = csv.write(&info) {
         status.error(&format!(
             "Job {id}: cannot write {}: {}",

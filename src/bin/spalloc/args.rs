@@ -607,6 +607,9 @@ command! {
         @dest(require_torus)
         #[argh(switch, short = 'W')]
         no_require_torus: [bool],
+        /// v2: reach the boards through local UDP tunnels (as `spalloc proxy`); addresses shown and substituted are the local ones
+        #[argh(switch)]
+        proxy: [bool],
         /// run COMMAND... once the boards are ready, then release them; must come last (see "the command" below)
         @rest
         @metavar("COMMAND")
@@ -706,6 +709,23 @@ command! {
         #[argh(switch)]
         keepalive: [bool],
         /// print JSON instead of text (info, --watch and --ethernet-ips)
+        #[argh(switch)]
+        json: [bool],
+    }
+}
+
+command! {
+    /// Reach a v2 job's boards from outside the firewall: a local UDP port
+    /// on 127.0.0.1 per board, relayed through the service's proxy to the
+    /// board's SCP port, plus one for booting, until Ctrl-C or the job ends.
+    pub struct ProxyArgs: server, color, debug, version {
+        /// the job (default: the owner's only live job)
+        #[argh(positional, arg_name = "JOB_ID")]
+        job_id: [Option<u64>],
+        /// the owner whose only job is meant (default: config `owner`, or the v2 user)
+        #[argh(option, short = 'o', arg_name = "OWNER")]
+        owner: [Option<String>],
+        /// print the local addresses as JSON instead of a table
         #[argh(switch)]
         json: [bool],
     }
@@ -914,7 +934,14 @@ macro_rules! server_commands {
         }
     )*};
 }
-server_commands!(AllocArgs, JobArgs, PsArgs, MachineArgs, WhereIsArgs);
+server_commands!(
+    AllocArgs,
+    JobArgs,
+    ProxyArgs,
+    PsArgs,
+    MachineArgs,
+    WhereIsArgs
+);
 
 /// The subcommands that neither log nor talk to a server.
 macro_rules! quiet_commands {
@@ -947,6 +974,8 @@ pub enum Sub {
     Alloc,
     /// `job`
     Job,
+    /// `proxy`
+    Proxy,
     /// `ps`
     Ps,
     /// `machine`
@@ -965,9 +994,10 @@ pub enum Sub {
 
 impl Sub {
     /// Every subcommand, in the order the help lists them.
-    pub const ALL: [Sub; 9] = [
+    pub const ALL: [Sub; 10] = [
         Sub::Alloc,
         Sub::Job,
+        Sub::Proxy,
         Sub::Ps,
         Sub::Machine,
         Sub::WhereIs,
@@ -982,6 +1012,7 @@ impl Sub {
         match self {
             Sub::Alloc => "alloc",
             Sub::Job => "job",
+            Sub::Proxy => "proxy",
             Sub::Ps => "ps",
             Sub::Machine => "machine",
             Sub::WhereIs => "where-is",
@@ -1005,7 +1036,7 @@ impl Sub {
             Sub::Ps => Some("spalloc-ps"),
             Sub::Machine => Some("spalloc-machine"),
             Sub::WhereIs => Some("spalloc-where-is"),
-            Sub::Config | Sub::Serve | Sub::Completions | Sub::Man => None,
+            Sub::Proxy | Sub::Config | Sub::Serve | Sub::Completions | Sub::Man => None,
         }
     }
 
@@ -1022,6 +1053,7 @@ impl Sub {
         match self {
             Sub::Alloc => "request boards and hold them while a command runs",
             Sub::Job => "show or manage one job",
+            Sub::Proxy => "reach a v2 job's boards through local UDP ports",
             Sub::Ps => "list the live jobs",
             Sub::Machine => "summarise the machines, or show one",
             Sub::WhereIs => "find a board or chip",
@@ -1037,6 +1069,7 @@ impl Sub {
         match self {
             Sub::Alloc => AllocArgs::syntax(),
             Sub::Job => JobArgs::syntax(),
+            Sub::Proxy => ProxyArgs::syntax(),
             Sub::Ps => PsArgs::syntax(),
             Sub::Machine => MachineArgs::syntax(),
             Sub::WhereIs => WhereIsArgs::syntax(),
@@ -1925,6 +1958,7 @@ mod tests {
                 let parsed = match sub {
                     Sub::Alloc => AllocArgs::from_args(&["p"], &refs).map(|_| ()),
                     Sub::Job => JobArgs::from_args(&["p"], &refs).map(|_| ()),
+                    Sub::Proxy => ProxyArgs::from_args(&["p"], &refs).map(|_| ()),
                     Sub::Ps => PsArgs::from_args(&["p"], &refs).map(|_| ()),
                     Sub::Machine => MachineArgs::from_args(&["p"], &refs).map(|_| ()),
                     Sub::WhereIs => WhereIsArgs::from_args(&["p"], &refs).map(|_| ()),

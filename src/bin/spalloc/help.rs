@@ -408,6 +408,12 @@ pub fn exit_statuses(sub: Sub) -> &'static [(&'static str, &'static str)] {
             ("2", USAGE),
             ("6", "no such machine"),
         ],
+        Sub::Proxy => &[
+            ("0", "stopped by Ctrl-C, SIGTERM or SIGHUP"),
+            ("1", "server error, or the proxy failed for good"),
+            ("2", USAGE),
+            ("3", "no job with boards to proxy, or the job ended"),
+        ],
         Sub::WhereIs => &[
             ("0", "found"),
             ("1", SERVER),

@@ -214,7 +214,7 @@ pub fn run(mut args: JobArgs, ctx: &Ctx) -> CliResult {
 }
 
 /// The owner's only live job, or exit 3.
-fn find_job(
+pub(crate) fn find_job(
     client: &mut Client,
     fail: &dyn Fn(Error) -> CliError,
     owner: &str,

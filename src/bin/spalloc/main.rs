@@ -23,6 +23,7 @@ mod job;
 mod keeper;
 mod machine;
 mod man;
+mod proxy;
 mod ps;
 mod render;
 mod serve;
@@ -39,7 +40,7 @@ use argh::FromArgs;
 
 use crate::args::{
     AllocArgs, Common, CompletionsArgs, ConfigArgs, JobArgs, MachineArgs, ManArgs, Normalised,
-    PsArgs, ServeArgs, Sub, Syntax, WhereIsArgs,
+    ProxyArgs, PsArgs, ServeArgs, Sub, Syntax, WhereIsArgs,
 };
 use crate::exit::{CliError, CliResult, is_broken_pipe};
 use crate::settings::Term;
@@ -98,6 +99,7 @@ fn main() -> ExitCode {
     match sub {
         Sub::Alloc => dispatch::<AllocArgs>(sub, &prog, normalised, alloc::run),
         Sub::Job => dispatch::<JobArgs>(sub, &prog, normalised, |a, ctx, _| job::run(a, ctx)),
+        Sub::Proxy => dispatch::<ProxyArgs>(sub, &prog, normalised, |a, ctx, _| proxy::run(a, ctx)),
         Sub::Ps => dispatch::<PsArgs>(sub, &prog, normalised, |a, ctx, _| ps::run(a, ctx)),
         Sub::Machine => {
             dispatch::<MachineArgs>(sub, &prog, normalised, |a, ctx, _| machine::run(a, ctx))
