@@ -481,10 +481,13 @@ mod tests {
         Boards::new(
             BoardPorts { scp: 0, boot: 0 },
             Box::new(move |_, _| {
+                // Read first, then tell: once the test hears of it, the
+                // answer no longer depends on `live`.
+                let answer = live.load(Ordering::SeqCst);
                 if let Some(tx) = &*lock(&asked) {
                     let _ = tx.send(());
                 }
-                live.load(Ordering::SeqCst)
+                answer
             }),
         )
     }
@@ -551,7 +554,14 @@ mod tests {
         assert_eq!(ask(&proxy, scp, 3), 3);
         assert_silent(&proxy);
         // Off: datagrams are lost.
-        while asked.try_recv().is_ok() {}
+        // Three datagrams from the proxy so far (two SCP, one boot, the boot
+        // one read on a thread of its own): hear of all three first, so
+        // that the next question is about the one sent while off.
+        for _ in 0..3 {
+            asked
+                .recv_timeout(Duration::from_secs(20))
+                .expect("the board looked at an earlier datagram");
+        }
         live.store(false, Ordering::SeqCst);
         proxy.send_to(&ver(4), scp)?;
         asked
