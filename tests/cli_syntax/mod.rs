@@ -684,9 +684,11 @@ zpty z zsh -f -i
 zpty -w z "autoload -U compinit; compinit -u -D; source ${(q)2}"
 zpty -w z "compadd() { builtin compadd -O __hits \"\$@\"; print -rl -- \$__hits >> ${(q)3}; builtin compadd \"\$@\" }"
 zpty -w z "LISTMAX=100000; zstyle ':completion:*' list-prompt ''"
+zpty -w z 'tab-then-mark() { zle expand-or-complete; zle -M "COMP""LETED" }; zle -N tab-then-mark; bindkey "^I" tab-then-mark'
 zpty -w z 'print -r -- "RE""ADY"'
 zpty -r z reply '*READY*'
 zpty -n -w z "$1"$'\t'
+zpty -r z reply '*COMPLETED*'
 zpty -n -w z $'\C-u'
 zpty -w z 'print -r -- "DO""NE"'
 zpty -r z reply '*DONE*'
