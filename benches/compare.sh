@@ -527,11 +527,11 @@ Context for these figures:
   2 x 2 triad machine) that logged every request; both ran at once.
   Requests seen, Rust: $HOLD_RUST_REQ ($HOLD_RUST_LIST), $HOLD_RUST_KA
   keepalives; Python: $HOLD_PY_REQ ($HOLD_PY_LIST), $HOLD_PY_KA keepalives.
-  \`spalloc alloc\` asks for a 60 s keepalive interval and sends one every
-  30 s; SpiNNMan asks for 120 s and sends one every 60 s, each on a new
+  \`spalloc alloc\` asks for a 60 s keepalive interval and sends one 30 s
+  after creating the job and every 30 s after; SpiNNMan asks for 120 s and sends one every 60 s, each on a new
   connection. CPU is user plus system time from \`/proc\` (10 ms ticks),
   sampled every 100 ms, of the whole run (log-in, create and destroy
-  included) divided by its length: Rust $(fmt 0 "$HOLD_RUST_CPU") ms in
+  included) divided by its length (0 means under one tick): Rust $(fmt 0 "$HOLD_RUST_CPU") ms in
   $(fmt 1 "$HOLD_RUST_S") s, Python $(fmt 0 "$HOLD_PY_CPU") ms in $(fmt 1 "$HOLD_PY_S") s.
 - Row 11 (\`bench_v2 load\`): $LOAD_RATE requests/s in all; round trips
   (median / 99th percentile, in us) as the clients saw them, queueing
@@ -542,9 +542,11 @@ Context for these figures:
   $(field delete_us "$LOAD") / $(field delete_p99_us "$LOAD"). Server CPU is
   read from \`/proc\` before and after, so it counts every request's
   parsing, TLS and work but not the clients' log-ins.
-- Row 12 (\`bench_v2 waiters\`): each long-poll (\`GET jobs?wait=true\`)
-  holds a TLS connection and a thread of the server; the CPU is read once
-  all $V2_WAITERS are parked. Then one job created and deleted answered
+- Row 12 (\`bench_v2 waiters\`): each long-poll (\`GET jobs/ID?wait=true\`,
+  all on one job) holds a TLS connection and a thread of the server; the
+  CPU is read once all $V2_WAITERS are parked and the server's CPU time has
+  stood still for a second ($(field settled_s "$WAIT") s after they were
+  sent). Then deleting the job answered
   $(field woken "$WAIT") of them in $(field wake_all_ms "$WAIT") ms
   ($(field answered_early "$WAIT") had returned before).
 - The micro-benchmarks (\`cargo bench\`: \`protocol\`, \`render\`, \`server\`)
