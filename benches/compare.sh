@@ -26,6 +26,18 @@
 #      command, destroy) against `spalloc ps` and against the Python
 #      `spalloc 1 -c true`, on a second `spalloc serve` with no other jobs
 #      (power delay 0), so that `ps` is as fast as it gets.
+# Then over v2 (HTTPS with the server's throw-away certificate), against
+# the same server's v2 service, and the published Python v2 client
+# (SpiNNMan 1!7.4.1's SpallocClient, in a second private virtualenv):
+#   8. a job's life over v2: Job vs SpallocClient's job;
+#   9. `spalloc ps` and `spalloc machine big` over v2 with the 1000 jobs;
+#  10. holding a job over v2 (`spalloc alloc -c sleep N` vs SpallocClient
+#      holding one for as long): requests per minute, CPU and memory, each
+#      client on a `spalloc serve` of its own that logs every request;
+#  11. the v2 service under 100 concurrent logged-in clients creating,
+#      describing, keeping alive and deleting jobs: server CPU per request;
+#  12. 1000 parked long-polls: the server's CPU over a quiet interval.
+# The proxy round trip row is pending (the proxy client is not written).
 # Medians are reported. --quick takes fewer samples (for trying the script,
 # not for the record). Needs cargo, python3 (with venv) and access to PyPI
 # the first time; the Python client goes into a private virtualenv under the
@@ -50,11 +62,13 @@ if [ "$QUICK" = 1 ]; then COMMAND="benches/compare.sh --quick"; fi
 
 if [ "$QUICK" = 1 ]; then
     WALL_RUNS=5; RPC_ROUNDS=2; RPC_SECONDS=0.5; LIFE_ROUNDS=2; RSS_ROUNDS=1; SERVER_COUNT=20
-    ALLOC_RUNS=5
+    ALLOC_RUNS=5; V2_LIVES=5; PY_V2_LIVES=1; V2_HOLD=10; V2_LOAD_SECONDS=3; V2_IDLE=2
 else
     WALL_RUNS=21; RPC_ROUNDS=5; RPC_SECONDS=1; LIFE_ROUNDS=5; RSS_ROUNDS=3; SERVER_COUNT=200
-    ALLOC_RUNS=31
+    ALLOC_RUNS=31; V2_LIVES=20; PY_V2_LIVES=3; V2_HOLD=60; V2_LOAD_SECONDS=10; V2_IDLE=5
 fi
+V2_CLIENTS=100   # concurrent clients of row 11
+V2_WAITERS=1000  # parked long-polls of row 12
 RUST_LIVES=20    # lives per bench_lifecycle run
 PY_LIVES=5       # lives per lifecycle.py run (each takes tens of milliseconds)
 HOLD_SECONDS=3   # how long each client holds its job for the memory test
@@ -68,7 +82,7 @@ say "building release binaries..."
 cargo build --release --quiet --bin spalloc \
     --example bench_fill --example bench_wall --example bench_rss \
     --example bench_rpc --example bench_rpc_floor --example bench_lifecycle \
-    --example bench_server
+    --example bench_server --example bench_v2
 SPALLOC="$TARGET/release/spalloc"
 EX="$TARGET/release/examples"
 # Asked now: rustup finds its toolchains through HOME, which changes below.
@@ -85,6 +99,20 @@ if [ ! -x "$VENV/bin/spalloc-ps" ]; then
 fi
 PY="$VENV/bin/python"
 PY_VERSION="$("$PY" -c 'import importlib.metadata as m; print(m.version("spalloc"))')"
+
+# The Python v2 client (SpiNNMan, about 200 MB with numpy and matplotlib),
+# installed as .ci/run installs it.
+PY_V2_PACKAGE='spinnman==1!7.4.1'
+VENV2="$TARGET/compare-spinnman"
+if [ ! -e "$VENV2/.installed" ]; then
+    say "installing $PY_V2_PACKAGE into $VENV2..."
+    rm -rf "$VENV2"
+    python3 -m venv "$VENV2"
+    "$VENV2/bin/pip" install --quiet --disable-pip-version-check "$PY_V2_PACKAGE"
+    touch "$VENV2/.installed"
+fi
+PY2="$VENV2/bin/python"
+PY2_VERSION="$("$PY2" -c 'import importlib.metadata as m; print(m.version("spinnman"))')"
 
 # ---- a sandbox and the server ------------------------------------------------------
 WORK="$(mktemp -d)"
@@ -119,6 +147,38 @@ EOF
 # no jobs but those being measured.
 sed -e 's/^name = "big"/name = "small"/' -e 's/^width = 20/width = 2/' \
     -e 's/^height = 20/height = 2/' server.toml > small.toml
+# The v2 servers of rows 10 (one per client, each logging every request)
+# and the v2 service of the main server (rows 8, 9, 11, 12), with a
+# certificate of its own made at start. One user, an administrator so that
+# `ps` shows every job, with a password and a bearer token.
+V2_USER=bench
+V2_PASSWORD='bench password'
+V2_TOKEN=bench-token-0123456789
+v2_table() { # CA_FILE
+    cat <<EOF2
+[v2]
+port = 0
+board_scp_port = 0
+board_boot_port = 0
+self_signed_ca = "$1"
+wait_timeout = 120
+max_connections = 1500
+
+[[v2.user]]
+name = "$V2_USER"
+password = "$V2_PASSWORD"
+role = "admin"
+tokens = ["$V2_TOKEN"]
+
+EOF2
+}
+for who in rust py; do
+    { sed -n '/^\[server\]/,/^$/p' server.toml; v2_table "$WORK/keep-$who-ca.pem"
+      sed -n '/^\[\[machine\]\]/,$p' small.toml; } > "keep-$who.toml"
+done
+{ sed -n '/^\[server\]/,/^$/p' server.toml; v2_table "$WORK/v2-ca.pem"
+  sed -n '/^\[\[machine\]\]/,$p' server.toml; } > server-v2.toml
+mv server-v2.toml server.toml
 
 # `start_server CONFIG NAME`: starts `spalloc serve` in the background and
 # prints its port. (Called with a redirection rather than in `$(...)`, so
@@ -140,6 +200,24 @@ start_server() {
 }
 start_server server.toml serve > port.txt; PORT="$(cat port.txt)"
 start_server small.toml small > port.txt; SMALL_PORT="$(cat port.txt)"
+# `v2_url NAME`: the v2 service URL a started server printed.
+v2_url() {
+    local url=""
+    for _ in $(seq 100); do
+        url="$(sed -n 's/^spalloc v2 service at //p' "$1.out" | head -n 1)"
+        [ -n "$url" ] && break
+        sleep 0.05 # polls, as start_server does
+    done
+    echo "$url"
+}
+SERVER_PID="${SERVER_PIDS[0]}"
+V2_URL="$(v2_url serve)"
+RUST_LOG=spalloc::server::v2=debug start_server keep-rust.toml keep-rust > /dev/null
+RUST_LOG=spalloc::server::v2=debug start_server keep-py.toml keep-py > /dev/null
+KEEP_RUST_URL="$(v2_url keep-rust)"; KEEP_PY_URL="$(v2_url keep-py)"
+if [ -z "$V2_URL" ] || [ -z "$KEEP_RUST_URL" ] || [ -z "$KEEP_PY_URL" ]; then
+    say "a v2 service did not start:"; cat serve.err keep-rust.err keep-py.err >&2; exit 1
+fi
 HOST=127.0.0.1
 say "server on $HOST:$PORT; filling it with 1000 jobs..."
 "$EX/bench_fill" "$HOST" "$PORT" 1000 filler@example.org >&2
@@ -253,6 +331,66 @@ ALLOC_PY="$(field median_ms "$(grep '^python ' <<<"$out")")"
 out="$("$EX/bench_wall" "$ALLOC_RUNS" sh -- sh -c true)"
 ALLOC_SH="$(field median_ms "$(grep '^sh ' <<<"$out")")"
 
+# ---- 8-12: v2 -------------------------------------------------------------------------
+# The tools find the CA in ./.spalloc and the credentials in the
+# environment; the Python client finds the CA through REQUESTS_CA_BUNDLE.
+mkdir -p v2
+printf '[spalloc]\nca_file = %s\n' "$WORK/v2-ca.pem" > v2/.spalloc
+export SPALLOC_USER="$V2_USER" SPALLOC_PASSWORD="$V2_PASSWORD"
+cd v2
+
+say "8. job lifecycle over v2 ($LIFE_ROUNDS rounds)..."
+life2_rust=(); life2_py=()
+for _ in $(seq "$LIFE_ROUNDS"); do
+    life2_rust+=("$(field median_ms "$("$EX/bench_v2" lifecycle "$V2_URL" "$WORK/v2-ca.pem" "$V2_USER" "$V2_LIVES")")")
+    life2_py+=("$(field median_ms "$(REQUESTS_CA_BUNDLE="$WORK/v2-ca.pem" \
+        "$PY2" "$ROOT/benches/python/v2_lifecycle.py" "$V2_URL" "$V2_USER" "$PY_V2_LIVES")")")
+done
+LIFE2_RUST="$(median "${life2_rust[@]}")"
+LIFE2_PY="$(median "${life2_py[@]}")"
+
+say "9. spalloc ps and spalloc machine big over v2 and v1 ($WALL_RUNS runs each)..."
+# The first run logs in and caches the session, as a user's first run would.
+"$SPALLOC" ps -H "$V2_URL" > /dev/null
+out="$("$EX/bench_wall" "$WALL_RUNS" \
+    ps2 -- "$SPALLOC" ps -H "$V2_URL" :: \
+    ps1 -- "$SPALLOC" ps -H "$HOST" -P "$PORT" :: \
+    machine2 -- "$SPALLOC" machine -H "$V2_URL" big :: \
+    machine1 -- "$SPALLOC" machine -H "$HOST" -P "$PORT" big)"
+PS2="$(field median_ms "$(grep '^ps2 ' <<<"$out")")"
+PS2_V1="$(field median_ms "$(grep '^ps1 ' <<<"$out")")"
+MACHINE2="$(field median_ms "$(grep '^machine2 ' <<<"$out")")"
+MACHINE2_V1="$(field median_ms "$(grep '^machine1 ' <<<"$out")")"
+
+say "10. holding a job over v2 for ${V2_HOLD}s, both clients at once..."
+count_requests() { grep -c 'v2: .* -> [0-9]' "$1" || true; }
+count_keepalives() { grep -c 'v2: .* PUT [^ ]*/keepalive -> ' "$1" || true; }
+# (The tool finds keep-rust's CA through a .spalloc of its own.)
+mkdir -p ../keep-rust
+printf '[spalloc]\nca_file = %s\n' "$WORK/keep-rust-ca.pem" > ../keep-rust/.spalloc
+(cd ../keep-rust && exec "$EX/bench_rss" --every 100 --exclude sh,sleep -- "$SPALLOC" alloc \
+    -H "$KEEP_RUST_URL" -q -c sleep "$V2_HOLD") > hold-rust.txt &
+hold_rust=$!
+REQUESTS_CA_BUNDLE="$WORK/keep-py-ca.pem" "$EX/bench_rss" --every 100 -- \
+    "$PY2" "$ROOT/benches/python/v2_hold.py" "$KEEP_PY_URL" "$V2_USER" "$V2_HOLD" > hold-py.txt &
+hold_py=$!
+wait "$hold_rust"; wait "$hold_py"
+HOLD_RUST="$(cat hold-rust.txt)"; HOLD_PY="$(cat hold-py.txt)"
+HOLD_RUST_RSS="$(field peak_rss_kb "$HOLD_RUST")"; HOLD_PY_RSS="$(field peak_rss_kb "$HOLD_PY")"
+HOLD_RUST_CPU="$(field cpu_ms "$HOLD_RUST")"; HOLD_PY_CPU="$(field cpu_ms "$HOLD_PY")"
+HOLD_RUST_S="$(field elapsed_s "$HOLD_RUST")"; HOLD_PY_S="$(field elapsed_s "$HOLD_PY")"
+HOLD_RUST_REQ="$(count_requests ../keep-rust.err)"; HOLD_PY_REQ="$(count_requests ../keep-py.err)"
+HOLD_RUST_KA="$(count_keepalives ../keep-rust.err)"; HOLD_PY_KA="$(count_keepalives ../keep-py.err)"
+HOLD_RUST_LIST="$(sed -n 's/.*v2: [^ ]* \([A-Z]*\) .* -> .*/\1/p' ../keep-rust.err | sort | uniq -c | awk '{printf "%s%s %s", sep, $1, $2; sep=", "}')"
+HOLD_PY_LIST="$(sed -n 's/.*v2: [^ ]* \([A-Z]*\) .* -> .*/\1/p' ../keep-py.err | sort | uniq -c | awk '{printf "%s%s %s", sep, $1, $2; sep=", "}')"
+
+say "11. the v2 service under $V2_CLIENTS clients for ${V2_LOAD_SECONDS}s..."
+LOAD="$("$EX/bench_v2" load "$V2_URL" "$WORK/v2-ca.pem" "$V2_USER" "$V2_CLIENTS" "$V2_LOAD_SECONDS" "$SERVER_PID")"
+
+say "12. $V2_WAITERS parked long-polls, ${V2_IDLE}s quiet..."
+WAIT="$("$EX/bench_v2" waiters "$V2_URL" "$WORK/v2-ca.pem" "$V2_TOKEN" "$V2_WAITERS" "$V2_IDLE" "$SERVER_PID")"
+cd "$WORK"
+
 LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---- the report ------------------------------------------------------------------------
@@ -270,6 +408,19 @@ ALLOC_RATIO="$(calc "$ALLOC_PY / $ALLOC_RUST")"
 LIFE_RATIO="$(calc "$LIFE_PY / $LIFE_RUST")"
 RSS_RATIO="$(calc "$RSS_PY / $RSS_RUST")"
 HWM_RATIO="$(calc "$HWM_PY / $HWM_RUST")"
+LIFE2_RATIO="$(calc "$LIFE2_PY / $LIFE2_RUST")"
+PS2_RATIO="$(calc "$PS_PY / $PS2")"; PS2_OF_V1="$(calc "$PS2 / $PS2_V1")"
+MACHINE2_RATIO="$(calc "$MACHINE_PY / $MACHINE2")"; MACHINE2_OF_V1="$(calc "$MACHINE2 / $MACHINE2_V1")"
+KA_RUST_PM="$(calc "$HOLD_RUST_KA * 60 / $V2_HOLD")"; KA_PY_PM="$(calc "$HOLD_PY_KA * 60 / $V2_HOLD")"
+REQ_RUST_PM="$(calc "$HOLD_RUST_REQ * 60 / $HOLD_RUST_S")"; REQ_PY_PM="$(calc "$HOLD_PY_REQ * 60 / $HOLD_PY_S")"
+CPU_RUST_PM="$(calc "$HOLD_RUST_CPU * 60 / $HOLD_RUST_S")"; CPU_PY_PM="$(calc "$HOLD_PY_CPU * 60 / $HOLD_PY_S")"
+CPU_HOLD_RATIO="$(calc "$CPU_PY_PM / ($CPU_RUST_PM > 0 ? $CPU_RUST_PM : 10)")"
+RSS_HOLD_RATIO="$(calc "$HOLD_PY_RSS / $HOLD_RUST_RSS")"
+LOAD_CPU="$(field server_cpu_us_per_request "$LOAD")"
+LOAD_RATE="$(field requests_per_s "$LOAD")"
+IDLE_CPU="$(field idle_cpu_ms "$WAIT")"; PARKED_CPU="$(field parked_cpu_ms "$WAIT")"
+PARKED_SHARE="$(calc "$PARKED_CPU / ($V2_IDLE * 1000) * 100")"
+IDLE_SHARE="$(calc "$IDLE_CPU / ($V2_IDLE * 1000) * 100")"
 
 CPU="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
 CORES="$(nproc)"
@@ -298,7 +449,7 @@ private virtualenv, and rewrites this file).
 | CPU | $CPU, $CORES cores |
 | Memory | $MEM |
 | Kernel | $KERNEL |
-| Toolchains | $RUSTC; $PYTHON with spalloc $PY_VERSION |
+| Toolchains | $RUSTC; $PYTHON with spalloc $PY_VERSION and spinnman $PY2_VERSION |
 | Load average (1, 5, 15 min) | $LOAD_BEFORE before, $LOAD_AFTER after |
 
 Both clients talk to one \`spalloc serve\` on loopback: a 20 x 20 triad
@@ -321,6 +472,15 @@ median. Wall times include starting the process.
 | 6b | Virtual server: create and destroy a one-board job (two round trips) | $(fmt 0 "$SRV_CREATE") us | | | < 1 ms | $(yes_no "$SRV_CREATE < 1000") |
 | 7a | \`spalloc alloc 1 -c true\` vs \`spalloc ps\` ($(fmt 1 "$ALLOC_PS") ms), no other jobs, power delay 0: wall time | $(fmt 1 "$ALLOC_RUST") ms | | $(fmt 2 "$ALLOC_OF_PS")x of \`ps\` | within 2x | $(yes_no "$ALLOC_OF_PS <= 2") |
 | 7b | \`spalloc alloc 1 -c true\` vs \`spalloc 1 -c true\`, same server: wall time | $(fmt 1 "$ALLOC_RUST") ms | $(fmt 1 "$ALLOC_PY") ms | $(fmt 1 "$ALLOC_RATIO")x faster | >= 15x | $(yes_no "$ALLOC_RATIO >= 15") |
+| 8 | v2 over HTTPS: job life, create -> ready -> destroy (\`Job\` vs SpiNNMan's \`SpallocClient\` job) | $(fmt 2 "$LIFE2_RUST") ms | $(fmt 1 "$LIFE2_PY") ms | $(fmt 0 "$LIFE2_RATIO")x faster | >= 10x | $(yes_no "$LIFE2_RATIO >= 10") |
+| 9a | v2: \`spalloc ps\`, 1000 live jobs, vs \`spalloc-ps\` of row 1 (v1; the Python tools have no v2 \`ps\`): wall time | $(fmt 1 "$PS2") ms | $(fmt 1 "$PS_PY") ms | $(fmt 1 "$PS2_RATIO")x faster | >= 20x | $(yes_no "$PS2_RATIO >= 20") |
+| 9b | v2: \`spalloc machine big\`, 1200 boards, 1000 jobs, vs \`spalloc-machine big\` of row 2 (v1): wall time | $(fmt 1 "$MACHINE2") ms | $(fmt 1 "$MACHINE_PY") ms | $(fmt 1 "$MACHINE2_RATIO")x faster | >= 20x | $(yes_no "$MACHINE2_RATIO >= 20") |
+| 10a | v2: holding a job ${V2_HOLD} s (\`spalloc alloc -c sleep\` vs \`SpallocClient\`): keepalives per minute (all requests per minute, setup included) | $(fmt 1 "$KA_RUST_PM") ($(fmt 1 "$REQ_RUST_PM")) | $(fmt 1 "$KA_PY_PM") ($(fmt 1 "$REQ_PY_PM")) | | <= 2 keepalives/min (one per half keepalive interval), nothing polled | $(yes_no "$KA_RUST_PM <= 2.5") |
+| 10b | v2: holding a job: client CPU per minute held (whole run) | $(fmt 0 "$CPU_RUST_PM") ms | $(fmt 0 "$CPU_PY_PM") ms | $(fmt 1 "$CPU_HOLD_RATIO")x less | <= 1/5 | $(yes_no "$CPU_HOLD_RATIO >= 5") |
+| 10c | v2: holding a job: peak memory, client processes summed | $(fmt 1 "$(calc "$HOLD_RUST_RSS / 1024")") MiB | $(fmt 1 "$(calc "$HOLD_PY_RSS / 1024")") MiB | $(fmt 1 "$RSS_HOLD_RATIO")x less | <= 1/5 | $(yes_no "$RSS_HOLD_RATIO >= 5") |
+| 11 | v2 virtual server, $V2_CLIENTS concurrent logged-in clients, 1200 boards / 1000 jobs: server CPU per request (create, describe, keepalive, delete; HTTPS included) | $(fmt 0 "$LOAD_CPU") us | | | < 1 ms | $(yes_no "$LOAD_CPU < 1000") |
+| 12 | v2 virtual server: CPU with $V2_WAITERS parked long-polls, over ${V2_IDLE} s of quiet (without them: $(fmt 0 "$IDLE_CPU") ms) | $(fmt 0 "$PARKED_CPU") ms ($(fmt 2 "$PARKED_SHARE") % of a core) | | | < 1 % of a core | $(yes_no "$PARKED_SHARE < 1") |
+| 13 | v2: proxy round trip and datagrams per second through \`spalloc proxy\` vs direct UDP to a virtual board | pending | | | | pending: the proxy client is being written |
 
 Context for these figures:
 
@@ -353,6 +513,42 @@ Context for these figures:
 - Row 6 uses bare sockets, so it is the server's time plus one loopback
   round trip per request: \`version\` alone takes $(fmt 0 "$SRV_VERSION") us
   and \`get_job_state\` $(fmt 0 "$SRV_STATE") us.
+- Row 8: the v2 rows talk HTTPS to the v2 service of the same server,
+  with the certificate it made at start, as user \`$V2_USER\` (an
+  administrator, so that \`ps\` sees every job); $V2_LIVES lives per
+  \`bench_v2 lifecycle\` run and $PY_V2_LIVES per \`v2_lifecycle.py\` run.
+  \`SpallocClient.wait_until_ready\` reads the state once and, if the job
+  is not yet ready, sleeps 5 s before reading it again.
+- Row 9: the same commands over v1, same server, same run:
+  \`ps\` $(fmt 1 "$PS2_V1") ms ($(fmt 1 "$PS2_OF_V1")x faster than over v2),
+  \`machine big\` $(fmt 1 "$MACHINE2_V1") ms ($(fmt 1 "$MACHINE2_OF_V1")x).
+  The session is cached after the first run, so each run reuses it.
+- Row 10: each client held its job on a \`spalloc serve\` of its own (a
+  2 x 2 triad machine) that logged every request; both ran at once.
+  Requests seen, Rust: $HOLD_RUST_REQ ($HOLD_RUST_LIST), $HOLD_RUST_KA
+  keepalives; Python: $HOLD_PY_REQ ($HOLD_PY_LIST), $HOLD_PY_KA keepalives.
+  \`spalloc alloc\` asks for a 60 s keepalive interval and sends one 30 s
+  after creating the job and every 30 s after; SpiNNMan asks for 120 s and sends one every 60 s, each on a new
+  connection. CPU is user plus system time from \`/proc\` (10 ms ticks),
+  sampled every 100 ms, of the whole run (log-in, create and destroy
+  included) divided by its length (0 means under one tick): Rust $(fmt 0 "$HOLD_RUST_CPU") ms in
+  $(fmt 1 "$HOLD_RUST_S") s, Python $(fmt 0 "$HOLD_PY_CPU") ms in $(fmt 1 "$HOLD_PY_S") s.
+- Row 11 (\`bench_v2 load\`): $LOAD_RATE requests/s in all; round trips
+  (median / 99th percentile, in us) as the clients saw them, queueing
+  behind $V2_CLIENTS clients on two cores included: create
+  $(field create_us "$LOAD") / $(field create_p99_us "$LOAD"), describe
+  $(field describe_us "$LOAD") / $(field describe_p99_us "$LOAD"), keepalive
+  $(field keepalive_us "$LOAD") / $(field keepalive_p99_us "$LOAD"), delete
+  $(field delete_us "$LOAD") / $(field delete_p99_us "$LOAD"). Server CPU is
+  read from \`/proc\` before and after, so it counts every request's
+  parsing, TLS and work but not the clients' log-ins.
+- Row 12 (\`bench_v2 waiters\`): each long-poll (\`GET jobs/ID?wait=true\`,
+  all on one job) holds a TLS connection and a thread of the server; the
+  CPU is read once all $V2_WAITERS are parked and the server's CPU time has
+  stood still for a second ($(field settled_s "$WAIT") s after they were
+  sent). Then deleting the job answered
+  $(field woken "$WAIT") of them in $(field wake_all_ms "$WAIT") ms
+  ($(field answered_early "$WAIT") had returned before).
 - The micro-benchmarks (\`cargo bench\`: \`protocol\`, \`render\`, \`server\`)
   break these down further; they are not run by this script.
 

@@ -4,7 +4,7 @@
 //! keepalive process it spawns.
 //!
 //! ```text
-//! bench_rss [--exclude NAME,NAME...] -- COMMAND...
+//! bench_rss [--exclude NAME,NAME...] [--every MS] -- COMMAND...
 //! ```
 //!
 //! Starts the command and, until it exits, reads `/proc` every 5 ms to
@@ -14,7 +14,10 @@
 //! `peak_rss_kb=…`, the largest sum of `VmRSS` seen at one instant;
 //! `sum_hwm_kb=…`, the sum over processes of each one's own peak
 //! (`VmHWM`), an upper bound that sampling cannot miss; and the processes
-//! counted, with their peaks. Linux only.
+//! counted, with their peaks; and `cpu_ms=…`, the CPU time (user and
+//! system) those processes used, as last seen, and `elapsed_s=…`, how long
+//! the command ran. `--every MS` samples every `MS` milliseconds instead of
+//! 5 (for commands that run for minutes). Linux only.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
@@ -28,6 +31,8 @@ struct Proc {
     ppid: u32,
     rss_kb: u64,
     hwm_kb: u64,
+    /// User and system time, in clock ticks.
+    cpu_ticks: u64,
 }
 
 fn read_proc(pid: u32) -> Option<Proc> {
@@ -36,7 +41,10 @@ fn read_proc(pid: u32) -> Option<Proc> {
     let open = stat.find('(')?;
     let close = stat.rfind(')')?;
     let comm = stat[open + 1..close].to_owned();
-    let ppid = stat[close + 2..].split(' ').nth(1)?.parse().ok()?;
+    let fields: Vec<&str> = stat.get(close + 2..)?.split(' ').collect();
+    let ppid = fields.get(1)?.parse().ok()?;
+    // utime and stime: fields 14 and 15 of the line, 12 and 13 after `comm`.
+    let cpu_ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| -> u64 {
         status
@@ -51,6 +59,7 @@ fn read_proc(pid: u32) -> Option<Proc> {
         ppid,
         rss_kb: field("VmRSS:"),
         hwm_kb: field("VmHWM:"),
+        cpu_ticks,
     })
 }
 
@@ -87,14 +96,18 @@ fn tree(root: u32, exclude: &HashSet<String>, excluded: &mut HashSet<u32>) -> Ha
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (exclude, command) = match args.iter().position(|a| a == "--") {
+    let (exclude, every, command) = match args.iter().position(|a| a == "--") {
         Some(i) => {
             let mut exclude = HashSet::new();
+            let mut every = Duration::from_millis(5);
             let mut opts = args[..i].iter();
             while let Some(o) = opts.next() {
                 match (o.as_str(), opts.next()) {
                     ("--exclude", Some(names)) => {
                         exclude.extend(names.split(',').map(str::to_owned));
+                    }
+                    ("--every", Some(ms)) if ms.parse::<u64>().is_ok_and(|ms| ms > 0) => {
+                        every = Duration::from_millis(ms.parse().unwrap_or(5));
                     }
                     _ => {
                         eprintln!("bench_rss: unknown option {o}");
@@ -102,12 +115,12 @@ fn main() -> ExitCode {
                     }
                 }
             }
-            (exclude, &args[i + 1..])
+            (exclude, every, &args[i + 1..])
         }
-        None => (HashSet::new(), &args[..]),
+        None => (HashSet::new(), Duration::from_millis(5), &args[..]),
     };
     if command.is_empty() {
-        eprintln!("usage: bench_rss [--exclude NAME,NAME...] -- COMMAND...");
+        eprintln!("usage: bench_rss [--exclude NAME,NAME...] [--every MS] -- COMMAND...");
         return ExitCode::from(2);
     }
     let mut child = match Command::new(&command[0])
@@ -123,6 +136,7 @@ fn main() -> ExitCode {
         }
     };
     let root = child.id();
+    let started = std::time::Instant::now();
     let mut peak_sum = 0;
     // Each process's latest figures, kept after it exits.
     let mut seen: BTreeMap<u32, Proc> = BTreeMap::new();
@@ -146,20 +160,23 @@ fn main() -> ExitCode {
                 seen.insert(pid, p);
             }
         }
-        thread::sleep(Duration::from_millis(5));
+        thread::sleep(every);
     };
+    let elapsed = started.elapsed().as_secs_f64();
     if !status.success() {
         eprintln!("bench_rss: the command failed: {status}");
         return ExitCode::FAILURE;
     }
     seen.retain(|pid, _| !excluded.contains(pid));
     let sum_hwm: u64 = seen.values().map(|p| p.hwm_kb).sum();
+    // Clock ticks are 100 a second on Linux.
+    let cpu_ms: u64 = seen.values().map(|p| p.cpu_ticks * 10).sum();
     let procs: Vec<String> = seen
         .values()
         .map(|p| format!("{}:{}", p.comm, p.hwm_kb))
         .collect();
     println!(
-        "peak_rss_kb={peak_sum} sum_hwm_kb={sum_hwm} processes={}",
+        "peak_rss_kb={peak_sum} sum_hwm_kb={sum_hwm} cpu_ms={cpu_ms} elapsed_s={elapsed:.1} processes={}",
         procs.join(",")
     );
     ExitCode::SUCCESS
