@@ -27,6 +27,18 @@ const COLLECTION_REFRESH: Duration = Duration::from_secs(10);
 /// Java server waits 30 s when nothing changes).
 const WOKEN_BEFORE: Duration = Duration::from_secs(25);
 
+/// How long a watch of one job first long-polls before it looks again.
+/// The service's long-poll answers the next change after the request
+/// arrives, with no way to say "since what I saw": a change between a look
+/// and the long-poll's arrival would go unseen for the server's whole wait
+/// (30 s). Such changes come in bursts (power, then state), so the watch
+/// looks again after this, then after twice as long each quiet time, up to
+/// the server's wait: a few extra looks after each change, none once quiet.
+const FIRST_RECHECK: Duration = Duration::from_secs(1);
+
+/// Past the server's own wait: once quiet, each long-poll runs its course.
+const QUIET_RECHECK: Duration = Duration::from_secs(64);
+
 /// What a watch compares a long-poll's answer with.
 #[derive(Debug)]
 enum Watched {
@@ -43,6 +55,9 @@ type JobLook = (JobState, Option<String>, Option<bool>);
 pub(crate) struct V2Backend {
     rest: RestClient,
     watched: Option<Watched>,
+    /// How long the next long-poll of a watched job may last before the
+    /// job is looked at again ([`FIRST_RECHECK`]).
+    recheck: Duration,
     /// Machines by name, for sizes (they do not change while we look).
     machines: HashMap<String, (u32, u32)>,
     interrupt: Option<InterruptHandle>,
@@ -62,6 +77,7 @@ impl V2Backend {
         Ok(V2Backend {
             rest,
             watched: None,
+            recheck: FIRST_RECHECK,
             machines: HashMap::new(),
             interrupt: interrupt.cloned(),
         })
@@ -278,6 +294,7 @@ impl V2Backend {
     }
 
     pub fn watch(&mut self, what: &Watch) -> Result<()> {
+        self.recheck = FIRST_RECHECK;
         self.watched = Some(match what {
             Watch::Job(id) => Watched::Job(*id, self.look_at_job(*id)?),
             Watch::Machine(name) => Watched::Machine(name.clone(), self.rest.machine(name)?),
@@ -329,6 +346,7 @@ impl V2Backend {
                         && now != *seen
                     {
                         *seen = now;
+                        self.recheck = FIRST_RECHECK;
                         return Ok(true);
                     }
                     if now.as_ref().is_none_or(|n| n.0 == JobState::Destroyed) {
@@ -342,8 +360,13 @@ impl V2Backend {
                         return Ok(left.is_none_or(|l| l > pause));
                     }
                     let started = std::time::Instant::now();
-                    match self.rest.wait_for_job(id, left) {
-                        Ok(None) => return Ok(false),
+                    let cap = left.map_or(self.recheck, |l| l.min(self.recheck));
+                    match self.rest.wait_for_job(id, Some(cap)) {
+                        // Look again (above), unless the caller's time is
+                        // up; the next long-poll may last twice as long.
+                        Ok(None) => {
+                            self.recheck = (self.recheck * 2).min(QUIET_RECHECK);
+                        }
                         // Woken before the server's wait was up: something
                         // changed; otherwise look again, above.
                         Ok(Some(_)) if started.elapsed() < WOKEN_BEFORE => {
@@ -351,6 +374,7 @@ impl V2Backend {
                             if let Some(Watched::Job(_, seen)) = self.watched.as_mut() {
                                 *seen = now;
                             }
+                            self.recheck = FIRST_RECHECK;
                             return Ok(true);
                         }
                         Ok(Some(_)) => {}
