@@ -480,7 +480,7 @@ median. Wall times include starting the process.
 | 10c | v2: holding a job: peak memory, client processes summed | $(fmt 1 "$(calc "$HOLD_RUST_RSS / 1024")") MiB | $(fmt 1 "$(calc "$HOLD_PY_RSS / 1024")") MiB | $(fmt 1 "$RSS_HOLD_RATIO")x less | <= 1/5 | $(yes_no "$RSS_HOLD_RATIO >= 5") |
 | 11 | v2 virtual server, $V2_CLIENTS concurrent logged-in clients, 1200 boards / 1000 jobs: server CPU per request (create, describe, keepalive, delete; HTTPS included) | $(fmt 0 "$LOAD_CPU") us | | | < 1 ms | $(yes_no "$LOAD_CPU < 1000") |
 | 12 | v2 virtual server: CPU with $V2_WAITERS parked long-polls, over ${V2_IDLE} s of quiet (without them: $(fmt 0 "$IDLE_CPU") ms) | $(fmt 0 "$PARKED_CPU") ms ($(fmt 2 "$PARKED_SHARE") % of a core) | | | < 1 % of a core | $(yes_no "$PARKED_SHARE < 1") |
-| 13 | v2: proxy round trip and datagrams per second through \`spalloc proxy\` vs direct UDP to a virtual board | not measured | | | | not measured yet: `spalloc proxy` has landed, its benchmark has not (the virtual boards answer only the proxy, so the direct-UDP baseline needs a board that answers any sender) |
+| 13 | v2: proxy round trip and datagrams per second through \`spalloc proxy\` vs direct UDP to a virtual board | not measured | | | | not measured yet: \`spalloc proxy\` has landed, its benchmark has not (the virtual boards answer only the proxy, so the direct-UDP baseline needs a board that answers any sender) |
 
 Context for these figures:
 
