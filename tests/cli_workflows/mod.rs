@@ -214,6 +214,35 @@ fn foreground_keeper_stops_on_sigterm_without_destroying() {
 }
 
 #[test]
+fn a_second_keeper_keeps_its_record_when_the_first_stops() {
+    let server = server();
+    let mut c = client(&server);
+    let id = occupy(&mut c);
+    let sb = sandbox(&server, false);
+    let keep = |sb: &Sandbox| {
+        let k = sb.spawn(&["job", "--keepalive", &id.to_string()]);
+        assert!(
+            k.wait_for_stderr("Kept alive by this process", PATIENCE),
+            "{}",
+            k.stderr()
+        );
+        k
+    };
+    let first = keep(&sb);
+    let _first_guard = Keeper(first.pid());
+    let second = keep(&sb);
+    let _second_guard = Keeper(second.pid());
+    first.signal(SIGTERM);
+    first.finish(PATIENCE).expect_code(0);
+    let shown = sb.run(&["job", &id.to_string(), "--json"]);
+    let v: Value = serde_json::from_str(shown.expect_code(0).stdout.trim()).expect("json");
+    assert_eq!(v["keeper_pid"], second.pid(), "the second keeper's record");
+    second.signal(SIGTERM);
+    second.finish(PATIENCE).expect_code(0);
+    assert!(!keeper_file(&sb, id).exists());
+}
+
+#[test]
 fn foreground_keeper_stops_when_the_job_is_destroyed_elsewhere() {
     let server = server();
     let mut c = client(&server);

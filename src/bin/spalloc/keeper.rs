@@ -76,7 +76,16 @@ impl PidFile {
 
 impl Drop for PidFile {
     fn drop(&mut self) {
-        let _ = fs::remove_file(&self.0);
+        // Only while it is still ours: a second keeper of the same job may
+        // have written its own since.
+        let ours = fs::read_to_string(&self.0)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(t.trim()).ok())
+            .and_then(|v| v["pid"].as_u64())
+            == Some(u64::from(getpid().as_raw_nonzero().get().unsigned_abs()));
+        if ours {
+            let _ = fs::remove_file(&self.0);
+        }
     }
 }
 
