@@ -28,6 +28,10 @@ use super::wire;
 /// How long writing one response may block before the client is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a connection refused for being over the cap is given to finish
+/// sending its request (and to close) before the server closes it.
+const REFUSAL_DRAIN: Duration = Duration::from_millis(250);
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -218,13 +222,23 @@ fn start_connection(front: &Arc<Front>, stream: TcpStream) -> io::Result<()> {
                 let resp = Response::text(503, "too many connections; try again later");
                 let mut s = &stream;
                 let _ = s.write_all(&resp.to_bytes(false, &date()));
-                // Take what the client has sent already (without waiting),
-                // so that closing does not reset the connection before the
-                // client has read the answer.
+                // Take what the client sends (its request, which may still
+                // be on its way) until it closes, briefly: closing with
+                // unread data resets the connection, and the client would
+                // lose the answer. Bounded in time and size, as this holds
+                // up the accept loop, only while over the cap.
                 let _ = stream.shutdown(Shutdown::Write);
-                if stream.set_nonblocking(true).is_ok() {
-                    let mut sink = [0u8; 4096];
-                    let _ = s.read(&mut sink);
+                let until = Instant::now() + REFUSAL_DRAIN;
+                let mut sink = [0u8; 4096];
+                for _ in 0..16 {
+                    let left = until.saturating_duration_since(Instant::now());
+                    if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+                        break;
+                    }
+                    match s.read(&mut sink) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
                 }
             }
             let _ = stream.shutdown(Shutdown::Both);
