@@ -209,9 +209,9 @@ fn slow_and_idle_clients_are_cut_off_and_do_not_block_others() {
 fn connections_beyond_the_cap_are_refused_with_503() {
     let server = start(v2().max_connections(4));
     let h = alice(&server);
-    // Hold the cap's worth of connections open (each has sent a partial
-    // request, so the server is reading them).
-    let held: Vec<TcpStream> = (0..4)
+    // Hold twice the cap's worth of connections open (each has sent a
+    // partial request, so the server is reading them).
+    let held: Vec<TcpStream> = (0..8)
         .map(|_| {
             let mut s = TcpStream::connect(h.addr).expect("connect");
             s.write_all(b"GET / HTTP/1.1\r\n").expect("send");
