@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -52,14 +52,25 @@ type Handler = dyn Fn(&Req, usize) -> Option<Answer> + Send + Sync;
 /// many like it came before; `None` means "answer as usual").
 pub struct FakeHttp {
     addr: SocketAddr,
-    requests: Arc<Mutex<Vec<Req>>>,
+    requests: Arc<Log>,
     stop: Arc<AtomicBool>,
+}
+
+/// The requests received, and a condition signalled on each new one and
+/// when the server stops.
+#[derive(Default)]
+struct Log {
+    requests: Mutex<Vec<Req>>,
+    changed: Condvar,
 }
 
 impl Drop for FakeHttp {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop.
+        // Wake stalled answers (under the lock, so none misses it) and the
+        // accept loop.
+        drop(self.requests.requests.lock());
+        self.requests.changed.notify_all();
         let _ = TcpStream::connect(self.addr);
     }
 }
@@ -70,7 +81,7 @@ impl FakeHttp {
     ) -> FakeHttp {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let requests = Arc::new(Mutex::new(Vec::new()));
+        let requests = Arc::new(Log::default());
         let stop = Arc::new(AtomicBool::new(false));
         let handler: Arc<Handler> = Arc::new(handler);
         let (r, s) = (requests.clone(), stop.clone());
@@ -97,7 +108,7 @@ impl FakeHttp {
     }
 
     pub fn requests(&self) -> Vec<Req> {
-        self.requests.lock().expect("lock").clone()
+        self.requests.requests.lock().expect("lock").clone()
     }
 
     pub fn count(&self, method: &str, path: &str) -> usize {
@@ -110,13 +121,22 @@ impl FakeHttp {
     /// Waits (bounded) until `count(method, path) >= n`.
     pub fn wait_for(&self, method: &str, path: &str, n: usize) -> bool {
         let until = Instant::now() + PATIENCE;
-        while Instant::now() < until {
-            if self.count(method, path) >= n {
+        let mut all = self.requests.requests.lock().expect("lock");
+        loop {
+            if all.iter().filter(|r| r.is(method, path)).count() >= n {
                 return true;
             }
-            thread::sleep(Duration::from_millis(10));
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            all = self
+                .requests
+                .changed
+                .wait_timeout(all, left)
+                .expect("lock")
+                .0;
         }
-        false
     }
 
     /// Everything any request carried, as text, to look for secrets in.
@@ -140,7 +160,7 @@ impl FakeHttp {
 
 fn serve(
     mut conn: TcpStream,
-    requests: &Mutex<Vec<Req>>,
+    requests: &Log,
     stop: &AtomicBool,
     handler: &Handler,
     sessions: &AtomicUsize,
@@ -193,19 +213,21 @@ fn serve(
             body,
         };
         let before = {
-            let mut all = requests.lock().expect("lock");
+            let mut all = requests.requests.lock().expect("lock");
             let n = all
                 .iter()
                 .filter(|r| r.method == req.method && r.path == req.path)
                 .count();
             all.push(req.clone());
+            requests.changed.notify_all();
             n
         };
         let answer = handler(&req, before).unwrap_or_else(|| usual(&req, sessions));
         match answer {
             Answer::Stall => {
+                let mut all = requests.requests.lock().expect("lock");
                 while !stop.load(Ordering::SeqCst) {
-                    thread::sleep(Duration::from_millis(20));
+                    all = requests.changed.wait(all).expect("lock");
                 }
                 return;
             }
