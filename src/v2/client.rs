@@ -496,21 +496,7 @@ impl RestClient {
         accept: &str,
         timeout: Option<Duration>,
     ) -> Result<Sent> {
-        let mut headers: Vec<(&'static str, String)> = vec![("Accept", accept.to_owned())];
-        let unsafe_method = method != "GET";
-        match &self.auth {
-            Auth::Bearer(token, _) => {
-                headers.push(("Authorization", format!("Bearer {}", token.expose())));
-            }
-            _ => {
-                if let Some(s) = &self.session {
-                    headers.push(("Cookie", format!("JSESSIONID={}", s.cookie.expose())));
-                    if unsafe_method && let Some((h, t)) = &s.csrf {
-                        headers.push((csrf_header_name(h), t.expose().to_owned()));
-                    }
-                }
-            }
-        }
+        let mut headers = self.credential_headers(method, accept);
         let bytes = match body {
             Body::None => Vec::new(),
             Body::Json(v) => {
@@ -535,6 +521,34 @@ impl RestClient {
             },
             timeout,
         )?;
+        Ok(self.sent(method, url, response))
+    }
+
+    /// `Accept`, and the credentials: the bearer token, or the session
+    /// cookie (and, on a request that changes something, the CSRF token).
+    fn credential_headers(&self, method: &str, accept: &str) -> Vec<(&'static str, String)> {
+        let mut headers: Vec<(&'static str, String)> = vec![("Accept", accept.to_owned())];
+        match &self.auth {
+            Auth::Bearer(token, _) => {
+                headers.push(("Authorization", format!("Bearer {}", token.expose())));
+            }
+            _ => {
+                if let Some(s) = &self.session {
+                    headers.push(("Cookie", format!("JSESSIONID={}", s.cookie.expose())));
+                    if method != "GET"
+                        && let Some((h, t)) = &s.csrf
+                    {
+                        headers.push((csrf_header_name(h), t.expose().to_owned()));
+                    }
+                }
+            }
+        }
+        headers
+    }
+
+    /// Whether `response` is an answer, or says the service does not know
+    /// us (any more).
+    fn sent(&self, method: &str, url: &Url, response: Response) -> Sent {
         debug!(
             "{method} {} -> {}",
             path_for_log(&url.path),
@@ -545,15 +559,60 @@ impl RestClient {
                 .header("location")
                 .is_some_and(|l| l.contains("login"));
         let stale_csrf = response.status == 403
-            && unsafe_method
+            && method != "GET"
             && self.session.is_some()
             && !matches!(self.auth, Auth::Bearer(..));
         if response.status == 401 || to_login || stale_csrf {
-            return Ok(Sent::NotLoggedIn {
+            return Sent::NotLoggedIn {
                 csrf: response.status == 403,
-            });
+            };
         }
-        Ok(Sent::Answer(response))
+        Sent::Answer(response)
+    }
+
+    /// `GET`s every URL, pipelined on one connection, renewing the session
+    /// once if it has expired; each answer is checked as
+    /// [`get_json`](Self::get_json) checks one.
+    fn get_json_all(
+        &mut self,
+        urls: &[Url],
+        what: &str,
+        ok: &[u16],
+    ) -> Result<Vec<Result<(u16, Value)>>> {
+        let mut answers = Vec::with_capacity(urls.len());
+        let mut renewed = false;
+        while answers.len() < urls.len() {
+            let rest = &urls[answers.len()..];
+            let headers = self.credential_headers("GET", "application/json");
+            let requests: Vec<Request<'_>> = rest
+                .iter()
+                .map(|url| Request {
+                    method: "GET",
+                    target: &url.path,
+                    headers: headers.clone(),
+                    body: Vec::new(),
+                })
+                .collect();
+            let responses = self.transport.send_all(&requests, self.timeout)?;
+            drop(requests);
+            for (url, response) in rest.iter().zip(responses) {
+                match self.sent("GET", url, response) {
+                    Sent::Answer(r) => answers.push(json_answer(r, what, ok)),
+                    Sent::NotLoggedIn { .. } if !renewed => {
+                        renewed = true;
+                        self.renew(false)?;
+                        break;
+                    }
+                    Sent::NotLoggedIn { .. } => {
+                        return Err(Error::Login(format!(
+                            "the service at {} does not accept our session even after logging in again",
+                            self.root
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(answers)
     }
 
     /// Sends a request, renewing the session once if it has expired.
@@ -610,11 +669,7 @@ impl RestClient {
 
     fn get_json(&mut self, url: &Url, what: &str, ok: &[u16]) -> Result<(u16, Value)> {
         let r = self.call("GET", url, Body::None, "application/json", self.timeout)?;
-        let r = check(r, what, ok)?;
-        if r.status == 204 {
-            return Ok((204, Value::Null));
-        }
-        Ok((r.status, json_of(&r)?))
+        json_answer(r, what, ok)
     }
 
     fn job_url(&self, id: u64) -> Url {
@@ -871,11 +926,22 @@ impl RestClient {
     /// As for [`machines`](Self::machines).
     pub fn job(&mut self, id: u64) -> Result<Option<JobInfo>> {
         let url = self.job_url(id);
-        match self.get_json(&url, "GET jobs/ID", &[200]) {
-            Ok((_, v)) => Ok(Some(types::job_info("GET jobs/ID", id, &v)?)),
-            Err(Error::Server(m)) if is_no_such_job(&m) => Ok(None),
-            Err(e) => Err(e),
-        }
+        job_of(id, self.get_json(&url, "GET jobs/ID", &[200]))
+    }
+
+    /// [`job`](Self::job) of each of `ids`, in order, the requests
+    /// pipelined on one connection: a listing's worth of jobs costs about
+    /// one round trip instead of one each.
+    ///
+    /// # Errors
+    /// As for [`job`](Self::job): the first error of any of them.
+    pub fn jobs(&mut self, ids: &[u64]) -> Result<Vec<Option<JobInfo>>> {
+        let urls: Vec<Url> = ids.iter().map(|&id| self.job_url(id)).collect();
+        let answers = self.get_json_all(&urls, "GET jobs/ID", &[200])?;
+        ids.iter()
+            .zip(answers)
+            .map(|(&id, a)| job_of(id, a))
+            .collect()
     }
 
     /// `GET jobs/{id}?wait=true`: the job once it changes or after the
@@ -930,12 +996,23 @@ impl RestClient {
     /// # Errors
     /// As for [`job`](Self::job); [`Error::Server`] (`no such job`).
     pub fn job_machine(&mut self, id: u64) -> Result<Option<JobAllocation>> {
-        let mut url = self.job_url(id);
-        url.path.push_str("/machine");
-        match self.get_json(&url, "GET jobs/ID/machine", &[200, 204])? {
-            (204, _) => Ok(None),
-            (_, v) => Ok(Some(types::allocation("GET jobs/ID/machine", &v)?)),
-        }
+        let url = self.srv.join(&format!("jobs/{id}/machine"));
+        allocation_of(self.get_json(&url, "GET jobs/ID/machine", &[200, 204]))
+    }
+
+    /// [`job_machine`](Self::job_machine) of each of `ids`, in order, the
+    /// requests pipelined as [`jobs`](Self::jobs) pipelines them. Each
+    /// counts as a keepalive of its job.
+    ///
+    /// # Errors
+    /// As for [`job_machine`](Self::job_machine).
+    pub fn job_machines(&mut self, ids: &[u64]) -> Result<Vec<Option<JobAllocation>>> {
+        let urls: Vec<Url> = ids
+            .iter()
+            .map(|&id| self.srv.join(&format!("jobs/{id}/machine")))
+            .collect();
+        let answers = self.get_json_all(&urls, "GET jobs/ID/machine", &[200, 204])?;
+        answers.into_iter().map(allocation_of).collect()
     }
 
     /// `GET jobs/{id}/machine/power`: whether every board is on; `None`
@@ -944,22 +1021,23 @@ impl RestClient {
     /// # Errors
     /// As for [`job_machine`](Self::job_machine).
     pub fn power(&mut self, id: u64) -> Result<Option<bool>> {
-        let mut url = self.job_url(id);
-        url.path.push_str("/machine/power");
-        match self.get_json(&url, "GET jobs/ID/machine/power", &[200, 204])? {
-            (204, _) => Ok(None),
-            (_, v) => match v.get("power").and_then(Value::as_str) {
-                Some("ON") => Ok(Some(true)),
-                Some("OFF") => Ok(Some(false)),
-                _ => Err(ProtocolError {
-                    command: Some("GET jobs/ID/machine/power".into()),
-                    field: Some("power".into()),
-                    expected: "\"ON\" or \"OFF\"".into(),
-                    got: v.get("power").map(Value::to_string),
-                }
-                .into()),
-            },
-        }
+        let url = self.srv.join(&format!("jobs/{id}/machine/power"));
+        power_of(self.get_json(&url, "GET jobs/ID/machine/power", &[200, 204]))
+    }
+
+    /// [`power`](Self::power) of each of `ids`, in order, the requests
+    /// pipelined as [`jobs`](Self::jobs) pipelines them. Each counts as a
+    /// keepalive of its job.
+    ///
+    /// # Errors
+    /// As for [`power`](Self::power).
+    pub fn powers(&mut self, ids: &[u64]) -> Result<Vec<Option<bool>>> {
+        let urls: Vec<Url> = ids
+            .iter()
+            .map(|&id| self.srv.join(&format!("jobs/{id}/machine/power")))
+            .collect();
+        let answers = self.get_json_all(&urls, "GET jobs/ID/machine/power", &[200, 204])?;
+        answers.into_iter().map(power_of).collect()
     }
 
     /// `POST jobs/{id}/machine/power`: powers the boards on or off; `false`
@@ -1274,6 +1352,52 @@ fn unexpected(r: &Response, what: &str) -> Error {
         status: r.status,
         message,
     }
+}
+
+/// A job's description, or `None` for one the service does not show.
+fn job_of(id: u64, answer: Result<(u16, Value)>) -> Result<Option<JobInfo>> {
+    match answer {
+        Ok((_, v)) => Ok(Some(types::job_info("GET jobs/ID", id, &v)?)),
+        Err(Error::Server(m)) if is_no_such_job(&m) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A job's allocation, or `None` (204) while it has none.
+fn allocation_of(answer: Result<(u16, Value)>) -> Result<Option<JobAllocation>> {
+    match answer? {
+        (204, _) => Ok(None),
+        (_, v) => Ok(Some(types::allocation("GET jobs/ID/machine", &v)?)),
+    }
+}
+
+/// Whether a job's boards are all on, or `None` (204) while it has none.
+fn power_of(answer: Result<(u16, Value)>) -> Result<Option<bool>> {
+    let v = match answer? {
+        (204, _) => return Ok(None),
+        (_, v) => v,
+    };
+    match v.get("power").and_then(Value::as_str) {
+        Some("ON") => Ok(Some(true)),
+        Some("OFF") => Ok(Some(false)),
+        _ => Err(ProtocolError {
+            command: Some("GET jobs/ID/machine/power".into()),
+            field: Some("power".into()),
+            expected: "\"ON\" or \"OFF\"".into(),
+            got: v.get("power").map(Value::to_string),
+        }
+        .into()),
+    }
+}
+
+/// The status and JSON body of a response whose status is one of `ok`
+/// (`null` for a 204); otherwise the error it means.
+fn json_answer(r: Response, what: &str, ok: &[u16]) -> Result<(u16, Value)> {
+    let r = check(r, what, ok)?;
+    if r.status == 204 {
+        return Ok((204, Value::Null));
+    }
+    Ok((r.status, json_of(&r)?))
 }
 
 fn json_of(r: &Response) -> Result<Value> {

@@ -44,6 +44,11 @@ pub(crate) const DEFAULT_MAX_BODY: usize = crate::client::DEFAULT_MAX_LINE_LENGT
 /// request that must not be sent twice (the server may be closing it just
 /// as the request goes out).
 const STALE_FOR_POST: Duration = Duration::from_secs(2);
+/// How many requests [`Transport::send_all`] has written and not yet seen
+/// answered, at most: enough that the server always has the next request
+/// at hand, few enough (a few kilobytes) that they fit in the sockets'
+/// buffers while the responses are unread.
+const PIPELINE_DEPTH: usize = 16;
 
 /// A request to send.
 #[derive(Debug)]
@@ -141,11 +146,60 @@ impl Write for Stream {
 struct Conn {
     stream: Stream,
     /// Bytes received and not yet used.
-    buf: Vec<u8>,
+    buf: InBuf,
     registration: Option<Registration>,
     /// Whether a request has been answered on it already.
     reused: bool,
     last_used: Instant,
+}
+
+/// Bytes received and not yet used: those from `start` on. Taking from
+/// the front moves `start` rather than the bytes after it, so a buffer
+/// holding several pipelined responses is not shifted once per response.
+#[derive(Default)]
+struct InBuf {
+    data: Vec<u8>,
+    start: usize,
+}
+
+impl InBuf {
+    fn bytes(&self) -> &[u8] {
+        &self.data[self.start..]
+    }
+
+    fn len(&self) -> usize {
+        self.data.len() - self.start
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops the first `n` bytes (at most all of them).
+    fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.data.len());
+        if self.start == self.data.len() {
+            self.data.clear();
+            self.start = 0;
+        }
+    }
+
+    /// Removes and returns the first `n` bytes (at most all of them).
+    fn take(&mut self, n: usize) -> Vec<u8> {
+        let n = n.min(self.len());
+        let taken = self.bytes()[..n].to_vec();
+        self.consume(n);
+        taken
+    }
+
+    fn extend(&mut self, more: &[u8]) {
+        // Reclaim the used front once it is most of the buffer.
+        if self.start > 0 && self.start >= self.data.len() / 2 {
+            self.data.drain(..self.start);
+            self.start = 0;
+        }
+        self.data.extend_from_slice(more);
+    }
 }
 
 /// A failed exchange, and whether anything at all came back (if not, on a
@@ -358,6 +412,91 @@ impl Transport {
         }
     }
 
+    /// Sends `GET` requests pipelined, up to [`PIPELINE_DEPTH`] of them
+    /// written before their responses are read, and returns the responses
+    /// in order. A server that closes the connection after some response
+    /// (Tomcat closes after 100 requests by default) leaves the requests
+    /// after it unanswered: they are sent again on a new connection, as is
+    /// the rest if a kept-alive connection turns out to be closed. Each
+    /// response must begin within `timeout` of the one before.
+    ///
+    /// # Errors
+    /// As for [`send`](Self::send).
+    pub fn send_all(
+        &mut self,
+        reqs: &[Request<'_>],
+        timeout: Option<Duration>,
+    ) -> Result<Vec<Response>> {
+        debug_assert!(reqs.iter().all(|r| r.method == "GET"));
+        let mut responses = Vec::with_capacity(reqs.len());
+        // Requests written on the current connection and not yet answered
+        // are reqs[responses.len()..sent].
+        let mut sent = 0;
+        // Whether the current connection has answered (and so may have
+        // been closed by the server while idle, rather than refused us).
+        let mut retried = false;
+        while responses.len() < reqs.len() {
+            let deadline = deadline(timeout);
+            if self.conn.is_none() {
+                self.connect(deadline)?;
+                sent = responses.len();
+            }
+            let Some(conn) = self.conn.as_mut() else {
+                return Err(Error::Disconnected);
+            };
+            let answered_before = conn.reused;
+            let in_flight = sent - responses.len();
+            let mut result = Ok(());
+            if sent < reqs.len() && in_flight <= PIPELINE_DEPTH / 2 {
+                let end = (responses.len() + PIPELINE_DEPTH).min(reqs.len());
+                let mut bytes = Vec::new();
+                for r in &reqs[sent..end] {
+                    bytes.extend(request_bytes(&self.host_header, r));
+                }
+                result = write_requests(conn, &bytes, deadline);
+                sent = end;
+            }
+            if let Some(r) = &conn.registration {
+                r.arm()?;
+            }
+            let result = result.and_then(|()| {
+                read_response(conn, &reqs[responses.len()], deadline, self.max_body)
+            });
+            if let Some(r) = &conn.registration {
+                r.disarm();
+            }
+            match result {
+                Ok((response, keep)) => {
+                    conn.reused = true;
+                    conn.last_used = Instant::now();
+                    responses.push(response);
+                    retried = false;
+                    if !keep {
+                        self.conn = None;
+                    }
+                }
+                Err(Failure {
+                    error,
+                    nothing_received,
+                }) => {
+                    self.conn = None;
+                    let error = self.interrupted_instead(error);
+                    if answered_before
+                        && nothing_received
+                        && !retried
+                        && !matches!(error, Error::Interrupted | Error::Timeout(_))
+                    {
+                        debug!("the kept-alive connection was closed ({error}); reconnecting");
+                        retried = true;
+                        continue;
+                    }
+                    return Err(error);
+                }
+            }
+        }
+        Ok(responses)
+    }
+
     /// `e`, or [`Error::Interrupted`] if an interruption caused it.
     fn interrupted_instead(&self, e: Error) -> Error {
         match &self.interrupt {
@@ -392,7 +531,7 @@ impl Transport {
         };
         self.conn = Some(Conn {
             stream,
-            buf: Vec::new(),
+            buf: InBuf::default(),
             registration,
             reused: false,
             last_used: Instant::now(),
@@ -419,6 +558,12 @@ fn exchange(
     deadline: Option<Instant>,
     max_body: usize,
 ) -> std::result::Result<(Response, bool), Failure> {
+    write_requests(conn, &request_bytes(host, req), deadline)?;
+    read_response(conn, req, deadline, max_body)
+}
+
+/// The request as it goes on the wire.
+fn request_bytes(host: &str, req: &Request<'_>) -> Vec<u8> {
     let mut head = format!(
         "{} {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: spalloc-rs/{}\r\n",
         req.method,
@@ -435,28 +580,47 @@ fn exchange(
         head.push_str(&format!("Content-Length: {}\r\n", req.body.len()));
     }
     head.push_str("\r\n");
+    trace!("{} {}", req.method, req.target);
     let mut bytes = head.into_bytes();
     bytes.extend_from_slice(&req.body);
-    trace!("{} {}", req.method, req.target);
+    bytes
+}
+
+/// Writes one or more whole requests and flushes them.
+fn write_requests(
+    conn: &mut Conn,
+    bytes: &[u8],
+    deadline: Option<Instant>,
+) -> std::result::Result<(), Failure> {
     let written = (|| {
         conn.stream
             .tcp()
             .set_write_timeout(socket_timeout(deadline)?)?;
-        conn.stream.write_all(&bytes)?;
+        conn.stream.write_all(bytes)?;
         conn.stream.flush()?;
         Ok::<(), Error>(())
     })();
-    if let Err(error) = written {
+    written.map_err(|error| {
         let nothing_received = matches!(&error, Error::Io(e) if matches!(e.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted))
             || matches!(error, Error::Disconnected);
-        return Err(Failure {
+        Failure {
             error,
             nothing_received,
-        });
-    }
+        }
+    })
+}
+
+/// Reads the response to `req`; `true` with it if the connection can carry
+/// another.
+fn read_response(
+    conn: &mut Conn,
+    req: &Request<'_>,
+    deadline: Option<Instant>,
+    max_body: usize,
+) -> std::result::Result<(Response, bool), Failure> {
     let (status, headers, version) = loop {
         let (status, headers, version, used) = read_head(conn, deadline)?;
-        conn.buf.drain(..used);
+        conn.buf.consume(used);
         // Interim answers (100 Continue) come before the real one.
         if (100..200).contains(&status) && status != 101 {
             continue;
@@ -500,7 +664,7 @@ fn exchange(
                 return Err(Error::Disconnected.into());
             }
         }
-        response.body = conn.buf.drain(..n).collect();
+        response.body = conn.buf.take(n);
         Ok((response, !close))
     } else {
         // Delimited by the end of the connection.
@@ -512,7 +676,7 @@ fn exchange(
                 break;
             }
         }
-        response.body = std::mem::take(&mut conn.buf);
+        response.body = conn.buf.take(conn.buf.len());
         Ok((response, false))
     }
 }
@@ -531,7 +695,7 @@ fn read_head(conn: &mut Conn, deadline: Option<Instant>) -> std::result::Result<
     loop {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut parsed = httparse::Response::new(&mut headers);
-        match parsed.parse(&conn.buf) {
+        match parsed.parse(conn.buf.bytes()) {
             Ok(httparse::Status::Complete(used)) => {
                 let status = parsed.code.unwrap_or(0);
                 let version = parsed.version.unwrap_or(0);
@@ -614,8 +778,9 @@ fn read_chunked(
                 return Err(Error::Disconnected.into());
             }
         }
-        body.extend(conn.buf.drain(..size));
-        if conn.buf.drain(..2).as_slice() != b"\r\n" {
+        body.extend_from_slice(&conn.buf.bytes()[..size]);
+        conn.buf.consume(size);
+        if conn.buf.take(2) != b"\r\n" {
             return Err(bad("a chunk not followed by CRLF"));
         }
     }
@@ -624,9 +789,10 @@ fn read_chunked(
 /// One CRLF-terminated line of chunked framing, without its CRLF.
 fn read_line(conn: &mut Conn, deadline: Option<Instant>) -> std::result::Result<String, Failure> {
     loop {
-        if let Some(at) = conn.buf.windows(2).position(|w| w == b"\r\n") {
-            let line: Vec<u8> = conn.buf.drain(..at + 2).take(at).collect();
-            return Ok(String::from_utf8_lossy(&line).into_owned());
+        if let Some(at) = conn.buf.bytes().windows(2).position(|w| w == b"\r\n") {
+            let line = String::from_utf8_lossy(&conn.buf.bytes()[..at]).into_owned();
+            conn.buf.consume(at + 2);
+            return Ok(line);
         }
         if conn.buf.len() > MAX_CHUNK_LINE {
             return Err(Error::ResponseTooLarge {
@@ -652,7 +818,7 @@ fn fill(conn: &mut Conn, deadline: Option<Instant>) -> std::result::Result<usize
     loop {
         match conn.stream.read(&mut chunk) {
             Ok(n) => {
-                conn.buf.extend_from_slice(&chunk[..n]);
+                conn.buf.extend(&chunk[..n]);
                 return Ok(n);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -728,6 +894,67 @@ mod tests {
         let seen = server.join().expect("server");
         assert_eq!(seen.len(), 4, "one connection carried all four");
         assert!(seen[0].starts_with("GET /a HTTP/1.1\r\nHost: 127.0.0.1:"));
+    }
+
+    /// Pipelined requests get their answers in order, and those a server
+    /// left unanswered when it closed the connection (as Tomcat does after
+    /// a number of requests) are sent again on a new one.
+    #[test]
+    fn pipelined_requests_survive_a_server_that_closes_every_third() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = thread::spawn(move || {
+            let mut answered = Vec::new();
+            let mut connections = 0;
+            while answered.len() < 8 {
+                let (mut s, _) = listener.accept().expect("accept");
+                connections += 1;
+                s.set_read_timeout(Some(Duration::from_secs(10)))
+                    .expect("timeout");
+                for n in 1..=3 {
+                    let mut got = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !got.ends_with(b"\r\n\r\n") {
+                        assert_eq!(s.read(&mut byte).expect("read"), 1, "early close");
+                        got.push(byte[0]);
+                    }
+                    let head = String::from_utf8_lossy(&got).into_owned();
+                    let path = head.split(' ').nth(1).unwrap_or_default().to_owned();
+                    let close = if n == 3 { "Connection: close\r\n" } else { "" };
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\n{close}Content-Length: {}\r\n\r\n{path}",
+                        path.len()
+                    );
+                    s.write_all(reply.as_bytes()).expect("write");
+                    answered.push(path);
+                    if answered.len() == 8 {
+                        break;
+                    }
+                }
+                // A lingering close: what the client sent after the third
+                // is read (and dropped) until it closes its end, so that
+                // the close does not reset the answers it has not read.
+                s.shutdown(std::net::Shutdown::Write).expect("shutdown");
+                let _ = s.read_to_end(&mut Vec::new());
+            }
+            (answered, connections)
+        });
+        let url = Url::parse(&format!("http://{addr}/")).expect("url");
+        let mut t = Transport::new(&url, None, None).expect("transport");
+        let targets: Vec<String> = (0..8).map(|i| format!("/r{i}")).collect();
+        let reqs: Vec<Request<'_>> = targets.iter().map(|p| get(p)).collect();
+        let responses = t
+            .send_all(&reqs, Some(Duration::from_secs(10)))
+            .expect("all answered");
+        let bodies: Vec<String> = responses
+            .iter()
+            .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+            .collect();
+        assert_eq!(bodies, targets);
+        drop(t);
+        let (answered, connections) = server.join().expect("server");
+        assert_eq!(answered, targets, "each answered once, in order");
+        assert_eq!(connections, 3);
     }
 
     #[test]

@@ -120,25 +120,34 @@ impl V2Backend {
 
     pub fn job_list(&mut self, destroyed: bool) -> Result<JobListing> {
         let ids = self.rest.job_ids(destroyed)?;
-        let mut jobs = Vec::with_capacity(ids.len());
-        let mut hidden = 0;
-        for id in ids {
-            let Some(info) = self.rest.job(id)? else {
-                // Another user's job: the service will not show it.
-                hidden += 1;
-                continue;
-            };
-            if !destroyed && !info.state.is_live() {
-                continue;
-            }
-            let (alloc, power) = match info.state {
-                JobState::Power | JobState::Ready => {
-                    (self.rest.job_machine(id)?, self.rest.power(id)?)
-                }
-                _ => (None, None),
-            };
-            jobs.push(job_description(&info, alloc.as_ref(), power));
-        }
+        // The service lists only ids: each job's description, and then the
+        // boards and power of those that have boards, are asked for in two
+        // pipelined rounds rather than one request at a time.
+        let infos = self.rest.jobs(&ids)?;
+        let hidden = infos.iter().filter(|i| i.is_none()).count();
+        let infos: Vec<JobInfo> = infos
+            .into_iter()
+            .flatten()
+            .filter(|i| destroyed || i.state.is_live())
+            .collect();
+        let with_boards: Vec<u64> = infos
+            .iter()
+            .filter(|i| matches!(i.state, JobState::Power | JobState::Ready))
+            .map(|i| i.id)
+            .collect();
+        let allocations = self.rest.job_machines(&with_boards)?;
+        let powers = self.rest.powers(&with_boards)?;
+        let boards: HashMap<u64, (Option<JobAllocation>, Option<bool>)> = with_boards
+            .into_iter()
+            .zip(allocations.into_iter().zip(powers))
+            .collect();
+        let mut jobs: Vec<JobDescription> = infos
+            .iter()
+            .map(|info| match boards.get(&info.id) {
+                Some((alloc, power)) => job_description(info, alloc.as_ref(), *power),
+                None => job_description(info, None, None),
+            })
+            .collect();
         // Oldest first, as the v1 servers list them.
         jobs.sort_by_key(|j| j.job_id);
         Ok(JobListing { jobs, hidden })

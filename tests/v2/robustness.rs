@@ -178,6 +178,51 @@ fn persistent_connections_serve_pipelined_requests_in_order() {
     assert_eq!(text.matches("Connection: close").count(), 1);
 }
 
+/// Answers to pipelined requests are written together, but never held back
+/// behind a long-poll: the answer before one arrives while it waits.
+#[test]
+fn a_pipelined_long_poll_does_not_hold_back_the_answers_before_it() {
+    let server = start(v2().wait_timeout(Duration::from_secs(120)));
+    let h = alice(&server);
+    let id = h.create(&boards(1));
+    let cookie = h.cookie.clone().unwrap_or_default();
+    let mut s = TcpStream::connect(h.addr).expect("connect");
+    s.set_read_timeout(Some(HTTP_TIMEOUT)).expect("timeout");
+    let one = |path: &str| {
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nCookie: JSESSIONID={cookie}\r\n\r\n")
+    };
+    let reqs = [
+        one(&h.srv("machines")),
+        one(&h.srv(&format!("jobs/{id}"))),
+        one(&h.srv(&format!("jobs/{id}?wait=true"))),
+    ]
+    .concat();
+    s.write_all(reqs.as_bytes()).expect("send");
+    // Both answers before the long-poll come while it is still waiting
+    // (for 120 s; the read gives up long before that).
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 8192];
+    while String::from_utf8_lossy(&got)
+        .matches("HTTP/1.1 200")
+        .count()
+        < 2
+    {
+        let n = s
+            .read(&mut chunk)
+            .expect("the answers before the long-poll");
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&chunk[..n]);
+    }
+    // Destroying the job ends the long-poll.
+    h.delete(&h.srv(&format!("jobs/{id}"))).expect(204);
+    let mut more = Vec::new();
+    while !String::from_utf8_lossy(&more).contains("DESTROYED") {
+        let n = s.read(&mut chunk).expect("the long-poll's answer");
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&more));
+        more.extend_from_slice(&chunk[..n]);
+    }
+}
+
 #[test]
 fn slow_and_idle_clients_are_cut_off_and_do_not_block_others() {
     let server = start(v2().timeouts(Duration::from_millis(500), Duration::from_millis(700)));

@@ -31,6 +31,9 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a connection refused for being over the cap is given to finish
 /// sending its request (and to close) before the server closes it.
 const REFUSAL_DRAIN: Duration = Duration::from_millis(250);
+/// Responses to pipelined requests are written together up to about this
+/// many bytes.
+const OUT_BATCH: usize = 64 * 1024;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -297,24 +300,38 @@ fn serve(front: &Front, stream: TcpStream, peer: SocketAddr) {
     };
     let mut reader = Reader::new(limits);
     let mut buf = vec![0u8; 16 * 1024];
+    // Responses not yet written: while the client has more requests
+    // waiting (pipelined), their responses go out together, in one write,
+    // rather than one write (and one TLS record, and one wake-up of the
+    // client) each. They are written before reading more from the client,
+    // and before anything that may take a while to answer.
+    let mut out = Vec::new();
     loop {
-        let request = match next_request(front, &mut conn, &mut reader, &mut buf, &limits) {
+        let request = match next_request(front, &mut conn, &mut reader, &mut buf, &limits, &mut out)
+        {
             Ok(r) => r,
             Err(Ended::Gone) => break,
             Err(Ended::TooSlow) => {
                 let resp =
                     Response::text(408, "request timeout: the request did not arrive in time");
-                let _ = conn.write_all(&resp.to_bytes(false, &date()));
+                out.extend(resp.to_bytes(false, &date()));
+                let _ = write_out(&mut conn, &mut out);
                 break;
             }
         };
         let request = match request {
             Ok(r) => r,
             Err(resp) => {
-                let _ = conn.write_all(&resp.to_bytes(false, &date()));
+                out.extend(resp.to_bytes(false, &date()));
+                let _ = write_out(&mut conn, &mut out);
                 break;
             }
         };
+        // A long-poll may hold its answer for the server's whole wait: the
+        // answers before it must not wait with it.
+        if request.query().contains("wait") && write_out(&mut conn, &mut out).is_err() {
+            break;
+        }
         let keep = request.keep_alive() && !front.stopping.load(Ordering::SeqCst);
         let resp = match front.service.answer(&request, peer.ip()) {
             Answer::Response(r) => r,
@@ -322,8 +339,8 @@ fn serve(front: &Front, stream: TcpStream, peer: SocketAddr) {
                 let Some(hub) = &front.service.proxy else {
                     break;
                 };
-                let bytes = accepted.response.to_bytes(true, &date());
-                if conn.write_all(&bytes).and_then(|()| conn.flush()).is_err() {
+                out.extend(accepted.response.to_bytes(true, &date()));
+                if write_out(&mut conn, &mut out).is_err() {
                     break;
                 }
                 // From here on the connection is the proxy's, with
@@ -346,11 +363,26 @@ fn serve(front: &Front, stream: TcpStream, peer: SocketAddr) {
                 bytes.truncate(end + 4);
             }
         }
-        if conn.write_all(&bytes).and_then(|()| conn.flush()).is_err() || !keep {
+        out.extend(bytes);
+        if !keep {
+            let _ = write_out(&mut conn, &mut out);
+            break;
+        }
+        if out.len() >= OUT_BATCH && write_out(&mut conn, &mut out).is_err() {
             break;
         }
     }
     conn.close();
+}
+
+/// Writes (and flushes) the responses waiting in `out`.
+fn write_out(conn: &mut Conn, out: &mut Vec<u8>) -> io::Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    let written = conn.write_all(out).and_then(|()| conn.flush());
+    out.clear();
+    written
 }
 
 /// Reads until a whole request is there. The inner `Err` is an answer to a
@@ -361,6 +393,7 @@ fn next_request(
     reader: &mut Reader,
     buf: &mut [u8],
     limits: &Limits,
+    out: &mut Vec<u8>,
 ) -> Result<Result<super::http::Request, Response>, Ended> {
     let config = &front.service.config;
     let idle_deadline = Instant::now() + config.idle_timeout;
@@ -375,9 +408,11 @@ fn next_request(
             }
         }
         if reader.take_continue() {
-            let _ = conn
-                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-                .and_then(|()| conn.flush());
+            out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        // Nothing more to answer without reading: what is answered goes out.
+        if write_out(conn, out).is_err() {
+            return Err(Ended::Gone);
         }
         if front.stopping.load(Ordering::SeqCst) {
             return Err(Ended::Gone);
