@@ -84,6 +84,9 @@ pub struct RestClient {
     root: Url,
     srv: Url,
     transport: Transport,
+    /// More connections to the same server, for long listings
+    /// ([`send_all`](Self::send_all)); opened when first needed.
+    siblings: Vec<Transport>,
     auth: Auth,
     key: String,
     session: Option<Session>,
@@ -111,6 +114,11 @@ enum Body {
     Text(&'static str),
     Form(String),
 }
+
+/// The most connections a long listing is shared out over.
+const CONNECTIONS: usize = 2;
+/// The fewest requests worth a connection of their own.
+const SHARE: usize = 64;
 
 impl RestClient {
     /// Connects to the service at `url` (its application root), logs in and
@@ -162,6 +170,7 @@ impl RestClient {
             root,
             srv,
             transport,
+            siblings: Vec::new(),
             auth,
             key,
             session: None,
@@ -570,6 +579,44 @@ impl RestClient {
         Sent::Answer(response)
     }
 
+    /// Sends `GET` requests pipelined, a long list shared out over up to
+    /// [`CONNECTIONS`] connections at once, and returns the responses in
+    /// order.
+    fn send_all(&mut self, requests: &[Request<'_>]) -> Result<Vec<Response>> {
+        let ways = (requests.len() / SHARE).clamp(1, CONNECTIONS);
+        if ways == 1 {
+            return self.transport.send_all(requests, self.timeout);
+        }
+        while self.siblings.len() < ways - 1 {
+            self.siblings.push(self.transport.sibling());
+        }
+        let timeout = self.timeout;
+        let mut shares = requests.chunks(requests.len().div_ceil(ways));
+        let first = shares.next().unwrap_or_default();
+        std::thread::scope(|scope| {
+            let others: Vec<_> = self
+                .siblings
+                .iter_mut()
+                .zip(shares)
+                .map(|(t, share)| scope.spawn(move || t.send_all(share, timeout)))
+                .collect();
+            let mut responses = self.transport.send_all(first, timeout);
+            for other in others {
+                let answered = other.join().unwrap_or_else(|_| {
+                    Err(Error::Io(std::io::Error::other("a request thread failed")))
+                });
+                responses = match (responses, answered) {
+                    (Ok(mut all), Ok(more)) => {
+                        all.extend(more);
+                        Ok(all)
+                    }
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                };
+            }
+            responses
+        })
+    }
+
     /// `GET`s every URL, pipelined on one connection, renewing the session
     /// once if it has expired; each answer is checked as
     /// [`get_json`](Self::get_json) checks one.
@@ -593,7 +640,7 @@ impl RestClient {
                     body: Vec::new(),
                 })
                 .collect();
-            let responses = self.transport.send_all(&requests, self.timeout)?;
+            let responses = self.send_all(&requests)?;
             drop(requests);
             for (url, response) in rest.iter().zip(responses) {
                 match self.sent("GET", url, response) {

@@ -324,6 +324,21 @@ impl Transport {
         })
     }
 
+    /// Another transport to the same server with the same settings, not
+    /// yet connected.
+    pub fn sibling(&self) -> Transport {
+        Transport {
+            host: self.host.clone(),
+            port: self.port,
+            host_header: self.host_header.clone(),
+            tls: self.tls.clone(),
+            conn: None,
+            interrupt: self.interrupt.clone(),
+            grace: self.grace,
+            max_body: self.max_body,
+        }
+    }
+
     /// The TLS settings, for `https`.
     pub fn tls(&self) -> Option<Arc<ClientConfig>> {
         self.tls.as_ref().map(|(c, _)| Arc::clone(c))

@@ -343,3 +343,66 @@ fn the_protocol_follows_the_server_name() {
         Err(InvalidArgument::ServiceUrl(_))
     ));
 }
+
+/// The listing calls pipeline their requests (a long list shared over two
+/// connections), answer in the order asked, show a job the user may not
+/// see (or that does not exist) as `None`, and log in again, once, when the
+/// session has expired.
+#[test]
+fn listings_answer_in_order_whatever_the_mix() {
+    let server = start();
+    let mut c = connect(&server, &alice());
+    let mut bob = connect(&server, &V2Settings::default().login("bob", "bob-pw"));
+    let mut mine = Vec::new();
+    for _ in 0..4 {
+        mine.push(
+            c.create_job(&JobRequest::Boards(1), &request())
+                .expect("create"),
+        );
+    }
+    let bobs = bob
+        .create_job(&JobRequest::Boards(1), &request())
+        .expect("bob's");
+    mine.push(
+        c.create_job(&JobRequest::Boards(3), &request())
+            .expect("create"),
+    );
+    // 300 ids: alice's jobs, bob's, and ids never used.
+    let ids: Vec<u64> = (1..=300).collect();
+    assert!(mine.iter().chain([&bobs]).all(|id| ids.contains(id)));
+    let got = c.jobs(&ids).expect("jobs");
+    assert_eq!(got.len(), ids.len());
+    for (id, info) in ids.iter().zip(&got) {
+        match info {
+            Some(info) => {
+                assert!(mine.contains(id), "job {id} shown");
+                assert_eq!((info.id, info.state), (*id, JobState::Ready));
+            }
+            None => assert!(!mine.contains(id), "job {id} not shown"),
+        }
+    }
+    // Boards and power, the same jobs asked for twice over, in order.
+    let asked: Vec<u64> = mine.iter().chain(&mine).copied().collect();
+    let allocations = c.job_machines(&asked).expect("machines");
+    let sizes: Vec<usize> = allocations
+        .iter()
+        .map(|a| a.as_ref().expect("allocated").boards.len())
+        .collect();
+    assert_eq!(sizes, [1, 1, 1, 1, 3, 1, 1, 1, 1, 3]);
+    assert_eq!(c.powers(&asked).expect("powers"), vec![Some(true); 10]);
+    assert!(c.jobs(&[]).expect("nothing asked").is_empty());
+    // Bob's job is his: asked for by alice, it is refused.
+    assert!(c.powers(&[bobs]).is_err());
+    // The session expires (the jobs, with it): the listing logs in again
+    // and carries on.
+    server.advance(Duration::from_secs(31 * 60));
+    let after = c.jobs(&ids).expect("jobs after renewal");
+    assert_eq!(after.iter().flatten().count(), mine.len());
+    assert!(
+        after
+            .iter()
+            .flatten()
+            .all(|j| j.state == JobState::Destroyed)
+    );
+    assert_eq!(c.job_machines(&mine).expect("machines"), vec![None; 5]);
+}
