@@ -600,9 +600,10 @@ impl Job {
 
     /// What the server made of the job's keepalive interval: the one the
     /// job was created with beside the one the server applies, as its
-    /// `list_jobs` reports it (the Java service's `get_job_state` gives the
-    /// time of the last keepalive there instead). `Ok(None)` if the server
-    /// does not list the job: it is no longer live.
+    /// `get_job_state` reports it or, when that does not settle it, its
+    /// `list_jobs` (the Java service's `get_job_state` gives the time of
+    /// the last keepalive instead of the interval). `Ok(None)` if the job
+    /// is no longer live.
     ///
     /// When the server applies another interval than the one asked for (or
     /// than a resumed job's keepalives are sent for), keepalives are sent
@@ -627,6 +628,30 @@ impl Job {
     /// reconnecting) if the server's list of jobs cannot be read.
     pub fn keepalive_check(&mut self) -> Result<Option<KeepaliveCheck>> {
         let id = self.id;
+        // The Python server's `get_job_state` gives the interval it
+        // applies, and the v2 service's is the one asked for: a state that
+        // repeats the request settles it without reading the listing of
+        // every job (hundreds of kilobytes on a busy server, and several
+        // requests per job over v2). The Java service gives the time of the
+        // last keepalive there instead, which never matches: then the
+        // listing is read.
+        if let Some(requested) = self.requested_keepalive {
+            let state = self.state_info()?;
+            if !state.state.is_live() {
+                return Ok(None);
+            }
+            let same = match (requested, state.keepalive) {
+                (KeepaliveInterval::Seconds(asked), Some(applied)) => asked == applied,
+                (KeepaliveInterval::Never, None) => true,
+                _ => false,
+            };
+            if same {
+                return Ok(Some(KeepaliveCheck {
+                    requested: Some(requested),
+                    applied: requested,
+                }));
+            }
+        }
         // A listing this client cannot read leaves the connection in step,
         // and reading it again would not help: not an outage to report.
         let jobs = self

@@ -7,7 +7,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use spalloc::{ConnectionEvent, Error, InterruptHandle, Job, JobOptions, JobRequest, JobState};
+use spalloc::{
+    ConnectionEvent, Error, InterruptHandle, Job, JobOptions, JobRequest, JobState,
+    KeepaliveInterval,
+};
 
 use crate::support::{
     Action, Dialect, FakeServer, PATIENCE, Reply, dead_port, eventually, jobs_changed,
@@ -614,6 +617,29 @@ fn keepalives_follow_the_interval_the_server_applies() -> Result<(), Error> {
     assert!(server.wait_for_count("job_keepalive", 3));
     let kas = server.calls_named("job_keepalive");
     assert!(kas.iter().all(|c| c.job_id() == Some(7)), "{kas:?}");
+    Ok(())
+}
+
+/// Where the job's state gives the interval asked for (the Python server),
+/// the check reads no listing of every job.
+#[test]
+fn a_keepalive_the_state_confirms_needs_no_listing() -> Result<(), Error> {
+    let server = FakeServer::start(Dialect::Python, |c| {
+        Reply::Return(match c.command.as_str() {
+            "version" => json!("1.1.0"),
+            "create_job" => json!(7),
+            "get_job_state" => json!({"state": 3, "power": true, "keepalive": 45.0,
+                "reason": null, "start_time": 1.7e9, "keepalivehost": "127.0.0.1"}),
+            "list_jobs" => json!("a listing was read"),
+            _ => Value::Null,
+        })
+    });
+    let options = options(&server).keepalive(Some(Duration::from_secs(45)));
+    let mut job = Job::create(JobRequest::AnyBoard, &options)?;
+    let check = job.keepalive_check()?.expect("live");
+    assert_eq!(check.honoured(), Some(true));
+    assert_eq!(check.applied, KeepaliveInterval::Seconds(45.0));
+    assert!(server.calls_named("list_jobs").is_empty());
     Ok(())
 }
 

@@ -1056,7 +1056,9 @@ fn run_command(
 ) -> Outcome {
     let values = Values::new(id, info, csv);
     let mut cmd = if let [single] = command {
-        let mut c = Command::new("sh");
+        // `/bin/sh`, as the Python client's `shell=True` runs it (and
+        // without searching PATH for it).
+        let mut c = Command::new("/bin/sh");
         c.arg("-c").arg(substitute(single, &values, true));
         c
     } else {
