@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use spalloc::server::{V2Tls, VirtualServer};
 
 use super::{alice, boards, start, v2};
-use crate::support::http::{HTTP_TIMEOUT, Http, parse};
+use crate::support::http::{HTTP_TIMEOUT, Http, KeepAlive, parse};
 
 /// Sends raw bytes and reads the one response (the server closes after
 /// an unreadable request).
@@ -254,35 +254,33 @@ fn slow_and_idle_clients_are_cut_off_and_do_not_block_others() {
 fn connections_beyond_the_cap_are_refused_with_503() {
     let server = start(v2().max_connections(4));
     let h = alice(&server);
-    // Hold twice the cap's worth of connections open (each has sent a
-    // partial request, so the server is reading them).
-    let held: Vec<TcpStream> = (0..8)
-        .map(|_| {
-            let mut s = TcpStream::connect(h.addr).expect("connect");
-            s.write_all(b"GET / HTTP/1.1\r\n").expect("send");
-            s
-        })
-        .collect();
-    // The server counts them once it has accepted them; until then a new
-    // connection may still be served. Keep trying until one is refused.
-    let mut refused = None;
-    let ok = crate::support::eventually(Duration::from_secs(10), || {
-        let got = h.exchange(
-            format!(
-                "GET {} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-                h.srv("")
-            )
-            .as_bytes(),
-        );
-        if status_of(&got) == 503 {
-            refused = parse(&got);
-            true
-        } else {
-            false
+    // Hold exactly the cap's worth of connections, each known to be
+    // counted: it has been answered, and is kept alive. (The server may
+    // still count a connection of the log-in that it has not yet seen
+    // closed, and refuse one of these: that one is replaced.)
+    let mut held = Vec::new();
+    for _ in 0..40 {
+        if held.len() == 4 {
+            break;
         }
-    });
-    assert!(ok, "never refused");
-    assert!(refused.is_some_and(|r| r.text().contains("too many connections")));
+        let mut c = KeepAlive::open(&h);
+        match c.get(&h.srv("")).status {
+            503 => continue,
+            200 => held.push(c),
+            other => panic!("status {other}"),
+        }
+    }
+    assert_eq!(held.len(), 4, "could not hold the cap's worth");
+    // The next is refused, at once, with a reason.
+    let got = h.exchange(
+        format!(
+            "GET {} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            h.srv("")
+        )
+        .as_bytes(),
+    );
+    assert_eq!(status_of(&got), 503, "{}", String::from_utf8_lossy(&got));
+    assert!(parse(&got).is_some_and(|r| r.text().contains("too many connections")));
     drop(held);
     // Once they are gone, new clients are served again.
     assert!(crate::support::eventually(Duration::from_secs(10), || {
