@@ -36,14 +36,16 @@ pub const KEYS: [&str; 13] = [
 
 /// The keys only a v2 (REST) service uses, which the Python client does
 /// not know: the login name and password, a bearer token file, a private
-/// certificate authority, and the opt-in for passwords over plain HTTP.
-/// `spalloc config` shows them in a section of their own.
-pub const V2_KEYS: [&str; 5] = [
+/// certificate authority, the opt-in for passwords over plain HTTP, and
+/// the accounting group jobs are charged to. `spalloc config` shows them
+/// in a section of their own.
+pub const V2_KEYS: [&str; 6] = [
     "user",
     "password",
     "token_file",
     "ca_file",
     "allow_plain_http",
+    "group",
 ];
 
 const SECTION: &str = "spalloc";
@@ -105,6 +107,9 @@ pub struct Config {
     /// v2: allow a password or token over plain `http://` to another host.
     /// Defaults to `false`.
     pub allow_plain_http: bool,
+    /// v2: the accounting group to charge jobs to, needed by a user who
+    /// belongs to more than one. No default (the user's only group).
+    pub group: Option<String>,
     sources: [Option<PathBuf>; KEYS.len() + V2_KEYS.len()],
     files: Vec<ConfigFile>,
 }
@@ -130,6 +135,7 @@ impl Default for Config {
             token_file: None,
             ca_file: None,
             allow_plain_http: false,
+            group: None,
             sources: Default::default(),
             files: Vec::new(),
         }
@@ -373,6 +379,7 @@ impl Config {
             "token_file" => self.token_file = file(raw),
             "ca_file" => self.ca_file = file(raw),
             "allow_plain_http" => self.allow_plain_http = parse_bool(raw)?,
+            "group" => self.group = name(raw),
             _ => {}
         }
         Ok(())
@@ -407,6 +414,7 @@ impl Config {
                     "ca_file" => {
                         ConfigValue::Str(self.ca_file.as_ref().map(|p| p.display().to_string()))
                     }
+                    "group" => ConfigValue::Str(self.group.clone()),
                     _ => ConfigValue::Bool(self.allow_plain_http),
                 },
                 source: self.sources[KEYS.len() + i].clone(),

@@ -135,6 +135,7 @@ impl JobOptions {
         request.max_dead_boards = config.max_dead_boards;
         request.max_dead_links = config.max_dead_links;
         request.require_torus = config.require_torus;
+        request.group = config.group.clone();
         Ok(JobOptions {
             server: ServerOptions::from_config(config)?,
             request,

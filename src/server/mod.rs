@@ -236,6 +236,7 @@
 //! password = "s3cret"           # or password_hash = "pbkdf2-sha256$…"
 //! role = "user"                 # "reader", "user" or "admin"
 //! tokens = ["a-bearer-token"]
+//! groups = ["my-group"]         # accounting groups; with several, jobs name one
 //!
 //! [[machine]]                   # one table per machine, highest priority first
 //! name = "m"

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use spalloc::server::{Machine, ServerConfig};
+use spalloc::server::{Machine, ServerConfig, V2User};
 
 use super::{alice, boards, start, start_with, v2};
 use crate::support::http::Http;
@@ -163,6 +163,46 @@ fn every_refusal_makes_no_job() {
     }
     let all = h.get(&h.srv("jobs?deleted=true")).json();
     assert_eq!(all["jobs"], json!([]), "a refused request made a job");
+}
+
+/// Accounting groups, as the Java server checks them: a user in several
+/// must name one of theirs; a user in one need not.
+#[test]
+fn a_job_is_charged_to_one_of_the_owners_groups() {
+    let mut users = super::users();
+    users.push(V2User::new("carol", "carol-pw").group("g1").group("g2"));
+    users.push(V2User::new("dave", "dave-pw").group("solo"));
+    let server = start(v2().users(users));
+    let carol = Http::logged_in(&server, "carol", "carol-pw");
+    let with_group = |g: &str| {
+        let mut b = boards(1);
+        b["group"] = json!(g);
+        b
+    };
+    let refused = [
+        (
+            boards(1),
+            "unexpected server problem: NoSuchGroup: User is a member of more than one group, \
+             so the group must be selected in the request",
+        ),
+        (
+            with_group("g3"),
+            "unexpected server problem: NoSuchGroup: group g3 does not exist or carol is not a \
+             member of it",
+        ),
+    ];
+    for (body, message) in refused {
+        let r = carol.post_json(&carol.srv("jobs"), &body);
+        r.expect(500);
+        assert_eq!(r.text(), message);
+    }
+    let listed = carol.get(&carol.srv("jobs?deleted=true")).json();
+    assert_eq!(listed["jobs"], json!([]), "a refused job was made");
+    let id = carol.create(&with_group("g2"));
+    assert_eq!(carol.job(id)["original-request"]["group"], "g2");
+    // One group is charged without being named.
+    let dave = Http::logged_in(&server, "dave", "dave-pw");
+    dave.create(&boards(1));
 }
 
 #[test]

@@ -385,6 +385,14 @@ fn options_only_one_protocol_has_are_refused_before_anything_is_made() {
         "{}",
         out.stderr
     );
+    let out = v1.run(&["alloc", "--group", "g1", "-c", "true"]);
+    out.expect_code(2);
+    assert!(
+        out.stderr
+            .contains("argument --group: only available with a v2 server"),
+        "{}",
+        out.stderr
+    );
     assert!(
         rest(&server).job_ids(true).expect("jobs").is_empty(),
         "something was created"
@@ -408,6 +416,64 @@ fn options_only_one_protocol_has_are_refused_before_anything_is_made() {
     out.expect_code(0);
     let out = sb.run(&["alloc", "--physical", "0", "0", "2", "-c", "true"]);
     out.expect_code(0);
+}
+
+/// The job id of `alloc --json`'s line.
+fn job_id_of(out: &Output) -> u64 {
+    let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).expect("one JSON line");
+    v["id"].as_u64().expect("id")
+}
+
+/// A user in two accounting groups names one with `--group` (or the
+/// configuration's `group`); without, the service's reason is shown and
+/// nothing is left behind.
+#[test]
+fn alloc_charges_the_group_named() {
+    let mut users = super::users();
+    users.push(
+        spalloc::server::V2User::new("carol", "carol-pw")
+            .group("g1")
+            .group("g2"),
+    );
+    let server = crate::v2::start(crate::v2::v2().users(users));
+    let url = server.v2_url().expect("v2");
+    let mut sb = sandbox(url, None);
+    sb.env("SPALLOC_USER", "carol")
+        .env("SPALLOC_PASSWORD", "carol-pw");
+    let out = sb.run(&["alloc", "1", "-c", "true"]);
+    // The server refused the request: 6, as for any refusal.
+    out.expect_code(6);
+    assert!(
+        out.stderr
+            .contains("more than one group, so the group must be selected"),
+        "{}",
+        out.stderr
+    );
+    let out = sb.run(&["alloc", "1", "--group", "", "-c", "true"]);
+    out.expect_code(2);
+    assert!(
+        out.stderr
+            .contains("argument --group: expected a group name"),
+        "{}",
+        out.stderr
+    );
+    let out = sb.run(&["alloc", "1", "--group", "g2", "--json", "-c", "true"]);
+    out.expect_code(0);
+    let id = job_id_of(&out);
+    let carol = V2Settings::default().login("carol", "carol-pw");
+    let mut c = RestClient::connect(url, &carol, TIMEOUT, None).expect("connect");
+    let original = c.job(id).expect("job").expect("known").original_request;
+    assert_eq!(original.expect("stored")["group"], "g2");
+    // The configuration's group, when no flag is given.
+    sb.write_config(
+        ConfigFile::User,
+        &format!("[spalloc]\nhostname = {url}\ngroup = g1\n"),
+    );
+    let out = sb.run(&["alloc", "1", "--json", "-c", "true"]);
+    out.expect_code(0);
+    let id = job_id_of(&out);
+    let original = c.job(id).expect("job").expect("known").original_request;
+    assert_eq!(original.expect("stored")["group"], "g1");
 }
 
 #[test]

@@ -110,6 +110,18 @@ impl Plan {
             }
         }
         let settings::Alloc { options, request } = settings::alloc(args, config, virtual_server)?;
+        if args.group.as_deref().is_some_and(|g| g.trim().is_empty()) {
+            return Err(CliError::Usage(
+                "argument --group: expected a group name".into(),
+            ));
+        }
+        if args.group.is_some() && options.server.protocol() != spalloc::Protocol::V2 {
+            return Err(CliError::Usage(
+                "argument --group: only available with a v2 server (an http(s):// service \
+                 URL as --hostname)"
+                    .into(),
+            ));
+        }
         if args.proxy && options.server.protocol() != spalloc::Protocol::V2 {
             return Err(CliError::Usage(
                 "argument --proxy: only available with a v2 server (an http(s):// service \

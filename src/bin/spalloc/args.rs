@@ -633,6 +633,9 @@ command! {
         /// the board with this IP address (v2 servers only)
         #[argh(option)]
         ip: [Option<String>],
+        /// v2: the accounting group to charge, needed if you belong to more than one (default: config `group`)
+        #[argh(option, arg_name = "GROUP")]
+        group: [Option<String>],
         /// start a built-in virtual server (one 24-board machine) and allocate from it: no hardware or configuration needed
         #[argh(switch, long = "virtual")]
         virtual_server: [bool],

@@ -284,6 +284,9 @@ pub fn alloc(
         if let Some(ratio) = args.min_ratio {
             options.request.min_ratio = ratio;
         }
+        if let Some(group) = &args.group {
+            options.request.group = Some(group.clone());
+        }
         options.request.max_dead_boards = count_limit(args.max_dead_boards, config.max_dead_boards);
         options.request.max_dead_links = count_limit(args.max_dead_links, config.max_dead_links);
         if args.require_torus {

@@ -1014,10 +1014,19 @@ impl Service {
             Ok(b) => b,
             Err(e) => return bad(e),
         };
+        let group = body.group.clone();
         let request = match self.validate(body, who) {
             Ok(r) => r,
             Err(message) => return bad(message),
         };
+        if let Err(message) = self.account_group(&request.owner, group.as_deref()) {
+            // The Java server's allocator throws these past its checks:
+            // they come back as a server problem.
+            return text(
+                500,
+                &format!("unexpected server problem: NoSuchGroup: {message}"),
+            );
+        }
         let host = ctx.host();
         let created = net::update(&self.shared, |c, now| c.create_job_v2(request, &host, now));
         match created {
@@ -1034,6 +1043,29 @@ impl Service {
                 .with("Location", url)
             }
             Err(why) => bad(why.message()),
+        }
+    }
+
+    /// The group a job of `owner` is accounted to must be one of theirs
+    /// and, when the request names none, theirs must be only one. An owner
+    /// with no groups configured (or not configured at all) has one
+    /// implicit group.
+    fn account_group(&self, owner: &str, group: Option<&str>) -> Result<(), String> {
+        let groups = self
+            .config
+            .users
+            .iter()
+            .find(|u| u.name == owner)
+            .map_or(&[][..], |u| u.groups.as_slice());
+        match group {
+            Some(g) if !groups.is_empty() && !groups.iter().any(|m| m == g) => Err(format!(
+                "group {g} does not exist or {owner} is not a member of it"
+            )),
+            None if groups.len() > 1 => Err(
+                "User is a member of more than one group, so the group must be selected in the request"
+                    .into(),
+            ),
+            _ => Ok(()),
         }
     }
 

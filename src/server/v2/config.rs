@@ -301,6 +301,14 @@ impl V2Config {
                 super::password::PasswordHash::parse(h)
                     .map_err(|m| err(&format!("user[{i}].password_hash"), m))?;
             }
+            for (j, g) in u.groups.iter().enumerate() {
+                if g.trim().is_empty() || g.chars().any(char::is_control) {
+                    return Err(err(
+                        &format!("user[{i}].groups[{j}]"),
+                        "must be non-blank, with no control characters".into(),
+                    ));
+                }
+            }
             for (j, t) in u.tokens.iter().enumerate() {
                 if t.len() < 8 || !t.bytes().all(|b| b.is_ascii_graphic()) {
                     return Err(err(
@@ -444,6 +452,11 @@ pub struct V2User {
     /// Bearer tokens that log in as this user (standing in for the Java
     /// server's EBRAINS tokens). Defaults to none.
     pub tokens: Vec<String>,
+    /// The accounting groups the user belongs to. A job names one of them
+    /// (`group`), or none when there is only one; with several, the
+    /// service asks which, as the Java server does. Defaults to none, which
+    /// here means one implicit group: any job is accepted.
+    pub groups: Vec<String>,
 }
 
 impl fmt::Debug for V2User {
@@ -453,6 +466,7 @@ impl fmt::Debug for V2User {
             .field("password", &self.password)
             .field("role", &self.role)
             .field("tokens", &format_args!("[{} hidden]", self.tokens.len()))
+            .field("groups", &self.groups)
             .finish()
     }
 }
@@ -465,6 +479,7 @@ impl V2User {
             password: V2Password::Plain(password.into()),
             role: V2Role::User,
             tokens: Vec::new(),
+            groups: Vec::new(),
         }
     }
 
@@ -485,6 +500,12 @@ impl V2User {
     /// Adds a bearer token.
     pub fn token(mut self, token: impl Into<String>) -> V2User {
         self.tokens.push(token.into());
+        self
+    }
+
+    /// Adds the user to an accounting group.
+    pub fn group(mut self, group: impl Into<String>) -> V2User {
+        self.groups.push(group.into());
         self
     }
 }
@@ -550,6 +571,8 @@ struct RawUser {
     role: Option<String>,
     #[serde(default)]
     tokens: Vec<String>,
+    #[serde(default)]
+    groups: Vec<String>,
 }
 
 impl RawV2 {
@@ -630,6 +653,7 @@ impl RawV2 {
                         password,
                         role,
                         tokens: u.tokens,
+                        groups: u.groups,
                     });
                 }
                 users
