@@ -784,6 +784,16 @@ fn virtual_takes_no_server_of_its_own() {
             out.stderr
         );
     }
+    // A bad value is refused before the server is started.
+    let out = sb.run(&["alloc", "--virtual", "--queue-timeout", "-3", "-c", "true"]);
+    out.expect_code(2);
+    assert!(
+        out.stderr
+            .starts_with("spalloc alloc: error: argument --queue-timeout")
+            && !out.stderr.contains("Virtual spalloc server"),
+        "{}",
+        out.stderr
+    );
 }
 
 /// A job the server cancels was never ours to free: no "free again".

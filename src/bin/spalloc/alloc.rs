@@ -335,6 +335,11 @@ pub fn run(args: AllocArgs, ctx: &Ctx, command: Option<Vec<String>>) -> CliResul
         }
     }
     let config = settings::load_config()?;
+    if args.virtual_server {
+        // Every flag is checked before the server is started for it.
+        let unstarted = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        Plan::new(&args, &config, command.clone(), Some(unstarted))?;
+    }
     // Declared first so that it outlives the job, which is destroyed on it.
     let virtual_server = if args.virtual_server {
         Some(start_virtual(args.quiet)?)
