@@ -418,6 +418,69 @@ fn options_only_one_protocol_has_are_refused_before_anything_is_made() {
     out.expect_code(0);
 }
 
+/// Runs `spalloc ARGS…` on a pseudo-terminal (through Python's `pty`),
+/// typing `typed` and Enter once `Password for` shows; everything the
+/// terminal showed comes back as stdout.
+fn run_on_a_terminal(sb: &Sandbox, args: &[&str], typed: &str) -> Output {
+    const DRIVER: &str = r#"
+import os, pty, select, sys, time
+typed, argv = sys.argv[1].encode(), sys.argv[2:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(argv[0], argv)
+seen, sent, end = b"", False, time.monotonic() + 20
+while time.monotonic() < end:
+    ready, _, _ = select.select([fd], [], [], end - time.monotonic())
+    if not ready:
+        break
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        break
+    if not data:
+        break
+    seen += data
+    if not sent and b"Password for" in seen:
+        os.write(fd, typed + b"\n")
+        sent = True
+_, status = os.waitpid(pid, 0)
+sys.stdout.buffer.write(seen)
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let binary = crate::support::cli::binary();
+    let mut all = vec!["-c", DRIVER, typed, binary.to_str().expect("a UTF-8 path")];
+    all.extend_from_slice(args);
+    sb.run_program(std::path::Path::new("python3"), &all, None)
+}
+
+/// On a terminal, with no password anywhere, spalloc asks for it without
+/// echo, logs in with it, and shows it nowhere.
+#[test]
+fn the_password_is_asked_for_without_echo_on_a_terminal() {
+    let server = start();
+    let url = server.v2_url().expect("v2");
+    let mut sb = Sandbox::new();
+    sb.write_config(ConfigFile::User, &format!("[spalloc]\nhostname = {url}\n"));
+    sb.env("SPALLOC_USER", "alice");
+    let out = run_on_a_terminal(&sb, &["ps"], "alice-pw");
+    out.expect_code(0);
+    assert!(
+        out.stdout.contains(&format!("Password for alice at {url}")),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("State"), "no job table: {}", out.stdout);
+    no_secrets(&out, &["alice-pw"]);
+    // A wrong one is refused once, and said so.
+    let mut other = Sandbox::new();
+    other.write_config(ConfigFile::User, &format!("[spalloc]\nhostname = {url}\n"));
+    other.env("SPALLOC_USER", "alice");
+    let out = run_on_a_terminal(&other, &["ps"], "not-her-password");
+    assert_ne!(out.code, Some(0), "{}", out.stdout);
+    assert!(out.stdout.contains("refused the login"), "{}", out.stdout);
+    no_secrets(&out, &["not-her-password"]);
+}
+
 /// The job id of `alloc --json`'s line.
 fn job_id_of(out: &Output) -> u64 {
     let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).expect("one JSON line");

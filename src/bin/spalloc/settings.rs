@@ -166,6 +166,15 @@ fn ask_password(user: &str, url: &str) -> Option<Secret> {
     }
     let stdin = io::stdin();
     let mut err = io::stderr().lock();
+    // Echo off while the password is typed, restored however the read
+    // ends; off before the prompt shows, so that nothing typed as soon as
+    // it does is echoed.
+    let saved = rustix::termios::tcgetattr(&stdin).ok();
+    if let Some(t) = &saved {
+        let mut quiet = t.clone();
+        quiet.local_modes.remove(rustix::termios::LocalModes::ECHO);
+        let _ = rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &quiet);
+    }
     let _ = write!(
         err,
         "Password for {} at {}: ",
@@ -173,14 +182,6 @@ fn ask_password(user: &str, url: &str) -> Option<Secret> {
         render::visible(url)
     );
     let _ = err.flush();
-    // Echo off while the password is typed, restored however the read
-    // ends.
-    let saved = rustix::termios::tcgetattr(&stdin).ok();
-    if let Some(t) = &saved {
-        let mut quiet = t.clone();
-        quiet.local_modes.remove(rustix::termios::LocalModes::ECHO);
-        let _ = rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &quiet);
-    }
     let mut line = String::new();
     let read = stdin.lock().read_line(&mut line);
     if let Some(t) = &saved {
