@@ -40,6 +40,8 @@ use crate::interrupt::InterruptHandle;
 
 /// How often a ping goes out.
 pub const PING_INTERVAL: Duration = Duration::from_secs(30);
+/// The shortest ping interval [`ProxyClient::set_ping_interval`] sets.
+const MIN_PING_INTERVAL: Duration = Duration::from_millis(10);
 /// Datagrams that may wait on one channel for its reader; more are dropped,
 /// as a full UDP receive buffer drops them.
 const CHANNEL_QUEUE: usize = 256;
@@ -396,7 +398,15 @@ impl Inner {
 /// ```
 pub struct ProxyClient {
     inner: Arc<Inner>,
-    stop_pinger: Option<SyncSender<()>>,
+    stop_pinger: Option<SyncSender<Pinger>>,
+}
+
+/// What the pinger thread is told.
+enum Pinger {
+    /// Ping this often from now on.
+    Every(Duration),
+    /// Stop.
+    Stop,
 }
 
 impl std::fmt::Debug for ProxyClient {
@@ -603,6 +613,17 @@ impl ProxyClient {
         call(&self.inner, frame)
     }
 
+    /// Pings the service every `every` from now on instead of every
+    /// [`PING_INTERVAL`] (30 s). A websocket that has been silent for two of
+    /// them, pongs included, is taken for lost and reopened. A shorter
+    /// interval notices a dead network path sooner (and keeps a NAT or
+    /// firewall mapping open); at most one change is pending at a time.
+    pub fn set_ping_interval(&self, every: Duration) {
+        if let Some(pinger) = &self.stop_pinger {
+            let _ = pinger.try_send(Pinger::Every(every.max(MIN_PING_INTERVAL)));
+        }
+    }
+
     /// Closes the websocket (and with it every channel).
     pub fn close(mut self) {
         self.shut();
@@ -611,7 +632,7 @@ impl ProxyClient {
     fn shut(&mut self) {
         self.inner.closing.store(true, Ordering::SeqCst);
         if let Some(stop) = self.stop_pinger.take() {
-            let _ = stop.try_send(());
+            let _ = stop.try_send(Pinger::Stop);
         }
         let socket = self.inner.state().socket.clone();
         if let Some(socket) = socket {
@@ -1052,13 +1073,18 @@ fn reconnect(inner: &Inner) -> Option<WebSocket<Half>> {
     None
 }
 
-/// The pinger thread: a ping every [`PING_INTERVAL`]; a websocket silent
-/// for two of them is cut (and so reconnected).
-fn ping_loop(inner: &Inner, stop: &Receiver<()>) {
+/// The pinger thread: a ping every [`PING_INTERVAL`] (or as told); a
+/// websocket silent for two of them is cut (and so reconnected).
+fn ping_loop(inner: &Inner, told: &Receiver<Pinger>) {
+    let mut every = PING_INTERVAL;
     loop {
-        match stop.recv_timeout(PING_INTERVAL) {
+        match told.recv_timeout(every) {
             Err(RecvTimeoutError::Timeout) => {}
-            _ => return,
+            Ok(Pinger::Every(d)) => {
+                every = d;
+                continue;
+            }
+            Ok(Pinger::Stop) | Err(RecvTimeoutError::Disconnected) => return,
         }
         let (socket, heard) = {
             let s = inner.state();
@@ -1068,8 +1094,11 @@ fn ping_loop(inner: &Inner, stop: &Receiver<()>) {
             (s.socket.clone(), s.last_heard)
         };
         let Some(socket) = socket else { continue };
-        if heard.is_some_and(|h| h.elapsed() > PING_INTERVAL * 2) {
-            warn!("nothing from the proxy websocket for a minute; reconnecting");
+        if heard.is_some_and(|h| h.elapsed() > every * 2) {
+            warn!(
+                "nothing from the proxy websocket for {:?}; reconnecting",
+                every * 2
+            );
             socket.cut();
             continue;
         }

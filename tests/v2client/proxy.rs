@@ -6,6 +6,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -187,6 +188,11 @@ fn a_job_destroyed_under_open_channels() {
 struct Relay {
     addr: SocketAddr,
     conns: Arc<Mutex<Vec<TcpStream>>>,
+    /// Per connection: whether what the server sends is dropped.
+    mutes: Arc<Mutex<Vec<Arc<AtomicBool>>>>,
+    /// Connections accepted, and client -> server writes relayed.
+    accepted: Arc<AtomicUsize>,
+    sent_up: Arc<AtomicUsize>,
 }
 
 impl Relay {
@@ -194,7 +200,15 @@ impl Relay {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
-        let kept = Arc::clone(&conns);
+        let mutes: Arc<Mutex<Vec<Arc<AtomicBool>>>> = Arc::default();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let sent_up = Arc::new(AtomicUsize::new(0));
+        let (kept, muting, counted, ups) = (
+            Arc::clone(&conns),
+            Arc::clone(&mutes),
+            Arc::clone(&accepted),
+            Arc::clone(&sent_up),
+        );
         thread::spawn(move || {
             for down in listener.incoming() {
                 let Ok(down) = down else { return };
@@ -205,14 +219,25 @@ impl Relay {
                 list.push(down.try_clone().expect("clone"));
                 list.push(up.try_clone().expect("clone"));
                 drop(list);
+                let mute = Arc::new(AtomicBool::new(false));
+                muting.lock().expect("lock").push(Arc::clone(&mute));
+                counted.fetch_add(1, Ordering::SeqCst);
                 pump(
                     down.try_clone().expect("clone"),
                     up.try_clone().expect("clone"),
+                    None,
+                    Some(Arc::clone(&ups)),
                 );
-                pump(up, down);
+                pump(up, down, Some(mute), None);
             }
         });
-        Relay { addr, conns }
+        Relay {
+            addr,
+            conns,
+            mutes,
+            accepted,
+            sent_up,
+        }
     }
 
     fn cut(&self) {
@@ -220,17 +245,36 @@ impl Relay {
             let _ = s.shutdown(Shutdown::Both);
         }
     }
+
+    /// From now on, what the server sends on the connections open now is
+    /// dropped (they stay open): a path that has gone silent.
+    fn silence(&self) {
+        for m in self.mutes.lock().expect("lock").iter() {
+            m.store(true, Ordering::SeqCst);
+        }
+    }
 }
 
-fn pump(mut from: TcpStream, mut to: TcpStream) {
+/// Relays `from` to `to`, dropping what comes while `mute` is set, and
+/// counting writes in `count`.
+fn pump(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    mute: Option<Arc<AtomicBool>>,
+    count: Option<Arc<AtomicUsize>>,
+) {
     thread::spawn(move || {
         let mut buf = [0u8; 8192];
         loop {
             match from.read(&mut buf) {
                 Ok(0) | Err(_) => break,
+                Ok(_) if mute.as_ref().is_some_and(|m| m.load(Ordering::SeqCst)) => {}
                 Ok(n) => {
                     if to.write_all(&buf[..n]).is_err() {
                         break;
+                    }
+                    if let Some(c) = &count {
+                        c.fetch_add(1, Ordering::SeqCst);
                     }
                 }
             }
@@ -238,6 +282,61 @@ fn pump(mut from: TcpStream, mut to: TcpStream) {
         let _ = to.shutdown(Shutdown::Both);
         let _ = from.shutdown(Shutdown::Both);
     });
+}
+
+/// Pings keep a quiet websocket open; a websocket on which nothing, not
+/// even a pong, comes back for two ping intervals is given up and reopened
+/// with its channels.
+#[test]
+fn pings_keep_a_quiet_websocket_and_a_silent_one_is_reopened() {
+    let server = server();
+    let direct = server.v2_local_addr().expect("v2");
+    let relay = Relay::start(direct);
+    let url = server
+        .v2_url()
+        .expect("v2")
+        .replace(&direct.to_string(), &relay.addr.to_string());
+    let mut c = connect(&url);
+    let id = job(&mut c, 1);
+    let proxy = c.proxy(id).expect("open the proxy");
+    let ch = proxy.open(0, 0, SCP_PORT).expect("open");
+    version(&ch, 1);
+    let opened = relay.accepted.load(Ordering::SeqCst);
+    proxy.set_ping_interval(Duration::from_millis(50));
+    // Quiet but answered: ten pings go out (ten intervals, five times the
+    // silence allowed), and the websocket is kept.
+    let before = relay.sent_up.load(Ordering::SeqCst);
+    assert!(
+        crate::support::eventually(Duration::from_secs(20), || {
+            relay.sent_up.load(Ordering::SeqCst) >= before + 10
+        }),
+        "no pings"
+    );
+    assert_eq!(
+        relay.accepted.load(Ordering::SeqCst),
+        opened,
+        "reopened while answered"
+    );
+    // Silent: given up and reopened, and the channel works again.
+    relay.silence();
+    assert!(
+        crate::support::eventually(Duration::from_secs(20), || {
+            relay.accepted.load(Ordering::SeqCst) > opened
+        }),
+        "a silent websocket was kept"
+    );
+    let mut answered = false;
+    for seq in 2..400u16 {
+        ch.send(&cmd_ver(0, 0, seq)).expect("send");
+        if let Some(r) = ch.recv(Some(Duration::from_millis(50))).expect("recv") {
+            check_version_reply(&r, u16::from_le_bytes([r[12], r[13]]));
+            answered = true;
+            break;
+        }
+    }
+    assert!(answered, "the channel works again after the reconnection");
+    assert!(proxy.ended().is_none());
+    proxy.close();
 }
 
 #[test]
