@@ -547,6 +547,11 @@ impl ProxyClient {
     /// the job that sends to the server-side address it reports
     /// ([`Channel::address`]), and sends with [`Channel::send_to`].
     ///
+    /// Unlike a connected channel, it ends if the websocket drops (its
+    /// calls then fail with [`Error::Disconnected`]): a reopened websocket
+    /// would be given another address, which the boards do not know. Open
+    /// another, and tell the boards its address.
+    ///
     /// # Errors
     /// As [`open`](Self::open).
     pub fn open_unconnected(&self) -> Result<Channel> {

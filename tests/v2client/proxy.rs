@@ -300,6 +300,7 @@ fn pings_keep_a_quiet_websocket_and_a_silent_one_is_reopened() {
     let id = job(&mut c, 1);
     let proxy = c.proxy(id).expect("open the proxy");
     let ch = proxy.open(0, 0, SCP_PORT).expect("open");
+    let unconnected = proxy.open_unconnected().expect("open unconnected");
     version(&ch, 1);
     let opened = relay.accepted.load(Ordering::SeqCst);
     proxy.set_ping_interval(Duration::from_millis(50));
@@ -335,6 +336,13 @@ fn pings_keep_a_quiet_websocket_and_a_silent_one_is_reopened() {
         }
     }
     assert!(answered, "the channel works again after the reconnection");
+    // The unconnected channel's address is gone with the websocket: it
+    // ended, and says so.
+    assert!(matches!(unconnected.recv(WAIT), Err(Error::Disconnected)));
+    assert!(matches!(
+        unconnected.send_to(0, 0, SCP_PORT, &cmd_ver(0, 0, 1)),
+        Err(Error::Disconnected)
+    ));
     assert!(proxy.ended().is_none());
     proxy.close();
 }
