@@ -597,7 +597,7 @@ Context for these figures:
   $(fmt 0 "$PROXY_START") ms from starting to printing its tunnels. The
   issue set no target for this row. Those chosen: a round trip under 1 ms,
   because the proxy exists for users off-site, whose every request
-  crosses the Internet to Manchester (tens of milliseconds), so a relay
+  crosses the Internet to Manchester (10 ms or more), so a relay
   costing under a millisecond on loopback is a small part of what they
   pay; and at least 10 000 datagrams/s, which is more than such a link
   carries for one board (SpiNNMan keeps 8 requests in flight per board

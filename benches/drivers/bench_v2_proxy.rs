@@ -273,12 +273,11 @@ impl Subject {
         self.seq
     }
 
-    /// One request, waiting for its reply (up to `LOSS`); the round trip,
-    /// or `None` if it was lost.
+    /// One request, waiting for its reply (up to `LOSS`, the socket's
+    /// read timeout); the round trip, or `None` if it was lost.
     fn round_trip(&mut self) -> io::Result<Option<Duration>> {
         let seq = self.next_seq();
         let mut buf = [0u8; MAX_DATAGRAM];
-        self.socket.set_read_timeout(Some(LOSS))?;
         let sent = Instant::now();
         self.socket.send(&request(seq))?;
         loop {
@@ -297,6 +296,7 @@ impl Subject {
     }
 
     fn warm_up(&mut self) -> io::Result<()> {
+        self.socket.set_read_timeout(Some(LOSS))?;
         let mut answered = 0;
         for _ in 0..WARM_UP {
             answered += usize::from(self.round_trip()?.is_some());
@@ -312,6 +312,7 @@ impl Subject {
 
     /// Round trips, one request at a time, for `length`.
     fn one_at_a_time(&mut self, length: Duration) -> io::Result<()> {
+        self.socket.set_read_timeout(Some(LOSS))?;
         let end = Instant::now() + length;
         while Instant::now() < end {
             match self.round_trip()? {
