@@ -7,6 +7,7 @@
 //! bench_v2 lifecycle URL CA USER COUNT
 //! bench_v2 load      URL CA USER CLIENTS SECONDS SERVER_PID
 //! bench_v2 waiters   URL CA TOKEN WAITERS SECONDS SERVER_PID
+//! bench_v2 proxy     URL CA USER SECONDS SPALLOC
 //! ```
 //!
 //! * `lifecycle`: the whole life of a [`spalloc::Job`] over v2, create a
@@ -32,6 +33,23 @@
 //!   then deletes the job and reports how long it took until
 //!   every waiter had its answer (`wake_all_ms=…`). The server's wait
 //!   limit must exceed `SECONDS`. Linux only (it reads `/proc`).
+//! * `proxy`: creates a one-board job, waits until it is ready, and runs
+//!   the real tool `SPALLOC proxy JOB -H URL --json` (in a directory of
+//!   its own whose `.spalloc` names the CA, as `SPALLOC_USER` = `USER`)
+//!   as a child; then sends SCP version requests (`CMD_VER`) to the local
+//!   port it gives the board, and the same requests to a responder in
+//!   this process on 127.0.0.1 that answers each with a reply of the
+//!   board's shape and size ("direct UDP to a board on this machine": the
+//!   virtual boards answer only the proxy's own sockets, as the real ones
+//!   sit behind a firewall). Each is measured two ways, taking turns in
+//!   four slices: one request at a time (the median and 99th percentile
+//!   round trip, `proxy_rtt_us=… proxy_rtt_p99_us=…`, likewise `direct`),
+//!   and with a window of requests outstanding (`proxy_dps=…
+//!   direct_dps=…`, replies per second, `window=…`), each for `SECONDS` in
+//!   all. UDP may lose datagrams: every read is bounded, a request not
+//!   answered within 200 ms counts as lost (`proxy_lost=…`) and frees its
+//!   place in the window. Ends by stopping the proxy (SIGTERM; its exit
+//!   status must be 0) and destroying the job, on every path.
 
 use std::process::ExitCode;
 use std::sync::{Arc, Barrier, Mutex};
@@ -43,11 +61,15 @@ use spalloc::{CreateJobOptions, Job, JobOptions, JobRequest, Number};
 
 const TIMEOUT: Option<Duration> = Some(Duration::from_secs(30));
 
+#[path = "bench_v2_proxy.rs"]
+mod proxy;
+
 fn usage() -> ExitCode {
     eprintln!(
         "usage: bench_v2 lifecycle URL CA USER COUNT\n       \
          bench_v2 load URL CA USER CLIENTS SECONDS SERVER_PID\n       \
-         bench_v2 waiters URL CA TOKEN WAITERS SECONDS SERVER_PID"
+         bench_v2 waiters URL CA TOKEN WAITERS SECONDS SERVER_PID\n       \
+         bench_v2 proxy URL CA USER SECONDS SPALLOC"
     );
     ExitCode::from(2)
 }
@@ -82,6 +104,17 @@ fn main() -> ExitCode {
                     pid as u32,
                 )
             }
+            _ => return usage(),
+        },
+        (Some("proxy"), Some(url), Some(ca), Some(user)) => match (num(4), arg(5)) {
+            (Some(s), Some(spalloc)) if s > 0.0 => proxy::run(
+                url,
+                &password(ca, user),
+                ca,
+                user,
+                Duration::from_secs_f64(s),
+                spalloc,
+            ),
             _ => return usage(),
         },
         _ => return usage(),

@@ -417,20 +417,17 @@ fn sandbox(url: &str) -> Sandbox {
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
-/// The JSON line `spalloc proxy --json` printed.
+/// The JSON line `spalloc proxy --json` printed: a whole line, ended by
+/// its `\n`, as a program reading it line by line needs.
 fn tunnel_table(running: &Running) -> serde_json::Value {
-    assert!(
-        running.wait_for_stdout("\"boot\"", PATIENCE),
-        "no table: {}\n{}",
-        running.stdout(),
-        running.stderr()
-    );
-    let out = running.stdout();
-    let line = out
-        .lines()
-        .find(|l| l.contains("\"boot\""))
-        .expect("a line");
-    serde_json::from_str(line).expect("JSON")
+    let Some(line) = running.wait_for_stdout_line("\"boot\"", PATIENCE) else {
+        panic!(
+            "no whole JSON line: {:?}\n{}",
+            running.stdout(),
+            running.stderr()
+        );
+    };
+    serde_json::from_str(&line).expect("JSON")
 }
 
 /// Sends a version command to a local tunnel port and reads the reply.
@@ -474,6 +471,31 @@ fn the_proxy_command_tunnels_scp_until_ctrl_c() {
     for b in boards {
         UdpSocket::bind(b["local"].as_str().expect("local")).expect("the port is free again");
     }
+}
+
+#[test]
+fn the_proxy_command_prints_its_table_as_whole_lines() {
+    let server = server();
+    let mut c = connect(server.v2_url().expect("v2"));
+    let id = job(&mut c, 1);
+    let sb = sandbox(server.v2_url().expect("v2"));
+    let running = sb.spawn(&["proxy", &id.to_string()]);
+    let last = running.wait_for_stdout_line("Press Ctrl-C to stop.", PATIENCE);
+    assert!(
+        last.is_some(),
+        "no whole last line: {:?}\n{}",
+        running.stdout(),
+        running.stderr()
+    );
+    let out = running.stdout();
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("0,0 ") && l.contains(" 17893 "))
+        .expect("the board's row");
+    let local = row.split_whitespace().last().expect("local address");
+    version_through(local, 5);
+    running.signal(15);
+    running.finish(PATIENCE).expect_code(0);
 }
 
 #[test]

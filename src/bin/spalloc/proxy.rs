@@ -197,7 +197,7 @@ fn table(id: u64, tunnels: &[Tunnel]) -> String {
             t.local
         ));
     }
-    out.push_str("Press Ctrl-C to stop.");
+    out.push_str("Press Ctrl-C to stop.\n");
     out
 }
 
@@ -214,7 +214,11 @@ fn json_of(id: u64, tunnels: &[Tunnel]) -> String {
         })
         .collect();
     let boot = tunnels.iter().find(|t| t.boot).map(|t| t.local.to_string());
-    json!({"job_id": id, "boards": boards, "boot": boot}).to_string()
+    // A whole line, so that a program reading it line by line gets it.
+    format!(
+        "{}\n",
+        json!({"job_id": id, "boards": boards, "boot": boot})
+    )
 }
 
 /// Two threads per tunnel: local datagrams to the board, and the board's
