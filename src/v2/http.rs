@@ -471,8 +471,13 @@ impl Transport {
                 result = write_requests(conn, &bytes, deadline);
                 sent = end;
             }
-            if let Some(r) = &conn.registration {
-                r.arm()?;
+            if let Some(r) = &conn.registration
+                && let Err(e) = r.arm()
+            {
+                // Requests are in flight: their answers must not be read
+                // as another request's.
+                self.conn = None;
+                return Err(e);
             }
             let result = result.and_then(|()| {
                 read_response(conn, &reqs[responses.len()], deadline, self.max_body)

@@ -406,3 +406,35 @@ fn listings_answer_in_order_whatever_the_mix() {
     );
     assert_eq!(c.job_machines(&mine).expect("machines"), vec![None; 5]);
 }
+
+/// An interruption that cuts a pipelined listing short leaves no answer
+/// behind on the connection for the next request to take as its own.
+#[test]
+fn an_interrupted_listing_leaves_nothing_behind() {
+    let server = start();
+    let interrupt = spalloc::InterruptHandle::new();
+    let mut c = RestClient::connect(
+        server.v2_url().expect("v2"),
+        &alice(),
+        TIMEOUT,
+        Some(&interrupt),
+    )
+    .expect("connect to v2");
+    let ready = c
+        .create_job(&JobRequest::Boards(1), &request())
+        .expect("create");
+    let gone = c
+        .create_job(&JobRequest::Boards(1), &request())
+        .expect("create");
+    c.delete_job(gone, None).expect("destroy");
+    assert_eq!(
+        c.job(ready).expect("job").expect("known").state,
+        JobState::Ready
+    );
+    interrupt.interrupt();
+    let cut = c.jobs(&[gone; 20]);
+    assert!(matches!(cut, Err(Error::Interrupted)), "{cut:?}");
+    // The next request gets its own answer, not one of the listing's.
+    let info = c.job(ready).expect("job").expect("known");
+    assert_eq!((info.id, info.state), (ready, JobState::Ready));
+}
