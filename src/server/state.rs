@@ -457,6 +457,10 @@ pub(crate) struct Controller {
     /// only ever moves later, so the bound stays true until a scan
     /// recomputes it.
     next_expiry: Option<Instant>,
+    /// A moment of the server's clock and the Unix time then: the times
+    /// the server reports follow its clock, moved on by
+    /// [`advance`](crate::server::VirtualServer::advance) too.
+    epoch: (Instant, f64),
 }
 
 /// Unix time in seconds.
@@ -515,7 +519,13 @@ impl Controller {
             reports: VecDeque::new(),
             dirty: false,
             next_expiry: None,
+            epoch: (Instant::now(), unix_now()),
         }
+    }
+
+    /// Unix time (seconds) at `now` of the server's clock.
+    fn unix_at(&self, now: Instant) -> f64 {
+        self.epoch.1 + now.saturating_duration_since(self.epoch.0).as_secs_f64()
     }
 
     pub fn policy(&self) -> &Policy {
@@ -640,13 +650,14 @@ impl Controller {
         let until = keepalive_deadline(now, spec.keepalive);
         self.expiry_at_or_after(until);
         let spec_is_v1 = spec.v2_request.is_none();
+        let unix = self.unix_at(now);
         let job = Job {
             keepalive_until: until,
             spec,
             listed: OnceCell::new(),
             bound,
-            start_time: unix_now(),
-            last_keepalive: unix_now(),
+            start_time: unix,
+            last_keepalive: unix,
             keepalivehost: host.to_owned(),
             keepalive_seen: spec_is_v1,
             creator_host: host.to_owned(),
@@ -766,12 +777,13 @@ impl Controller {
         debug!("job {id}: allocated {count} board(s) of {name}");
         self.changed_machines.insert(name);
         let server = self.settings.policy;
+        let unix = self.unix_at(now);
         if let Some(job) = self.jobs.get_mut(&id)
             && job.spec.policy(server).allocation_is_keepalive
         {
             let until = keepalive_deadline(now, job.spec.keepalive);
             job.keepalive_until = until;
-            job.last_keepalive = unix_now();
+            job.last_keepalive = unix;
             job.keepalivehost = job.creator_host.clone();
             self.expiry_at_or_after(until);
         }
@@ -854,7 +866,7 @@ impl Controller {
                 last_keepalive: job.last_keepalive,
                 keepalivehost: job.keepalivehost,
                 owner: job.spec.owner,
-                finish_time: unix_now(),
+                finish_time: self.unix_at(now),
                 v2_request: job.spec.v2_request,
             },
         );
@@ -949,12 +961,13 @@ impl Controller {
     /// A keepalive from `host`: refreshes a live job's timer (destroyed and
     /// unknown jobs are left as they are).
     pub fn touch(&mut self, id: Option<u64>, host: &str, now: Instant) -> Found {
+        let unix = self.unix_at(now);
         let Some(job) = id.and_then(|id| self.jobs.get_mut(&id)) else {
             return self.find(id);
         };
         let until = keepalive_deadline(now, job.spec.keepalive);
         job.keepalive_until = until;
-        job.last_keepalive = unix_now();
+        job.last_keepalive = unix;
         job.keepalive_seen = true;
         if job.keepalivehost != host {
             job.keepalivehost = host.to_owned();

@@ -50,6 +50,26 @@ enum Watched {
 /// What a watch of one job compares: its state, keepalive host and power.
 type JobLook = (JobState, Option<String>, Option<bool>);
 
+/// A job's boards and power as a listing last read them, and the job as it
+/// was just after (the reads themselves count as a keepalive).
+#[derive(Debug)]
+struct Details {
+    seen: Option<(JobState, Option<f64>, Option<String>)>,
+    alloc: Option<JobAllocation>,
+    power: Option<bool>,
+}
+
+impl Details {
+    /// Whether nothing has touched the job since: same state, same
+    /// keepalive time and host (a power change or a keepalive moves the
+    /// time).
+    fn still(&self, now: &JobInfo) -> bool {
+        self.seen.as_ref().is_some_and(|(state, time, host)| {
+            *state == now.state && *time == now.keepalive_time && *host == now.keepalive_host
+        })
+    }
+}
+
 /// A v2 service as [`Client`](crate::Client) uses it.
 #[derive(Debug)]
 pub(crate) struct V2Backend {
@@ -60,6 +80,8 @@ pub(crate) struct V2Backend {
     recheck: Duration,
     /// Machines by name, for sizes (they do not change while we look).
     machines: HashMap<String, (u32, u32)>,
+    /// While a watch lists jobs: each listed job's boards and power.
+    details: HashMap<u64, Details>,
     interrupt: Option<InterruptHandle>,
 }
 
@@ -79,6 +101,7 @@ impl V2Backend {
             watched: None,
             recheck: FIRST_RECHECK,
             machines: HashMap::new(),
+            details: HashMap::new(),
             interrupt: interrupt.cloned(),
         })
     }
@@ -121,7 +144,7 @@ impl V2Backend {
     pub fn job_list(&mut self, destroyed: bool) -> Result<JobListing> {
         let ids = self.rest.job_ids(destroyed)?;
         // The service lists only ids: each job's description, and then the
-        // boards and power of those that have boards, are asked for in two
+        // boards and power of those that have boards, are asked for in
         // pipelined rounds rather than one request at a time.
         let infos = self.rest.jobs(&ids)?;
         let hidden = infos.iter().filter(|i| i.is_none()).count();
@@ -130,24 +153,63 @@ impl V2Backend {
             .flatten()
             .filter(|i| destroyed || i.state.is_live())
             .collect();
-        let with_boards: Vec<u64> = infos
+        // Reading a job's boards or power counts as a keepalive of it on
+        // the Java service. While a watch lists the jobs again and again,
+        // they are read again only for a job that someone else has touched
+        // since (its state, or its keepalive time or host, moved): one left
+        // to expire is not kept alive by being watched, and costs one
+        // request a look, not three. The service keeps whole seconds, so a
+        // power change made in the same second as the last look, and over
+        // before the next, would go unseen until the job is next touched;
+        // on real boards a power change spends seconds in state POWER,
+        // which the look its long-poll wakes sees.
+        let watching = matches!(self.watched, Some(Watched::Jobs | Watched::Machine(..)));
+        if !watching {
+            self.details.clear();
+        }
+        let with_boards: Vec<&JobInfo> = infos
             .iter()
             .filter(|i| matches!(i.state, JobState::Power | JobState::Ready))
+            .collect();
+        let stale: Vec<u64> = with_boards
+            .iter()
+            .filter(|i| self.details.get(&i.id).is_none_or(|d| !d.still(i)))
             .map(|i| i.id)
             .collect();
-        let allocations = self.rest.job_machines(&with_boards)?;
-        let powers = self.rest.powers(&with_boards)?;
-        let boards: HashMap<u64, (Option<JobAllocation>, Option<bool>)> = with_boards
-            .into_iter()
+        let allocations = self.rest.job_machines(&stale)?;
+        let powers = self.rest.powers(&stale)?;
+        // What the reads just did to each job, to compare with next time.
+        let touched = if watching {
+            self.rest.jobs(&stale)?
+        } else {
+            vec![None; stale.len()]
+        };
+        for ((id, (alloc, power)), after) in stale
+            .iter()
             .zip(allocations.into_iter().zip(powers))
-            .collect();
+            .zip(touched)
+        {
+            self.details.insert(
+                *id,
+                Details {
+                    seen: after.map(|a| (a.state, a.keepalive_time, a.keepalive_host)),
+                    alloc,
+                    power,
+                },
+            );
+        }
+        let listed: std::collections::HashSet<u64> = with_boards.iter().map(|i| i.id).collect();
+        self.details.retain(|id, _| listed.contains(id));
         let mut jobs: Vec<JobDescription> = infos
             .iter()
-            .map(|info| match boards.get(&info.id) {
-                Some((alloc, power)) => job_description(info, alloc.as_ref(), *power),
+            .map(|info| match self.details.get(&info.id) {
+                Some(d) => job_description(info, d.alloc.as_ref(), d.power),
                 None => job_description(info, None, None),
             })
             .collect();
+        if !watching {
+            self.details.clear();
+        }
         // Oldest first, as the v1 servers list them.
         jobs.sort_by_key(|j| j.job_id);
         Ok(JobListing { jobs, hidden })

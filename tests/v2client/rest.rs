@@ -438,3 +438,59 @@ fn an_interrupted_listing_leaves_nothing_behind() {
     let info = c.job(ready).expect("job").expect("known");
     assert_eq!((info.id, info.state), (ready, JobState::Ready));
 }
+
+/// Reading a job's boards or power is a keepalive on the Java service, so
+/// a watch that listed them on every look would keep every job it shows
+/// alive. A watched job that nobody else touches is read once: it still
+/// expires on time, while a power change made meanwhile still shows.
+#[test]
+fn a_watch_does_not_keep_the_jobs_it_shows_alive() {
+    let server = start();
+    let mut other = connect(&server, &alice());
+    let mut short = request();
+    short.keepalive = Some(spalloc::Number::Int(30));
+    let left = other
+        .create_job(&JobRequest::Boards(1), &short)
+        .expect("create");
+    let powered = other
+        .create_job(&JobRequest::Boards(1), &request())
+        .expect("create");
+    let mut c = Client::connect(&server_options(&server)).expect("connect");
+    c.watch(&spalloc::Watch::Jobs).expect("watch");
+    let power_of = |c: &mut Client, id: u64| {
+        let listing = c.job_list(false).expect("list");
+        listing
+            .jobs
+            .iter()
+            .find(|j| j.job_id == id)
+            .map(|j| (j.state, j.power, j.boards.len()))
+    };
+    assert_eq!(
+        power_of(&mut c, left),
+        Some((JobState::Ready, Some(true), 1))
+    );
+    // Someone powers the other job off between two looks (a second or
+    // more later, as the service keeps times in whole seconds): it shows.
+    server.advance(Duration::from_secs(1));
+    other.set_power(powered, false).expect("power off");
+    assert_eq!(
+        power_of(&mut c, powered),
+        Some((JobState::Ready, Some(false), 1))
+    );
+    // Looking every 10 s for 40 s does not keep the 30 s job alive (the
+    // other job is kept alive by its owner).
+    for _ in 0..4 {
+        server.advance(Duration::from_secs(10));
+        other.keepalive(powered).expect("keepalive");
+        let _ = c.job_list(false).expect("list");
+    }
+    assert_eq!(
+        other.job(left).expect("job").expect("known").state,
+        JobState::Destroyed
+    );
+    assert_eq!(power_of(&mut c, left), None);
+    assert_eq!(
+        power_of(&mut c, powered),
+        Some((JobState::Ready, Some(false), 1))
+    );
+}
