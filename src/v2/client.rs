@@ -617,7 +617,7 @@ impl RestClient {
         })
     }
 
-    /// `GET`s every URL, pipelined on one connection, renewing the session
+    /// `GET`s every URL, pipelined ([`send_all`](Self::send_all)), renewing the session
     /// once if it has expired; each answer is checked as
     /// [`get_json`](Self::get_json) checks one.
     fn get_json_all(
@@ -977,8 +977,9 @@ impl RestClient {
     }
 
     /// [`job`](Self::job) of each of `ids`, in order, the requests
-    /// pipelined on one connection: a listing's worth of jobs costs about
-    /// one round trip instead of one each.
+    /// pipelined (many written before their answers are read; a long list
+    /// over two connections): a listing's worth of jobs costs a few round
+    /// trips instead of one each.
     ///
     /// # Errors
     /// As for [`job`](Self::job): the first error of any of them.
