@@ -178,6 +178,10 @@ fn v2_configuration_errors_name_the_field() {
         ),
         ("[v2]\ntls_cert = \"c.pem\"\n", "v2.tls_cert"),
         ("[v2]\nkeepalive_min = 400\n", "v2.keepalive_min"),
+        (
+            "[[v2.user]]\nname = \"a\"\npassword = \"x\"\ngroups = [\"g\", \" \"]\n",
+            "v2.user[0].groups[1]",
+        ),
     ] {
         std::fs::write(&bad, text).expect("write");
         let out = sb.run(&["serve", "--config", &bad.display().to_string()]);

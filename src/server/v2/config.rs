@@ -782,7 +782,7 @@ mod tests {
             max_head = 2048\nmax_body = 100\nrequest_timeout = 4\nidle_timeout = 5\n\
             max_sessions = 6\nproxy = false\nboard_scp_port = 0\nboard_boot_port = 1234\n\
             proxy_send_buffer = 8192\nproxy_send_timeout = 2.5\n\n[[v2.user]]\nname = \"a\"\npassword = \"p\"\n\
-            role = \"admin\"\ntokens = [\"token-123456\"]\n";
+            role = \"admin\"\ntokens = [\"token-123456\"]\ngroups = [\"g1\", \"g2\"]\n";
         let c = crate::server::ServerConfig::from_toml_str(text);
         let v2 = match c {
             Ok(c) => c.v2.unwrap_or_default(),
@@ -827,6 +827,8 @@ mod tests {
                 V2User::new("a", "p")
                     .role(V2Role::Admin)
                     .token("token-123456")
+                    .group("g1")
+                    .group("g2")
             ]
         );
         // No table: the defaults. `enabled = false`: none.
