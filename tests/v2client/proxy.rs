@@ -284,19 +284,40 @@ fn pump(
     });
 }
 
-/// Pings keep a quiet websocket open; a websocket on which nothing, not
-/// even a pong, comes back for two ping intervals is given up and reopened
-/// with its channels.
-#[test]
-fn pings_keep_a_quiet_websocket_and_a_silent_one_is_reopened() {
-    let server = server();
+/// A relay in front of `server`'s v2 service, and a client that goes
+/// through it.
+fn through_a_relay(server: &VirtualServer) -> (Relay, RestClient) {
     let direct = server.v2_local_addr().expect("v2");
     let relay = Relay::start(direct);
     let url = server
         .v2_url()
         .expect("v2")
         .replace(&direct.to_string(), &relay.addr.to_string());
-    let mut c = connect(&url);
+    let c = connect(&url);
+    (relay, c)
+}
+
+/// Whether a version request on `ch` is answered again, after a
+/// reconnection: datagrams sent while the websocket is down are lost, as
+/// UDP may lose them, so it keeps asking (for up to 20 s).
+fn answered_again(ch: &Channel) -> bool {
+    for seq in 2..200u16 {
+        ch.send(&cmd_ver(0, 0, seq)).expect("send");
+        if let Some(r) = ch.recv(Some(Duration::from_millis(100))).expect("recv") {
+            check_version_reply(&r, u16::from_le_bytes([r[12], r[13]]));
+            return true;
+        }
+    }
+    false
+}
+
+/// Pings keep a quiet websocket open; a websocket on which nothing, not
+/// even a pong, comes back for two ping intervals is given up and reopened
+/// with its channels.
+#[test]
+fn pings_keep_a_quiet_websocket_and_a_silent_one_is_reopened() {
+    let server = server();
+    let (relay, mut c) = through_a_relay(&server);
     let id = job(&mut c, 1);
     let proxy = c.proxy(id).expect("open the proxy");
     let ch = proxy.open(0, 0, SCP_PORT).expect("open");
@@ -326,16 +347,10 @@ fn pings_keep_a_quiet_websocket_and_a_silent_one_is_reopened() {
         }),
         "a silent websocket was kept"
     );
-    let mut answered = false;
-    for seq in 2..400u16 {
-        ch.send(&cmd_ver(0, 0, seq)).expect("send");
-        if let Some(r) = ch.recv(Some(Duration::from_millis(50))).expect("recv") {
-            check_version_reply(&r, u16::from_le_bytes([r[12], r[13]]));
-            answered = true;
-            break;
-        }
-    }
-    assert!(answered, "the channel works again after the reconnection");
+    assert!(
+        answered_again(&ch),
+        "the channel works again after the reconnection"
+    );
     // The unconnected channel's address is gone with the websocket: it
     // ended, and says so.
     assert!(matches!(unconnected.recv(WAIT), Err(Error::Disconnected)));
@@ -350,31 +365,16 @@ fn pings_keep_a_quiet_websocket_and_a_silent_one_is_reopened() {
 #[test]
 fn a_dropped_websocket_is_reopened_with_its_channels() {
     let server = server();
-    let direct = server.v2_local_addr().expect("v2");
-    let relay = Relay::start(direct);
-    let url = server
-        .v2_url()
-        .expect("v2")
-        .replace(&direct.to_string(), &relay.addr.to_string());
-    let mut c = connect(&url);
+    let (relay, mut c) = through_a_relay(&server);
     let id = job(&mut c, 2);
     let proxy = c.proxy(id).expect("open the proxy");
     let ch = proxy.open(0, 0, SCP_PORT).expect("open");
     version(&ch, 1);
     relay.cut();
-    // Datagrams sent while the websocket is down are lost, as UDP may lose
-    // them: keep asking until one is answered through the new websocket.
-    let mut answered = false;
-    for seq in 2..200u16 {
-        ch.send(&cmd_ver(0, 0, seq)).expect("send");
-        if let Some(r) = ch.recv(Some(Duration::from_millis(100))).expect("recv") {
-            let s = u16::from_le_bytes([r[12], r[13]]);
-            check_version_reply(&r, s);
-            answered = true;
-            break;
-        }
-    }
-    assert!(answered, "the channel works again after the reconnection");
+    assert!(
+        answered_again(&ch),
+        "the channel works again after the reconnection"
+    );
     assert!(proxy.ended().is_none());
     proxy.close();
 }
